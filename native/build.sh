@@ -1,0 +1,39 @@
+#!/bin/bash
+# Builds MMFuse's native side; Maven runs it after compiling the Java classes (process-classes).
+#   1. nvcc: kernels/*.cu + native/src/*.cpp -> libmmfuse.so (sm_80 and sm_90 code, compute_90 PTX for
+#      newer GPUs), linked against the shared CUDA runtime, the one the JavaCPP CUDA presets load;
+#   2. g++: native/harness -> mmfuse_harness (checks and times every kernel on a GPU, no Java needed);
+#   3. JavaCPP: the JNI glue of org.mmfuse.cuda.MmfNative -> libjnimmfuse.so.
+# Both libraries go to <classes>/org/mmfuse/cuda/linux-x86_64/, where JavaCPP's Loader finds them in
+# the jar. Without nvcc nothing is built and the library runs CPU-only.
+# Usage: native/build.sh <javacpp.jar> <classes dir> <native build dir>
+set -euo pipefail
+javacpp_jar=$1 classes=$2 out=$3
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+if ! command -v nvcc >/dev/null 2>&1; then
+    echo "mmfuse: nvcc not found: building CPU-only (no CUDA kernels, no JNI library)"
+    exit 0
+fi
+cuda_home=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+[ -f "$cuda_home/include/cuda_runtime.h" ] || cuda_home=/usr/local/cuda
+mkdir -p "$out"
+libdir="$classes/org/mmfuse/cuda/linux-x86_64"
+mkdir -p "$libdir"
+
+# Hopper-only kernels (wgmma, TMA) will add -gencode arch=compute_90a,code=sm_90a.
+arch="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90"
+warn="-Wall,-Wextra"
+nvcc -std=c++17 -O3 -Xcompiler -fPIC,$warn -Werror all-warnings $arch \
+    -I"$root/native/include" -I"$root/kernels" -cudart shared -shared \
+    -Xlinker -rpath,'$ORIGIN':"$cuda_home/lib64" \
+    -o "$out/libmmfuse.so" "$root"/kernels/*.cu "$root"/native/src/*.cpp
+g++ -std=c++17 -O2 -Wall -Wextra -Werror -I"$root/native/include" -I"$cuda_home/include" \
+    -I"$root/kernels" "$root/native/harness/harness.cpp" -L"$out" -lmmfuse -L"$cuda_home/lib64" -lcudart \
+    -Wl,-rpath,'$ORIGIN' -o "$out/mmfuse_harness"
+cp "$out/libmmfuse.so" "$libdir/"
+
+java -cp "$javacpp_jar:$classes" org.bytedeco.javacpp.tools.Builder \
+    -d "$libdir" -Dplatform.includepath="$root/native/include" -Dplatform.linkpath="$out" \
+    org.mmfuse.cuda.MmfNative > "$out/javacpp.log" 2>&1 || { cat "$out/javacpp.log"; exit 1; }
+echo "mmfuse: built libmmfuse.so (sm_80, sm_90, compute_90 PTX) and its JNI glue with $(nvcc --version | grep -o 'release [0-9.]*')"

@@ -1,0 +1,38 @@
+package org.mmfuse;
+
+import java.util.List;
+
+/**
+ * The operations every backend implements. Arguments are checked before anything runs: a bad
+ * argument throws {@link IllegalArgumentException} (or {@link NullPointerException},
+ * {@link IllegalStateException} for a closed tensor) naming it and printing the shapes, and leaves
+ * every output untouched. All tensors of one call must be on the backend's device.
+ *
+ * <p>Semantics follow PyTorch where PyTorch has the operation.
+ */
+public interface Ops {
+    /** Which backend this is. */
+    Backend backend();
+
+    /** The device this backend's tensors live on. */
+    Device device();
+
+    /**
+     * {@code torch.cat(inputs, axis)}: a new tensor joining the inputs along {@code axis} (negative counts
+     * from the end). All inputs have the same rank and the same sizes off the axis; as in torch, a
+     * 1-D input of size 0 is skipped whatever the others' rank.
+     */
+    Tensor concat(List<Tensor> inputs, int axis);
+
+    /** {@link #concat} into {@code out}, which must have exactly the result's shape and share no memory with an input. */
+    void concatInto(Tensor out, List<Tensor> inputs, int axis);
+
+    /**
+     * {@code torch.split(input, splitSize, axis)}: pieces of {@code splitSize} along the axis, the last
+     * one smaller if the size does not divide. Unlike torch, the pieces are new tensors, not views.
+     */
+    List<Tensor> split(Tensor input, long splitSize, int axis);
+
+    /** {@code torch.split(input, sizes, axis)}: pieces of the given sizes, which must sum to the axis size. */
+    List<Tensor> split(Tensor input, long[] sizes, int axis);
+}

@@ -1,0 +1,177 @@
+package org.mmfuse;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * A dense, row-major, contiguous tensor on the host or on a CUDA device.
+ *
+ * <p>Ownership: a tensor owns its memory. Every tensor an operation or {@link #to} returns is new and
+ * belongs to the caller, who closes it when done ({@code try (Tensor t = ...)}); closing twice does
+ * nothing, and using a closed tensor throws {@link IllegalStateException}. Device memory of a tensor
+ * that is dropped without being closed is freed once the garbage collector finds it unreachable,
+ * which may be late: close device tensors. Host tensors created by {@link #of} share the caller's
+ * array, no copy is made.
+ *
+ * <p>Copies between devices happen only in {@link #to} and {@link #toArray}; operations never move
+ * data between devices behind the caller's back.
+ */
+public final class Tensor implements AutoCloseable {
+    private final long[] shape;
+    private final DType dtype;
+    private final Device device;
+    private final DeviceMemory memory; // CUDA tensors, else null
+    private volatile float[] host;     // host tensors, null once closed
+    private volatile boolean closed;
+
+    private Tensor(long[] shape, DType dtype, Device device, float[] host, DeviceMemory memory) {
+        this.shape = shape;
+        this.dtype = dtype;
+        this.device = device;
+        this.host = host;
+        this.memory = memory;
+    }
+
+    /** A host tensor over {@code data} (not copied) with the given shape; data.length must equal the element count. */
+    public static Tensor of(float[] data, long... shape) {
+        Objects.requireNonNull(data, "data");
+        long[] s = checkedShape(shape);
+        long n = Shapes.numel("shape", s);
+        if (n != data.length) {
+            throw new IllegalArgumentException("data has " + data.length + " elements but shape " + Shapes.toString(s)
+                    + " needs " + n);
+        }
+        return new Tensor(s, DType.F32, Device.CPU, data, null);
+    }
+
+    /** A new host tensor of zeros. */
+    public static Tensor zeros(long... shape) {
+        long[] s = checkedShape(shape);
+        long n = Shapes.numel("shape", s);
+        if (n > Shapes.MAX_HOST_ELEMENTS) {
+            throw new IllegalArgumentException("shape " + Shapes.toString(s) + " has " + n
+                    + " elements, more than a host tensor holds (" + Shapes.MAX_HOST_ELEMENTS + ")");
+        }
+        return new Tensor(s, DType.F32, Device.CPU, new float[(int) n], null);
+    }
+
+    /**
+     * A device tensor over {@code memory}, which it then owns. For backends and interop; the memory
+     * must hold at least the shape's element count of {@code dtype}.
+     */
+    public static Tensor wrap(DeviceMemory memory, DType dtype, long... shape) {
+        Objects.requireNonNull(memory, "memory");
+        Objects.requireNonNull(dtype, "dtype");
+        long[] s = checkedShape(shape);
+        long n = Shapes.numel("shape", s);
+        if (n > memory.bytes() / dtype.bytes()) {
+            throw new IllegalArgumentException("shape " + Shapes.toString(s) + " of " + dtype + " needs "
+                    + Math.multiplyExact(n, (long) dtype.bytes()) + " bytes, memory has " + memory.bytes());
+        }
+        return new Tensor(s, dtype, memory.device(), null, memory);
+    }
+
+    private static long[] checkedShape(long[] shape) {
+        Objects.requireNonNull(shape, "shape");
+        return shape.clone();
+    }
+
+    /** The sizes, outermost first (a copy). */
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    public int rank() {
+        return shape.length;
+    }
+
+    /** The size along {@code axis}; negative axes count from the end. */
+    public long size(int axis) {
+        return shape[Shapes.axis("axis", axis, shape.length)];
+    }
+
+    public long numel() {
+        return Shapes.product(shape, 0, shape.length);
+    }
+
+    public DType dtype() {
+        return dtype;
+    }
+
+    public Device device() {
+        return device;
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /** The backing array of a host tensor (no copy): writes to it change the tensor. */
+    public float[] array() {
+        if (!device.isCpu()) throw new IllegalStateException("tensor on " + device + " has no host array; use toArray()");
+        float[] data = host;
+        if (data == null) throw new IllegalStateException("tensor " + describe() + " is closed");
+        return data;
+    }
+
+    /** The device memory of a CUDA tensor (no copy). */
+    public DeviceMemory deviceMemory() {
+        if (memory == null) throw new IllegalStateException("tensor on " + device + " has no device memory");
+        checkOpen("tensor");
+        return memory;
+    }
+
+    /** A new host array with the tensor's elements (for a CUDA tensor, after this thread's queued work). */
+    public float[] toArray() {
+        checkOpen("tensor");
+        if (device.isCpu()) return array().clone();
+        long n = numel();
+        if (n > Shapes.MAX_HOST_ELEMENTS) throw new IllegalStateException(describe() + " is too large for a host array");
+        float[] out = new float[(int) n];
+        memory.copyToHost(out);
+        return out;
+    }
+
+    /** A copy of this tensor on {@code target}, owned by the caller (also when target is this tensor's device). */
+    public Tensor to(Device target) {
+        Objects.requireNonNull(target, "target");
+        checkOpen("tensor");
+        if (target.isCpu()) return Tensor.of(toArray(), shape);
+        DeviceMemory copy = MMFuse.allocate(target, Math.multiplyExact(numel(), (long) dtype.bytes()));
+        try {
+            if (device.isCpu()) {
+                copy.copyFromHost(array());
+            } else {
+                copy.copyFromHost(toArray()); // device to device through the host: rare, and explicit
+            }
+            return wrap(copy, dtype, shape);
+        } catch (RuntimeException e) {
+            copy.close();
+            throw e;
+        }
+    }
+
+    /** Throws {@link IllegalStateException} naming {@code argument} if this tensor is closed. */
+    public void checkOpen(String argument) {
+        if (closed) throw new IllegalStateException(argument + " " + describe() + " is closed");
+    }
+
+    /** Frees the tensor's memory; idempotent. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        host = null;
+        if (memory != null) memory.close();
+    }
+
+    /** {@code Tensor[2, 3] f32 cpu}. */
+    public String describe() {
+        return "Tensor" + Arrays.toString(shape) + " " + dtype.name().toLowerCase() + " " + device;
+    }
+
+    @Override
+    public String toString() {
+        return describe() + (closed ? " (closed)" : "");
+    }
+}

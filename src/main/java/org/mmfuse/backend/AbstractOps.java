@@ -1,0 +1,211 @@
+package org.mmfuse.backend;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import org.mmfuse.DType;
+import org.mmfuse.Device;
+import org.mmfuse.Ops;
+import org.mmfuse.Shapes;
+import org.mmfuse.Tensor;
+
+/**
+ * Argument checks and result allocation shared by every backend, so that all of them accept and
+ * refuse exactly the same calls with the same messages. A backend supplies allocation, the memory
+ * overlap test and the two block-copy directions.
+ */
+public abstract class AbstractOps implements Ops {
+
+    /** One line for reports: the backend and what it runs on. */
+    public String description() {
+        return backend().name().toLowerCase() + " on " + device();
+    }
+
+    /** A new, uninitialised-or-zeroed F32 tensor on this backend's device. */
+    protected abstract Tensor allocate(long[] shape);
+
+    /** Whether two tensors of this backend's device share any memory. */
+    protected abstract boolean overlaps(Tensor a, Tensor b);
+
+    /** Copies every piece into its columns of {@code whole} (concatenation). */
+    protected abstract void gather(BlockCopy plan, List<Tensor> pieces, Tensor whole);
+
+    /** Copies the columns of {@code whole} into the pieces (split). */
+    protected abstract void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces);
+
+    // ---- concat -----------------------------------------------------------------------------------
+
+    @Override
+    public final Tensor concat(List<Tensor> inputs, int axis) {
+        Concat c = checkConcat("concat", inputs, axis);
+        Tensor out = allocate(c.shape);
+        try {
+            gather(c.plan, c.pieces, out);
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    @Override
+    public final void concatInto(Tensor out, List<Tensor> inputs, int axis) {
+        Concat c = checkConcat("concatInto", inputs, axis);
+        checkTensor("concatInto", "out", out);
+        if (!Arrays.equals(out.shape(), c.shape)) {
+            throw new IllegalArgumentException("concatInto: out has shape " + Shapes.toString(out.shape())
+                    + " but the inputs joined along axis " + c.axis + " have shape " + Shapes.toString(c.shape));
+        }
+        for (int i = 0; i < inputs.size(); i++) {
+            if (overlaps(out, inputs.get(i))) {
+                throw new IllegalArgumentException("concatInto: out shares memory with inputs[" + i + "] "
+                        + inputs.get(i).describe() + "; the output must not overlap an input");
+            }
+        }
+        gather(c.plan, c.pieces, out);
+    }
+
+    /** A checked concatenation: the pieces that take part, the result's shape and the copy plan. */
+    private static final class Concat {
+        final int axis;
+        final List<Tensor> pieces;
+        final long[] shape;
+        final BlockCopy plan;
+
+        Concat(int axis, List<Tensor> pieces, long[] shape) {
+            this.axis = axis;
+            this.pieces = pieces;
+            this.shape = shape;
+            this.plan = BlockCopy.along(axis, pieces);
+        }
+    }
+
+    private Concat checkConcat(String op, List<Tensor> inputs, int axis) {
+        Objects.requireNonNull(inputs, op + ": inputs is null");
+        if (inputs.isEmpty()) throw new IllegalArgumentException(op + ": expected a non-empty list of tensors");
+        List<Tensor> pieces = new ArrayList<>(inputs.size());
+        int reference = -1;
+        for (int i = 0; i < inputs.size(); i++) {
+            Tensor t = inputs.get(i);
+            checkTensor(op, "inputs[" + i + "]", t);
+            if (t.rank() == 0) {
+                throw new IllegalArgumentException(op + ": inputs[" + i + "] is zero-dimensional " + t.describe()
+                        + " and cannot be concatenated");
+            }
+            // torch.cat's legacy rule: a 1-D tensor of size 0 is skipped whatever the others' rank.
+            if (t.rank() == 1 && t.size(0) == 0) continue;
+            if (reference < 0) reference = i;
+            pieces.add(t);
+        }
+        if (reference < 0) { // every input is a legacy empty tensor: the result is one too
+            Shapes.axis(op + ": axis", axis, 1);
+            return new Concat(0, List.of(), new long[] {0});
+        }
+        long[] shape = inputs.get(reference).shape();
+        int a = Shapes.axis(op + ": axis", axis, shape.length);
+        long total = 0;
+        for (int i = 0; i < inputs.size(); i++) {
+            long[] s = inputs.get(i).shape();
+            if (s.length == 1 && s[0] == 0) continue;
+            if (s.length != shape.length) {
+                throw new IllegalArgumentException(op + ": tensors must have the same number of dimensions: inputs["
+                        + reference + "] has shape " + Shapes.toString(shape) + ", inputs[" + i + "] has shape "
+                        + Shapes.toString(s));
+            }
+            for (int d = 0; d < s.length; d++) {
+                if (d != a && s[d] != shape[d]) {
+                    throw new IllegalArgumentException(op + ": sizes must match except along axis " + a
+                            + ": inputs[" + reference + "] has shape " + Shapes.toString(shape) + ", inputs[" + i
+                            + "] has shape " + Shapes.toString(s));
+                }
+            }
+            total = Math.addExact(total, s[a]);
+        }
+        shape[a] = total;
+        Shapes.numel(op + ": result", shape);
+        return new Concat(a, pieces, shape);
+    }
+
+    // ---- split ------------------------------------------------------------------------------------
+
+    @Override
+    public final List<Tensor> split(Tensor input, long splitSize, int axis) {
+        int a = splitAxis(input, axis);
+        long size = input.size(a);
+        if (splitSize < 0) throw new IllegalArgumentException("split: splitSize must be non-negative, got " + splitSize);
+        if (splitSize == 0 && size != 0) {
+            throw new IllegalArgumentException("split: splitSize can only be 0 if the size along axis " + a
+                    + " is 0, but input has shape " + Shapes.toString(input.shape()));
+        }
+        long count = splitSize == 0 ? 1 : Math.max((size + splitSize - 1) / splitSize, 1);
+        if (count > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("split: " + count + " pieces of " + splitSize + " is too many");
+        }
+        long[] sizes = new long[(int) count];
+        Arrays.fill(sizes, splitSize);
+        sizes[sizes.length - 1] = size - splitSize * (count - 1);
+        return splitChecked(input, sizes, a);
+    }
+
+    @Override
+    public final List<Tensor> split(Tensor input, long[] sizes, int axis) {
+        int a = splitAxis(input, axis);
+        Objects.requireNonNull(sizes, "split: sizes is null");
+        long size = input.size(a);
+        long sum = 0;
+        for (long s : sizes) {
+            if (s < 0) {
+                throw new IllegalArgumentException("split: sizes must be non-negative, got " + Arrays.toString(sizes));
+            }
+            sum = Math.addExact(sum, s);
+        }
+        if (sum != size) {
+            throw new IllegalArgumentException("split: sizes " + Arrays.toString(sizes) + " sum to " + sum
+                    + " but input has size " + size + " along axis " + a + " (shape " + Shapes.toString(input.shape()) + ")");
+        }
+        return splitChecked(input, sizes.clone(), a);
+    }
+
+    private int splitAxis(Tensor input, int axis) {
+        checkTensor("split", "input", input);
+        if (input.rank() == 0) {
+            throw new IllegalArgumentException("split: input must have at least one dimension, got " + input.describe());
+        }
+        return Shapes.axis("split: axis", axis, input.rank());
+    }
+
+    private List<Tensor> splitChecked(Tensor input, long[] sizes, int axis) {
+        List<Tensor> pieces = new ArrayList<>(sizes.length);
+        try {
+            for (long s : sizes) {
+                long[] shape = input.shape();
+                shape[axis] = s;
+                pieces.add(allocate(shape));
+            }
+            scatter(BlockCopy.along(axis, pieces), input, pieces);
+        } catch (RuntimeException | Error e) {
+            pieces.forEach(Tensor::close);
+            throw e;
+        }
+        return pieces;
+    }
+
+    // ---- shared checks ----------------------------------------------------------------------------
+
+    /** Null, closed, wrong device and wrong dtype, each with a message naming {@code argument}. */
+    protected final void checkTensor(String op, String argument, Tensor t) {
+        Objects.requireNonNull(t, op + ": " + argument + " is null");
+        t.checkOpen(op + ": " + argument);
+        Device device = device();
+        if (!t.device().equals(device)) {
+            throw new IllegalArgumentException(op + ": " + argument + " " + t.describe() + " is on " + t.device()
+                    + " but the " + backend().name().toLowerCase() + " backend computes on " + device
+                    + "; move it explicitly with Tensor.to(" + device + ")");
+        }
+        if (t.dtype() != DType.F32) {
+            throw new IllegalArgumentException(op + ": " + argument + " " + t.describe() + " has dtype " + t.dtype()
+                    + "; this operation takes F32");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+package org.mmfuse.backend;
+
+import java.util.List;
+import java.util.concurrent.ForkJoinPool;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import org.mmfuse.Backend;
+import org.mmfuse.Tensor;
+
+/**
+ * The fast CPU backend: Panama Vector API kernels on all cores. Loaded by name only once the probe has
+ * seen {@code jdk.incubator.vector} in the boot layer, so that the rest of the library runs without it.
+ */
+final class VectorOps extends HostOps {
+    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+
+    /** Refuses JVMs whose vectors are too narrow to be worth it. */
+    VectorOps() {
+        if (SPECIES.vectorBitSize() < 128) {
+            throw new UnsupportedOperationException("the preferred vector size is " + SPECIES.vectorBitSize()
+                    + " bits: scalar code is as fast");
+        }
+    }
+
+    @Override
+    public String description() {
+        return "vector on cpu: " + SPECIES.vectorBitSize() + "-bit vectors (" + SPECIES.length() + " floats), "
+                + (ForkJoinPool.getCommonPoolParallelism() + 1) + " threads";
+    }
+
+    @Override
+    public Backend backend() {
+        return Backend.VECTOR;
+    }
+
+    // Concatenation is a pure copy: bulk copies (vectorised memcpy inside the JVM) beat any vector loop.
+    @Override
+    protected void gather(BlockCopy plan, List<Tensor> pieces, Tensor whole) {
+        HostBlockCopy.copy(plan, pieces, whole, true);
+    }
+
+    @Override
+    protected void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces) {
+        HostBlockCopy.copy(plan, pieces, whole, false);
+    }
+}

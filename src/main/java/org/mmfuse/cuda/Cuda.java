@@ -1,0 +1,40 @@
+package org.mmfuse.cuda;
+
+import static org.bytedeco.cuda.global.cudart.cudaGetErrorName;
+import static org.bytedeco.cuda.global.cudart.cudaSuccess;
+
+import org.bytedeco.cuda.cudart.CUstream_st;
+import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.javacpp.Pointer;
+import org.mmfuse.CudaException;
+
+/** Small helpers over the CUDA presets: status checks, the stream work is queued on, raw device pointers. */
+final class Cuda {
+    private Cuda() {}
+
+    /**
+     * The stream MMFuse queues work on: the calling thread's per-thread default stream, so that
+     * threads do not serialise on one stream and each thread's operations run in the order it issued them.
+     */
+    static CUstream_st stream() {
+        return cudart.cudaStreamPerThread();
+    }
+
+    /** Throws {@link CudaException} with the error's name if {@code status} is not cudaSuccess. */
+    static void check(int status, String operation) {
+        if (status != cudaSuccess) {
+            throw new CudaException(operation, cudaGetErrorName(status).getString(), null);
+        }
+    }
+
+    /** A JavaCPP pointer to a device address (no ownership: freeing stays with the memory's owner). */
+    static Pointer at(long address) {
+        return new DevicePointer(address);
+    }
+
+    private static final class DevicePointer extends Pointer {
+        DevicePointer(long address) {
+            this.address = address;
+        }
+    }
+}

@@ -1,0 +1,110 @@
+package org.mmfuse.cuda;
+
+import static org.bytedeco.cuda.global.cudart.cudaFree;
+import static org.bytedeco.cuda.global.cudart.cudaMalloc;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToHost;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyHostToDevice;
+import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
+import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
+
+import java.lang.ref.Cleaner;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.mmfuse.Device;
+import org.mmfuse.DeviceMemory;
+
+/**
+ * Device memory from the presets' cudaMalloc. Freed by {@link #close()}, or by a cleaner once
+ * unreachable: the garbage collector knows nothing of device memory, so the cleaner only catches leaks.
+ */
+final class CudaMemory implements DeviceMemory {
+    private static final Cleaner CLEANER = Cleaner.create();
+
+    private final Pointer pointer;
+    private final long bytes;
+    private final Device device;
+    private final Cleaner.Cleanable free;
+
+    private CudaMemory(Pointer pointer, long bytes, Device device) {
+        this.pointer = pointer;
+        this.bytes = bytes;
+        this.device = device;
+        this.free = CLEANER.register(this, new Free(pointer, device.index()));
+    }
+
+    /** {@code bytes} of memory on {@code device} (at least one byte is allocated, so every tensor has an address). */
+    static CudaMemory allocate(Device device, long bytes) {
+        if (bytes < 0) throw new IllegalArgumentException("bytes = " + bytes + " < 0");
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Pointer p = new Pointer();
+        Cuda.check(cudaMalloc(p, Math.max(bytes, 1)), "cudaMalloc(" + bytes + " bytes on " + device + ")");
+        return new CudaMemory(p, bytes, device);
+    }
+
+    @Override
+    public long address() {
+        return pointer.address();
+    }
+
+    @Override
+    public long bytes() {
+        return bytes;
+    }
+
+    @Override
+    public Device device() {
+        return device;
+    }
+
+    @Override
+    public void copyFromHost(float[] src) {
+        checkFits(src.length);
+        try (FloatPointer staging = new FloatPointer(src)) {
+            Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+            Cuda.check(cudaMemcpyAsync(pointer, staging, src.length * 4L, cudaMemcpyHostToDevice, Cuda.stream()),
+                    "cudaMemcpyAsync(host to device)");
+            Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
+        }
+    }
+
+    @Override
+    public void copyToHost(float[] dst) {
+        checkFits(dst.length);
+        try (FloatPointer staging = new FloatPointer(dst.length)) {
+            Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+            Cuda.check(cudaMemcpyAsync(staging, pointer, dst.length * 4L, cudaMemcpyDeviceToHost, Cuda.stream()),
+                    "cudaMemcpyAsync(device to host)");
+            Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
+            staging.get(dst);
+        }
+    }
+
+    private void checkFits(int floats) {
+        if (floats * 4L > bytes) {
+            throw new IllegalArgumentException(floats + " floats do not fit in " + bytes + " bytes of device memory");
+        }
+    }
+
+    @Override
+    public void close() {
+        free.clean();
+    }
+
+    /** The cleaning action: holds the pointer, never the memory object, so that the latter can become unreachable. */
+    private static final class Free implements Runnable {
+        private final Pointer pointer;
+        private final int device;
+
+        Free(Pointer pointer, int device) {
+            this.pointer = pointer;
+            this.device = device;
+        }
+
+        @Override
+        public void run() {
+            cudaSetDevice(device);
+            cudaFree(pointer); // a failure here has no caller to tell; a sticky error shows at the next call
+        }
+    }
+}

@@ -1,0 +1,53 @@
+package org.mmfuse.cuda;
+
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerPointer;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Platform;
+
+/**
+ * The JavaCPP binding of {@code native/include/mmfuse.h}, one method per C function, same names.
+ * The build generates {@code libjnimmfuse.so} from this class and packs it with {@code libmmfuse.so}
+ * under {@code org/mmfuse/cuda/linux-x86_64/} in the jar, where {@link Loader} finds both.
+ *
+ * <p>This library needs the CUDA runtime but not the driver, so it loads on machines without a GPU,
+ * where {@link #mmf_device_count} answers with the reason. Loading it is the probe's job; other code
+ * reaches this class only after the probe succeeded.
+ */
+@Platform(include = "mmfuse.h", link = "mmfuse", library = "jnimmfuse")
+public final class MmfNative {
+    static {
+        Loader.load();
+    }
+
+    private MmfNative() {}
+
+    public static final int MMF_OK = 0;
+    public static final int MMF_ERR_INVALID_ARGUMENT = 1;
+    public static final int MMF_ERR_CUDA = 2;
+    public static final int MMF_ERR_WORKSPACE = 3;
+
+    public static native int mmf_version();
+
+    public static native int mmf_cuda_runtime_version(int[] version);
+
+    public static native int mmf_device_count(int[] count);
+
+    public static native @Cast("const char*") String mmf_last_error();
+
+    public static native int mmf_last_cuda_error();
+
+    public static native @Cast("const char*") String mmf_cuda_error_name(int cudaError);
+
+    public static native @Cast("size_t") long mmf_concat_workspace_bytes(int nPieces);
+
+    public static native int mmf_concat_f32(int nPieces, @Cast("const float*const*") PointerPointer<?> pieces,
+            @Cast("const int64_t*") LongPointer pieceWidths, long rows, @Cast("float*") Pointer whole, long wholeWidth,
+            Pointer workspace, @Cast("size_t") long workspaceBytes, Pointer stream);
+
+    public static native int mmf_split_f32(int nPieces, @Cast("float*const*") PointerPointer<?> pieces,
+            @Cast("const int64_t*") LongPointer pieceWidths, long rows, @Cast("const float*") Pointer whole,
+            long wholeWidth, Pointer workspace, @Cast("size_t") long workspaceBytes, Pointer stream);
+}

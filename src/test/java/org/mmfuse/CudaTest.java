@@ -1,0 +1,115 @@
+package org.mmfuse;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.util.List;
+import java.util.Random;
+import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What only a GPU can show: device copies, pointers that are not 16-byte aligned, device faults.
+ * (ConcatTest and ConcatErrorsTest also run on the CUDA backend when it is available.)
+ * Skipped, with the probe's reasons, on machines without a GPU.
+ */
+class CudaTest {
+    @BeforeEach
+    void cudaAvailable() {
+        assumeTrue(MMFuse.report().isAvailable(Backend.CUDA), () -> "no CUDA backend here:\n" + MMFuse.report());
+    }
+
+    private static Ops cuda() {
+        return MMFuse.ops(Backend.CUDA);
+    }
+
+    @Test
+    void hostDeviceRoundTrip() {
+        Tensor host = TestSupport.random(new Random(1), 3, 1001);
+        try (Tensor device = host.to(Device.cuda(0)); Tensor back = device.to(Device.CPU)) {
+            assertEquals(Device.cuda(0), device.device());
+            assertArrayEquals(host.array(), back.array());
+        }
+    }
+
+    /** A view of device memory starting {@code shift} bytes in: gives the kernel pointers off 16-byte alignment. */
+    private static final class ShiftedMemory implements DeviceMemory {
+        private final DeviceMemory base;
+        private final long shift;
+
+        ShiftedMemory(DeviceMemory base, long shift) {
+            this.base = base;
+            this.shift = shift;
+        }
+
+        private Pointer pointer() {
+            return new Pointer() {
+                {
+                    address = base.address() + shift;
+                }
+            };
+        }
+
+        @Override public long address() { return base.address() + shift; }
+        @Override public long bytes() { return base.bytes() - shift; }
+        @Override public Device device() { return base.device(); }
+        @Override public void close() { base.close(); }
+
+        @Override
+        public void copyFromHost(float[] src) {
+            try (FloatPointer staging = new FloatPointer(src)) {
+                assertEquals(0, cudart.cudaMemcpy(pointer(), staging, src.length * 4L, cudart.cudaMemcpyHostToDevice));
+            }
+        }
+
+        @Override
+        public void copyToHost(float[] dst) {
+            try (FloatPointer staging = new FloatPointer(dst.length)) {
+                assertEquals(0, cudart.cudaDeviceSynchronize());
+                assertEquals(0, cudart.cudaMemcpy(staging, pointer(), dst.length * 4L, cudart.cudaMemcpyDeviceToHost));
+                staging.get(dst);
+            }
+        }
+    }
+
+    private static Tensor shifted(Tensor host) {
+        DeviceMemory base = org.mmfuse.cuda.CudaOps.allocate(Device.cuda(0), host.numel() * 4 + 16);
+        Tensor t = Tensor.wrap(new ShiftedMemory(base, 4), DType.F32, host.shape());
+        t.deviceMemory().copyFromHost(host.array());
+        return t;
+    }
+
+    @Test
+    void unalignedPointersTakeTheScalarPath() {
+        Random rng = new Random(2);
+        List<Tensor> host = List.of(TestSupport.random(rng, 33, 64), TestSupport.random(rng, 33, 128));
+        try (Tensor a = shifted(host.get(0)); Tensor b = host.get(1).to(Device.cuda(0));
+                Tensor out = cuda().concat(List.of(a, b), 1)) {
+            assertArrayEquals(TestSupport.referenceConcat(host, 1), out.toArray());
+            try (Tensor outShifted = shifted(Tensor.zeros(33, 192))) {
+                cuda().concatInto(outShifted, List.of(a, b), 1);
+                assertArrayEquals(TestSupport.referenceConcat(host, 1), outShifted.toArray());
+            }
+        }
+    }
+
+    @Test
+    void outOfMemoryIsAnExceptionAndTheBackendStaysUsable() {
+        CudaException e = assertThrows(CudaException.class,
+                () -> org.mmfuse.cuda.CudaOps.allocate(Device.cuda(0), 1L << 50)); // 1 PiB
+        assertEquals("cudaErrorMemoryAllocation", e.errorName());
+        Random rng = new Random(3);
+        List<Tensor> host = List.of(TestSupport.random(rng, 4, 5), TestSupport.random(rng, 4, 6));
+        List<Tensor> inputs = TestSupport.on(cuda(), host);
+        try (Tensor out = cuda().concat(inputs, 1)) {
+            assertArrayEquals(TestSupport.referenceConcat(host, 1), out.toArray());
+        } finally {
+            TestSupport.closeAll(inputs);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+package org.mmfuse;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+class TensorTest {
+    @Test
+    void wrapsTheCallersArray() {
+        float[] data = {1, 2, 3, 4, 5, 6};
+        Tensor t = Tensor.of(data, 2, 3);
+        assertSame(data, t.array());
+        assertArrayEquals(new long[] {2, 3}, t.shape());
+        assertEquals(3, t.size(-1));
+        assertEquals(6, t.numel());
+        assertEquals("Tensor[2, 3] f32 cpu", t.describe());
+    }
+
+    @Test
+    void shapeMustMatchData() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Tensor.of(new float[5], 2, 3));
+        assertTrue(e.getMessage().contains("5 elements") && e.getMessage().contains("[2, 3]"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Tensor.zeros(2, -1));
+        assertTrue(e.getMessage().contains("negative size"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Tensor.zeros(1L << 32, 1L << 32));
+        assertTrue(e.getMessage().contains("more than 2^63") || e.getMessage().contains("more than a host tensor"),
+                e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Tensor.zeros(1L << 20, 1L << 12));
+        assertTrue(e.getMessage().contains("more than a host tensor holds"), e.getMessage());
+    }
+
+    @Test
+    void closedTensorsRefuseUse() {
+        Tensor t = Tensor.zeros(3);
+        t.close();
+        t.close();
+        assertTrue(t.isClosed());
+        assertThrows(IllegalStateException.class, t::array);
+        assertThrows(IllegalStateException.class, t::toArray);
+        assertThrows(IllegalStateException.class, () -> t.to(Device.CPU));
+    }
+
+    @Test
+    void toCpuCopies() {
+        Tensor t = Tensor.of(new float[] {1.5f, -2f}, 2);
+        try (Tensor copy = t.to(Device.CPU)) {
+            assertNotSame(t.array(), copy.array());
+            assertArrayEquals(t.array(), copy.array());
+        }
+    }
+
+    @Test
+    void toCudaWithoutCudaSaysWhy() {
+        if (MMFuse.report().isAvailable(Backend.CUDA)) return; // the GPU tests cover the other case
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> Tensor.zeros(2).to(Device.cuda(0)));
+        assertTrue(e.getMessage().contains("cuda backend is unavailable"), e.getMessage());
+    }
+}
