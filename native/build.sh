@@ -6,9 +6,14 @@
 #   3. JavaCPP: the JNI glue of org.mmfuse.cuda.MmfNative -> libjnimmfuse.so.
 # Both libraries go to <classes>/org/mmfuse/cuda/linux-x86_64/, where JavaCPP's Loader finds them in
 # the jar. Without nvcc nothing is built and the library runs CPU-only.
-# Usage: native/build.sh <javacpp.jar> <classes dir> <native build dir>
+# Usage: native/build.sh <javacpp.jar> <classes dir> <native build dir>   (Maven)
+#        native/build.sh --native-only <native build dir>                  (steps 1-2, e.g. on a GPU machine)
 set -euo pipefail
-javacpp_jar=$1 classes=$2 out=$3
+if [ "${1:-}" = "--native-only" ]; then
+    javacpp_jar="" classes="" out=$2
+else
+    javacpp_jar=$1 classes=$2 out=$3
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 if ! command -v nvcc >/dev/null 2>&1; then
@@ -18,8 +23,6 @@ fi
 cuda_home=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
 [ -f "$cuda_home/include/cuda_runtime.h" ] || cuda_home=/usr/local/cuda
 mkdir -p "$out"
-libdir="$classes/org/mmfuse/cuda/linux-x86_64"
-mkdir -p "$libdir"
 
 # Hopper-only kernels (wgmma, TMA) will add -gencode arch=compute_90a,code=sm_90a.
 arch="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90"
@@ -31,8 +34,11 @@ nvcc -std=c++17 -O3 -Xcompiler -fPIC,$warn -Werror all-warnings $arch \
 g++ -std=c++17 -O2 -Wall -Wextra -Werror -I"$root/native/include" -I"$cuda_home/include" \
     -I"$root/kernels" "$root/native/harness/harness.cpp" -L"$out" -lmmfuse -L"$cuda_home/lib64" -lcudart \
     -Wl,-rpath,'$ORIGIN' -o "$out/mmfuse_harness"
-cp "$out/libmmfuse.so" "$libdir/"
+[ -n "$classes" ] || { echo "mmfuse: built $out/libmmfuse.so and $out/mmfuse_harness"; exit 0; }
 
+libdir="$classes/org/mmfuse/cuda/linux-x86_64"
+mkdir -p "$libdir"
+cp "$out/libmmfuse.so" "$libdir/"
 java -cp "$javacpp_jar:$classes" org.bytedeco.javacpp.tools.Builder \
     -d "$libdir" -Dplatform.includepath="$root/native/include" -Dplatform.linkpath="$out" \
     org.mmfuse.cuda.MmfNative > "$out/javacpp.log" 2>&1 || { cat "$out/javacpp.log"; exit 1; }

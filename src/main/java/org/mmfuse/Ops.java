@@ -18,6 +18,12 @@ public interface Ops {
     Device device();
 
     /**
+     * Waits until every operation this thread queued on the backend has finished. CPU backends finish
+     * before returning, so this does nothing there; the CUDA backend queues work on a per-thread stream.
+     */
+    void synchronize();
+
+    /**
      * {@code torch.cat(inputs, axis)}: a new tensor joining the inputs along {@code axis} (negative counts
      * from the end). All inputs have the same rank and the same sizes off the axis; as in torch, a
      * 1-D input of size 0 is skipped whatever the others' rank.

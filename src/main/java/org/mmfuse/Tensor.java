@@ -2,6 +2,7 @@ package org.mmfuse;
 
 import java.util.Arrays;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A dense, row-major, contiguous tensor on the host or on a CUDA device.
@@ -11,7 +12,8 @@ import java.util.Objects;
  * nothing, and using a closed tensor throws {@link IllegalStateException}. Device memory of a tensor
  * that is dropped without being closed is freed once the garbage collector finds it unreachable,
  * which may be late: close device tensors. Host tensors created by {@link #of} share the caller's
- * array, no copy is made.
+ * array, no copy is made. The array of a closed host tensor that the library allocated is recycled for
+ * later tensors: keep no reference to {@link #array()} past {@link #close()}.
  *
  * <p>Copies between devices happen only in {@link #to} and {@link #toArray}; operations never move
  * data between devices behind the caller's back.
@@ -22,14 +24,16 @@ public final class Tensor implements AutoCloseable {
     private final Device device;
     private final DeviceMemory memory; // CUDA tensors, else null
     private volatile float[] host;     // host tensors, null once closed
-    private volatile boolean closed;
+    private final boolean recycled;    // host array from HostArrays, given back on close
+    private final AtomicBoolean closed = new AtomicBoolean();
 
-    private Tensor(long[] shape, DType dtype, Device device, float[] host, DeviceMemory memory) {
+    private Tensor(long[] shape, DType dtype, Device device, float[] host, DeviceMemory memory, boolean recycled) {
         this.shape = shape;
         this.dtype = dtype;
         this.device = device;
         this.host = host;
         this.memory = memory;
+        this.recycled = recycled;
     }
 
     /** A host tensor over {@code data} (not copied) with the given shape; data.length must equal the element count. */
@@ -41,18 +45,28 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("data has " + data.length + " elements but shape " + Shapes.toString(s)
                     + " needs " + n);
         }
-        return new Tensor(s, DType.F32, Device.CPU, data, null);
+        return new Tensor(s, DType.F32, Device.CPU, data, null, false);
     }
 
     /** A new host tensor of zeros. */
     public static Tensor zeros(long... shape) {
+        Tensor t = empty(shape);
+        java.util.Arrays.fill(t.host, 0f);
+        return t;
+    }
+
+    /**
+     * A new host tensor with unspecified contents (as {@code torch.empty}): for outputs that will be
+     * overwritten whole, it saves zeroing the memory.
+     */
+    public static Tensor empty(long... shape) {
         long[] s = checkedShape(shape);
         long n = Shapes.numel("shape", s);
         if (n > Shapes.MAX_HOST_ELEMENTS) {
             throw new IllegalArgumentException("shape " + Shapes.toString(s) + " has " + n
                     + " elements, more than a host tensor holds (" + Shapes.MAX_HOST_ELEMENTS + ")");
         }
-        return new Tensor(s, DType.F32, Device.CPU, new float[(int) n], null);
+        return new Tensor(s, DType.F32, Device.CPU, HostArrays.take((int) n), null, true);
     }
 
     /**
@@ -68,7 +82,7 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("shape " + Shapes.toString(s) + " of " + dtype + " needs "
                     + Math.multiplyExact(n, (long) dtype.bytes()) + " bytes, memory has " + memory.bytes());
         }
-        return new Tensor(s, dtype, memory.device(), null, memory);
+        return new Tensor(s, dtype, memory.device(), null, memory, false);
     }
 
     private static long[] checkedShape(long[] shape) {
@@ -103,7 +117,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     public boolean isClosed() {
-        return closed;
+        return closed.get();
     }
 
     /** The backing array of a host tensor (no copy): writes to it change the tensor. */
@@ -153,15 +167,16 @@ public final class Tensor implements AutoCloseable {
 
     /** Throws {@link IllegalStateException} naming {@code argument} if this tensor is closed. */
     public void checkOpen(String argument) {
-        if (closed) throw new IllegalStateException(argument + " " + describe() + " is closed");
+        if (closed.get()) throw new IllegalStateException(argument + " " + describe() + " is closed");
     }
 
-    /** Frees the tensor's memory; idempotent. */
+    /** Frees the tensor's memory; idempotent and safe to race (the memory is released once). */
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
+        if (!closed.compareAndSet(false, true)) return;
+        float[] array = host;
         host = null;
+        if (recycled && array != null) HostArrays.give(array);
         if (memory != null) memory.close();
     }
 
@@ -172,6 +187,6 @@ public final class Tensor implements AutoCloseable {
 
     @Override
     public String toString() {
-        return describe() + (closed ? " (closed)" : "");
+        return describe() + (closed.get() ? " (closed)" : "");
     }
 }

@@ -46,6 +46,42 @@ class TensorTest {
     }
 
     @Test
+    void zerosAreZeroEvenFromARecycledArray() {
+        Tensor dirty = Tensor.empty(8192);
+        java.util.Arrays.fill(dirty.array(), 7f);
+        dirty.close();
+        try (Tensor z = Tensor.zeros(8192)) {
+            for (float x : z.array()) assertEquals(0f, x);
+        }
+    }
+
+    @Test
+    void callersArraysAreNeverRecycled() {
+        float[] mine = new float[8192];
+        Tensor.of(mine, 8192).close();
+        for (int i = 0; i < 4; i++) {
+            try (Tensor t = Tensor.empty(8192)) {
+                assertNotSame(mine, t.array());
+            }
+        }
+    }
+
+    @Test
+    void racingClosesReleaseTheArrayOnce() throws InterruptedException {
+        for (int trial = 0; trial < 20; trial++) {
+            Tensor t = Tensor.empty(12345);
+            Thread[] closers = new Thread[4];
+            for (int i = 0; i < closers.length; i++) closers[i] = new Thread(t::close);
+            for (Thread c : closers) c.start();
+            for (Thread c : closers) c.join();
+            // were the array pooled twice, two live tensors would share it
+            try (Tensor a = Tensor.empty(12345); Tensor b = Tensor.empty(12345)) {
+                assertNotSame(a.array(), b.array());
+            }
+        }
+    }
+
+    @Test
     void toCpuCopies() {
         Tensor t = Tensor.of(new float[] {1.5f, -2f}, 2);
         try (Tensor copy = t.to(Device.CPU)) {

@@ -22,7 +22,7 @@ public abstract class AbstractOps implements Ops {
         return backend().name().toLowerCase() + " on " + device();
     }
 
-    /** A new, uninitialised-or-zeroed F32 tensor on this backend's device. */
+    /** A new F32 tensor on this backend's device, contents unspecified: the caller overwrites it whole. */
     protected abstract Tensor allocate(long[] shape);
 
     /** Whether two tensors of this backend's device share any memory. */
@@ -106,21 +106,17 @@ public abstract class AbstractOps implements Ops {
         int a = Shapes.axis(op + ": axis", axis, shape.length);
         long total = 0;
         for (int i = 0; i < inputs.size(); i++) {
-            long[] s = inputs.get(i).shape();
-            if (s.length == 1 && s[0] == 0) continue;
-            if (s.length != shape.length) {
-                throw new IllegalArgumentException(op + ": tensors must have the same number of dimensions: inputs["
-                        + reference + "] has shape " + Shapes.toString(shape) + ", inputs[" + i + "] has shape "
-                        + Shapes.toString(s));
+            Tensor t = inputs.get(i);
+            if (t.rank() == 1 && t.size(0) == 0) continue;
+            boolean matches = t.rank() == shape.length;
+            for (int d = 0; d < shape.length && matches; d++) matches = d == a || t.size(d) == shape[d];
+            if (!matches) {
+                String problem = t.rank() != shape.length ? "tensors must have the same number of dimensions"
+                        : "sizes must match except along axis " + a;
+                throw new IllegalArgumentException(op + ": " + problem + ": inputs[" + reference + "] has shape "
+                        + Shapes.toString(shape) + ", inputs[" + i + "] has shape " + Shapes.toString(t.shape()));
             }
-            for (int d = 0; d < s.length; d++) {
-                if (d != a && s[d] != shape[d]) {
-                    throw new IllegalArgumentException(op + ": sizes must match except along axis " + a
-                            + ": inputs[" + reference + "] has shape " + Shapes.toString(shape) + ", inputs[" + i
-                            + "] has shape " + Shapes.toString(s));
-                }
-            }
-            total = Math.addExact(total, s[a]);
+            total = Math.addExact(total, t.size(a));
         }
         shape[a] = total;
         Shapes.numel(op + ": result", shape);

@@ -32,9 +32,11 @@ public final class BlockCopy {
         long[] widths = new long[pieces.size()];
         long rows = 1;
         for (int i = 0; i < widths.length; i++) {
-            long[] shape = pieces.get(i).shape();
-            rows = org.mmfuse.Shapes.product(shape, 0, axis);
-            widths[i] = org.mmfuse.Shapes.product(shape, axis, shape.length);
+            Tensor t = pieces.get(i);
+            rows = 1;
+            for (int d = 0; d < axis; d++) rows *= t.size(d);
+            widths[i] = 1;
+            for (int d = axis; d < t.rank(); d++) widths[i] *= t.size(d);
         }
         return new BlockCopy(rows, widths);
     }

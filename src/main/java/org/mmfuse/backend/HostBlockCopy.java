@@ -1,24 +1,24 @@
 package org.mmfuse.backend;
 
 import java.util.List;
-import java.util.concurrent.ForkJoinPool;
-import java.util.stream.IntStream;
 import org.mmfuse.Tensor;
 
 /**
  * Concat and split on host arrays with bulk copies, parallel when the work pays for it.
  *
- * <p>The whole tensor's elements are cut into equal contiguous ranges, one task each; a task walks its
- * range row by row and piece by piece, copying each run with {@link System#arraycopy} (a vectorised
+ * <p>The whole tensor's elements are cut into equal contiguous ranges, one task each; a task copies
+ * its range row by row and piece by piece, each run with {@link System#arraycopy} (a vectorised
  * memcpy), or a plain loop for runs too short to amortise the call. Cutting the whole rather than the
  * rows keeps the tasks balanced for every shape: one row of two huge pieces, or a million rows of
  * three-float slices.
  */
 final class HostBlockCopy {
-    /** Below this many elements (4 MiB of floats) one thread copies faster than a fork/join round trip. */
-    static final long PARALLEL_THRESHOLD = 1 << 20;
+    /** Below this many elements (32 KiB of floats) one thread is done before a second one would start. */
+    static final long PARALLEL_THRESHOLD = 1 << 13;
     /** Runs shorter than this are copied by a loop: System.arraycopy's call costs more than they do. */
     private static final int SHORT_RUN = 16;
+    /** Rows per block of the full-row copy: a block of narrow columns stays in L1 while its columns are copied. */
+    private static final int ROW_BLOCK = 256;
 
     private HostBlockCopy() {}
 
@@ -26,52 +26,126 @@ final class HostBlockCopy {
     static void copy(BlockCopy plan, List<Tensor> pieces, Tensor whole, boolean gather) {
         long total = plan.elements();
         if (total == 0) return;
-        float[][] arrays = new float[pieces.size()][];
-        for (int i = 0; i < arrays.length; i++) arrays[i] = pieces.get(i).array();
-        float[] wholeArray = whole.array();
-        int threads = ForkJoinPool.getCommonPoolParallelism() + 1; // the caller works too
-        int tasks = total < PARALLEL_THRESHOLD || threads < 2 ? 1 : (int) Math.min(threads * 4L, total / (PARALLEL_THRESHOLD / 4));
-        if (tasks == 1) {
-            copyRange(plan, arrays, wholeArray, 0, total, gather);
-            return;
-        }
-        IntStream.range(0, tasks).parallel().forEach(t -> copyRange(plan, arrays, wholeArray,
-                total * t / tasks, total * (t + 1) / tasks, gather));
+        Layout layout = new Layout(plan, pieces, whole);
+        // Equal contiguous ranges of the whole, one per thread.
+        int tasks = total < PARALLEL_THRESHOLD ? 1 : CpuThreads.SHARED.threads();
+        CpuThreads.SHARED.run(tasks, t -> copyRange(layout, (int) (total * t / tasks), (int) (total * (t + 1) / tasks),
+                gather));
     }
 
-    /** Moves the whole's elements [start, end) between the whole and the pieces. */
-    private static void copyRange(BlockCopy plan, float[][] pieces, float[] whole, long start, long end, boolean gather) {
-        long wholeWidth = plan.wholeWidth;
-        long row = start / wholeWidth;
-        long column = start - row * wholeWidth;
-        int piece = pieceAt(plan, column);
-        for (long at = start; at < end; ) {
-            long width = plan.width(piece);
-            long inPiece = column - plan.offset(piece);
-            int run = (int) Math.min(width - inPiece, end - at);
-            int pieceIndex = (int) (row * width + inPiece);
+    /** The arrays and the plan as ints: a host tensor's indices fit in an int. */
+    private static final class Layout {
+        final float[][] pieces;
+        final float[] whole;
+        final int[] widths;
+        final int[] offsets;
+        final int wholeWidth;
+        final int[] wide;   // pieces copied row by row with System.arraycopy
+        final int[] narrow; // pieces narrower than SHORT_RUN, copied column by column
+
+        Layout(BlockCopy plan, List<Tensor> pieceTensors, Tensor wholeTensor) {
+            int n = plan.pieces();
+            pieces = new float[n][];
+            widths = new int[n];
+            offsets = new int[n];
+            for (int i = 0; i < n; i++) {
+                pieces[i] = pieceTensors.get(i).array();
+                widths[i] = (int) plan.width(i);
+                offsets[i] = (int) plan.offset(i);
+            }
+            whole = wholeTensor.array();
+            wholeWidth = (int) plan.wholeWidth;
+            int wideCount = 0, narrowCount = 0;
+            for (int w : widths) {
+                if (w >= SHORT_RUN) wideCount++; else if (w > 0) narrowCount++;
+            }
+            wide = new int[wideCount];
+            narrow = new int[narrowCount];
+            for (int i = 0, wi = 0, ni = 0; i < n; i++) {
+                if (widths[i] >= SHORT_RUN) wide[wi++] = i; else if (widths[i] > 0) narrow[ni++] = i;
+            }
+        }
+    }
+
+    /**
+     * Moves the whole's elements [start, end): the rows that lie wholly inside with a tight loop over
+     * rows and pieces, the partial rows at either end by walking run by run.
+     */
+    private static void copyRange(Layout a, int start, int end, boolean gather) {
+        int firstFullRow = (start + a.wholeWidth - 1) / a.wholeWidth, endFullRow = end / a.wholeWidth;
+        if (firstFullRow >= endFullRow) {
+            walk(a, start, end, gather);
+            return;
+        }
+        walk(a, start, firstFullRow * a.wholeWidth, gather);
+        for (int r0 = firstFullRow; r0 < endFullRow; r0 += ROW_BLOCK) {
+            int r1 = Math.min(r0 + ROW_BLOCK, endFullRow);
+            for (int row = r0; row < r1; row++) {
+                int rowStart = row * a.wholeWidth;
+                for (int i : a.wide) {
+                    int width = a.widths[i];
+                    if (gather) {
+                        System.arraycopy(a.pieces[i], row * width, a.whole, rowStart + a.offsets[i], width);
+                    } else {
+                        System.arraycopy(a.whole, rowStart + a.offsets[i], a.pieces[i], row * width, width);
+                    }
+                }
+            }
+            for (int i : a.narrow) copyNarrow(a, i, r0, r1, gather);
+        }
+        walk(a, endFullRow * a.wholeWidth, end, gather);
+    }
+
+    /**
+     * Rows [r0, r1) of a narrow piece, one column at a time: a long strided loop per column costs about
+     * a cycle per element, where a short loop per row pays its set-up for every three or five floats.
+     */
+    private static void copyNarrow(Layout a, int piece, int r0, int r1, boolean gather) {
+        float[] p = a.pieces[piece];
+        int width = a.widths[piece], wholeWidth = a.wholeWidth;
+        for (int c = 0; c < width; c++) {
+            int at = r0 * width + c, wholeAt = r0 * wholeWidth + a.offsets[piece] + c;
             if (gather) {
-                move(pieces[piece], pieceIndex, whole, (int) at, run);
+                for (int r = r0; r < r1; r++, at += width, wholeAt += wholeWidth) a.whole[wholeAt] = p[at];
             } else {
-                move(whole, (int) at, pieces[piece], pieceIndex, run);
+                for (int r = r0; r < r1; r++, at += width, wholeAt += wholeWidth) p[at] = a.whole[wholeAt];
+            }
+        }
+    }
+
+    /** Moves the whole's elements [start, end) run by run, a run being the part of one piece in one row. */
+    private static void walk(Layout a, int start, int end, boolean gather) {
+        if (start >= end) return;
+        int row = start / a.wholeWidth;
+        int column = start - row * a.wholeWidth;
+        int piece = pieceAt(a, column);
+        for (int at = start; at < end; ) {
+            int width = a.widths[piece];
+            int inPiece = column - a.offsets[piece];
+            int run = Math.min(width - inPiece, end - at);
+            int pieceIndex = row * width + inPiece;
+            if (gather) {
+                move(a.pieces[piece], pieceIndex, a.whole, at, run);
+            } else {
+                move(a.whole, at, a.pieces[piece], pieceIndex, run);
             }
             at += run;
             column += run;
-            if (column == wholeWidth) {
+            if (column == a.wholeWidth) {
                 row++;
                 column = 0;
                 piece = 0;
             }
-            while (piece < plan.pieces() && column >= plan.offset(piece) + plan.width(piece)) piece++;
+            while (piece < a.pieces.length && column >= a.offsets[piece] + a.widths[piece]) piece++;
         }
     }
 
-    /** The piece holding a column, skipping empty pieces: the last piece whose offset is <= column and width > 0. */
-    private static int pieceAt(BlockCopy plan, long column) {
-        int lo = 0, hi = plan.pieces() - 1;
-        while (lo < hi) { // first piece whose end is past the column
+    /** The piece holding a column: the first whose end lies past it (so empty pieces are skipped). */
+    private static int pieceAt(Layout a, int column) {
+        int lo = 0, hi = a.pieces.length - 1;
+        while (lo < hi) {
             int mid = (lo + hi) >>> 1;
-            if (plan.offset(mid) + plan.width(mid) <= column) lo = mid + 1; else hi = mid;
+            if (a.offsets[mid] + a.widths[mid] <= column) lo = mid + 1; else hi = mid;
         }
         return lo;
     }

@@ -1,7 +1,6 @@
 package org.mmfuse.backend;
 
 import java.util.List;
-import java.util.concurrent.ForkJoinPool;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 import org.mmfuse.Backend;
@@ -25,7 +24,7 @@ final class VectorOps extends HostOps {
     @Override
     public String description() {
         return "vector on cpu: " + SPECIES.vectorBitSize() + "-bit vectors (" + SPECIES.length() + " floats), "
-                + (ForkJoinPool.getCommonPoolParallelism() + 1) + " threads";
+                + CpuThreads.SHARED.threads() + " threads";
     }
 
     @Override

@@ -2,6 +2,7 @@ package org.mmfuse.cuda;
 
 import static org.bytedeco.cuda.global.cudart.cudaGetDeviceProperties;
 import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
+import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 
 import java.util.List;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
@@ -62,6 +63,12 @@ public final class CudaOps extends AbstractOps {
     @Override
     public Device device() {
         return device;
+    }
+
+    @Override
+    public void synchronize() {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
     }
 
     @Override

@@ -1,0 +1,115 @@
+package org.mmfuse.bench;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import org.mmfuse.Backend;
+import org.mmfuse.MMFuse;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+
+/**
+ * {@code ./mmfuse bench}: a short JMH run of the benchmarks, then one table per benchmark class with
+ * GB/s (median of the measured iterations, and their min-max spread) and the ratios the goals are
+ * stated in. {@code --long} measures longer; any other argument is a JMH include regex.
+ */
+public final class QuickBench {
+    private QuickBench() {}
+
+    public static void main(String[] args) throws RunnerException {
+        boolean longRun = false;
+        List<String> includes = new ArrayList<>();
+        for (String a : args) {
+            if (a.equals("--long")) {
+                longRun = true;
+            } else if (a.equals("--help")) {
+                System.out.println("usage: mmfuse bench [--long] [JMH include regex ...]");
+                return;
+            } else {
+                includes.add(a);
+            }
+        }
+        if (includes.isEmpty()) {
+            includes.add(ConcatBench.class.getSimpleName());
+            if (MMFuse.report().isAvailable(Backend.CUDA)) includes.add(ConcatCudaBench.class.getSimpleName());
+        }
+        ChainedOptionsBuilder options = new OptionsBuilder()
+                .warmupIterations(longRun ? 5 : 3).warmupTime(TimeValue.milliseconds(longRun ? 1000 : 300))
+                .measurementIterations(longRun ? 10 : 5).measurementTime(TimeValue.milliseconds(longRun ? 1000 : 300))
+                .forks(1);
+        for (String include : includes) options.include(include);
+        Collection<RunResult> results = new Runner(options.build()).run();
+        System.out.println();
+        System.out.println(MMFuse.report());
+        printConcat(results);
+    }
+
+    /** shape -> benchmark method -> result, for one benchmark class. */
+    private static Map<String, Map<String, RunResult>> byShape(Collection<RunResult> results, String benchClass) {
+        Map<String, Map<String, RunResult>> table = new TreeMap<>();
+        for (RunResult r : results) {
+            String name = r.getParams().getBenchmark();
+            if (!name.contains("." + benchClass + ".")) continue;
+            String method = name.substring(name.lastIndexOf('.') + 1);
+            table.computeIfAbsent(r.getParams().getParam("shape"), k -> new TreeMap<>()).put(method, r);
+        }
+        return table;
+    }
+
+    private static void printConcat(Collection<RunResult> results) {
+        Map<String, Map<String, RunResult>> cpu = byShape(results, ConcatBench.class.getSimpleName());
+        if (!cpu.isEmpty()) {
+            System.out.println("Concatenation along the last axis, CPU. GB/s = (read + write bytes) / median time;");
+            System.out.println("[min-max] over the measured iterations. limit = one System.arraycopy of the output's size.");
+            System.out.printf(Locale.ROOT, "%-20s %9s %21s %21s %21s %21s %21s %8s %8s %8s%n", "shape", "MB moved",
+                    "limit", "scalar", "vector into", "torch cat_out", "vector alloc", "vec/lim", "vec/tor", "alloc/tor");
+            for (Map.Entry<String, Map<String, RunResult>> e : cpu.entrySet()) {
+                double bytes = ConcatShape.parse(e.getKey()).bytesMoved();
+                Map<String, RunResult> m = e.getValue();
+                System.out.printf(Locale.ROOT, "%-20s %9.2f %21s %21s %21s %21s %21s %8s %8s %8s%n", e.getKey(), bytes / 1e6,
+                        gbps(m.get("limitArraycopy"), bytes), gbps(m.get("scalarInto"), bytes),
+                        gbps(m.get("vectorInto"), bytes), gbps(m.get("torchCatOut"), bytes),
+                        gbps(m.get("vectorAllocating"), bytes), ratio(m.get("limitArraycopy"), m.get("vectorInto")),
+                        ratio(m.get("torchCatOut"), m.get("vectorInto")), ratio(m.get("torchCat"), m.get("vectorAllocating")));
+            }
+            System.out.println("vec/lim = vector into / limit; vec/tor = vector into / torch cat_out;"
+                    + " alloc/tor = vector allocating / torch cat (ratios of median throughput).");
+        }
+        Map<String, Map<String, RunResult>> gpu = byShape(results, ConcatCudaBench.class.getSimpleName());
+        if (!gpu.isEmpty()) {
+            System.out.println();
+            System.out.println("Concatenation on the GPU from Java (launch + sync). limit = cudaMemcpy device to device.");
+            System.out.printf(Locale.ROOT, "%-20s %9s %21s %21s %8s%n", "shape", "MB moved", "limit", "cuda into", "cuda/lim");
+            for (Map.Entry<String, Map<String, RunResult>> e : gpu.entrySet()) {
+                double bytes = ConcatShape.parse(e.getKey()).bytesMoved();
+                Map<String, RunResult> m = e.getValue();
+                System.out.printf(Locale.ROOT, "%-20s %9.2f %21s %21s %8s%n", e.getKey(), bytes / 1e6,
+                        gbps(m.get("limitDeviceCopy"), bytes), gbps(m.get("cudaInto"), bytes),
+                        ratio(m.get("limitDeviceCopy"), m.get("cudaInto")));
+            }
+        }
+    }
+
+    /** "12.3 [11.0-12.9]": GB/s at the median time, and at the slowest and fastest iterations. */
+    private static String gbps(RunResult r, double bytes) {
+        if (r == null) return "-";
+        var stats = r.getPrimaryResult().getStatistics();
+        double perUs = bytes / 1e3; // bytes per microsecond -> GB/s
+        return String.format(Locale.ROOT, "%.1f [%.1f-%.1f]", perUs / stats.getPercentile(50), perUs / stats.getMax(),
+                perUs / stats.getMin());
+    }
+
+    /** Median throughput of {@code ours} over that of {@code peer} (times are per operation). */
+    private static String ratio(RunResult peer, RunResult ours) {
+        if (peer == null || ours == null) return "-";
+        return String.format(Locale.ROOT, "%.2f", peer.getPrimaryResult().getStatistics().getPercentile(50)
+                / ours.getPrimaryResult().getStatistics().getPercentile(50));
+    }
+}
