@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.util.Set;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerPointer;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.mmfuse.backend.Probe;
 import org.mmfuse.cuda.MmfNative;
@@ -17,8 +17,8 @@ import org.mmfuse.cuda.MmfNative;
  * no device answer, and on a machine without a GPU the device query fails with the CUDA error's name.
  */
 class NativeBindingTest {
-    @BeforeAll
-    static void nativeLibraryBuilt() {
+    @BeforeEach
+    void nativeLibraryBuilt() {
         assumeTrue(NativeBindingTest.class.getResource("/org/mmfuse/cuda/linux-x86_64/libjnimmfuse.so") != null,
                 "libjnimmfuse.so was not built (no nvcc at build time): the JNI chain cannot be tested");
         Probe.JAVACPP.loadMmfuse();
