@@ -14,7 +14,7 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 final class HostArrays {
     /** Smaller arrays are cheap to allocate; pooling them would cost more than it saves. */
-    private static final int MIN_POOLED = 4096;
+    private static final int MIN_POOLED = 1024;
     private static final long CAPACITY_BYTES = Runtime.getRuntime().maxMemory() / 16;
 
     private static final ConcurrentHashMap<Integer, Queue<float[]>> FREE = new ConcurrentHashMap<>();

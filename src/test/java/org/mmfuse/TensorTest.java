@@ -47,7 +47,7 @@ class TensorTest {
 
     @Test
     void zerosAreZeroEvenFromARecycledArray() {
-        Tensor dirty = Tensor.empty(8192);
+        Tensor dirty = Tensor.empty(8192); // large enough to be recycled
         java.util.Arrays.fill(dirty.array(), 7f);
         dirty.close();
         try (Tensor z = Tensor.zeros(8192)) {

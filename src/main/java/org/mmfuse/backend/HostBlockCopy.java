@@ -6,11 +6,12 @@ import org.mmfuse.Tensor;
 /**
  * Concat and split on host arrays with bulk copies, parallel when the work pays for it.
  *
- * <p>The whole tensor's elements are cut into equal contiguous ranges, one task each; a task copies
- * its range row by row and piece by piece, each run with {@link System#arraycopy} (a vectorised
- * memcpy), or a plain loop for runs too short to amortise the call. Cutting the whole rather than the
- * rows keeps the tasks balanced for every shape: one row of two huge pieces, or a million rows of
- * three-float slices.
+ * <p>The whole tensor's elements are cut into equal contiguous ranges, one per thread of
+ * {@link CpuThreads}. Cutting the whole rather than the rows keeps the threads balanced for every
+ * shape: one row of two huge pieces, or a million rows of three-float slices. Within a range, each
+ * row's runs of the wide pieces go through {@link System#arraycopy} (a vectorised memcpy); narrow
+ * pieces, whose per-row copies would be all call overhead, are copied column by column over blocks of
+ * rows.
  */
 final class HostBlockCopy {
     /** Below this many elements (32 KiB of floats) one thread is done before a second one would start. */
@@ -72,14 +73,14 @@ final class HostBlockCopy {
      * rows and pieces, the partial rows at either end by walking run by run.
      */
     private static void copyRange(Layout a, int start, int end, boolean gather) {
-        int firstFullRow = (start + a.wholeWidth - 1) / a.wholeWidth, endFullRow = end / a.wholeWidth;
+        int firstFullRow = (int) ((start + (long) a.wholeWidth - 1) / a.wholeWidth), endFullRow = end / a.wholeWidth;
         if (firstFullRow >= endFullRow) {
             walk(a, start, end, gather);
             return;
         }
         walk(a, start, firstFullRow * a.wholeWidth, gather);
-        for (int r0 = firstFullRow; r0 < endFullRow; r0 += ROW_BLOCK) {
-            int r1 = Math.min(r0 + ROW_BLOCK, endFullRow);
+        for (int r0 = firstFullRow, r1; r0 < endFullRow; r0 = r1) {
+            r1 = (int) Math.min((long) r0 + ROW_BLOCK, endFullRow); // long: r0 may lie near 2^31
             for (int row = r0; row < r1; row++) {
                 int rowStart = row * a.wholeWidth;
                 for (int i : a.wide) {
