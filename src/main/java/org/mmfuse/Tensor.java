@@ -138,6 +138,7 @@ public final class Tensor implements AutoCloseable {
     /** A new host array with the tensor's elements (for a CUDA tensor, after this thread's queued work). */
     public float[] toArray() {
         checkOpen("tensor");
+        checkF32("toArray");
         if (device.isCpu()) return array().clone();
         long n = numel();
         if (n > Shapes.MAX_HOST_ELEMENTS) throw new IllegalStateException(describe() + " is too large for a host array");
@@ -150,6 +151,7 @@ public final class Tensor implements AutoCloseable {
     public Tensor to(Device target) {
         Objects.requireNonNull(target, "target");
         checkOpen("tensor");
+        checkF32("to");
         if (target.isCpu()) return Tensor.of(toArray(), shape);
         DeviceMemory copy = MMFuse.allocate(target, Math.multiplyExact(numel(), (long) dtype.bytes()));
         try {
@@ -162,6 +164,12 @@ public final class Tensor implements AutoCloseable {
         } catch (RuntimeException e) {
             copy.close();
             throw e;
+        }
+    }
+
+    private void checkF32(String op) {
+        if (dtype != DType.F32) {
+            throw new UnsupportedOperationException(op + ": " + describe() + ": only F32 tensors move between devices yet");
         }
     }
 

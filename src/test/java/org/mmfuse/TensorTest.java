@@ -82,6 +82,14 @@ class TensorTest {
     }
 
     @Test
+    void halfPrecisionDeviceTensorsDoNotMoveYet() {
+        Tensor bf16 = Tensor.wrap(new ConcatErrorsTest.UntouchableMemory(Device.cuda(0)), DType.BF16, 4, 4);
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, bf16::toArray);
+        assertTrue(e.getMessage().contains("bf16"), e.getMessage());
+        assertThrows(UnsupportedOperationException.class, () -> bf16.to(Device.CPU));
+    }
+
+    @Test
     void toCpuCopies() {
         Tensor t = Tensor.of(new float[] {1.5f, -2f}, 2);
         try (Tensor copy = t.to(Device.CPU)) {
