@@ -41,4 +41,13 @@ public interface Ops {
 
     /** {@code torch.split(input, sizes, axis)}: pieces of the given sizes, which must sum to the axis size. */
     List<Tensor> split(Tensor input, long[] sizes, int axis);
+
+    /** {@code torch.mm(a, b)}: a [M, K] times b [K, N], a new [M, N] tensor. fp32 accumulation. */
+    Tensor matmul(Tensor a, Tensor b);
+
+    /**
+     * {@code torch.nn.functional.linear(x, weight, bias)}: x [..., in] times weightᵀ plus bias, a new
+     * [..., out] tensor, with PyTorch's layout: weight [out, in], bias [out] or null.
+     */
+    Tensor linear(Tensor x, Tensor weight, Tensor bias);
 }

@@ -34,6 +34,9 @@ public abstract class AbstractOps implements Ops {
     /** Copies the columns of {@code whole} into the pieces (split). */
     protected abstract void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces);
 
+    /** Computes c = a · b (+ bias) as {@code g} describes; c is overwritten whole. Bias may be null. */
+    protected abstract void gemm(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c);
+
     // ---- concat -----------------------------------------------------------------------------------
 
     @Override
@@ -185,6 +188,56 @@ public abstract class AbstractOps implements Ops {
             throw e;
         }
         return pieces;
+    }
+
+    // ---- matrix products -----------------------------------------------------------------------------
+
+    @Override
+    public final Tensor matmul(Tensor a, Tensor b) {
+        checkTensor("matmul", "a", a);
+        checkTensor("matmul", "b", b);
+        if (a.rank() != 2 || b.rank() != 2 || a.size(1) != b.size(0)) {
+            throw new IllegalArgumentException("matmul: a " + Shapes.toString(a.shape()) + " and b "
+                    + Shapes.toString(b.shape()) + " cannot be multiplied: expected a [M, K] and b [K, N]");
+        }
+        return product(new Gemm(a.size(0), b.size(1), a.size(1), false), a, b, null, new long[] {a.size(0), b.size(1)});
+    }
+
+    @Override
+    public final Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+        checkTensor("linear", "x", x);
+        checkTensor("linear", "weight", weight);
+        if (weight.rank() != 2) {
+            throw new IllegalArgumentException("linear: weight must be [out, in], got " + Shapes.toString(weight.shape()));
+        }
+        long out = weight.size(0), in = weight.size(1);
+        if (x.rank() < 1 || x.size(-1) != in) {
+            throw new IllegalArgumentException("linear: x " + Shapes.toString(x.shape()) + " must end in the weight's in = "
+                    + in + " (weight " + Shapes.toString(weight.shape()) + ")");
+        }
+        if (bias != null) {
+            checkTensor("linear", "bias", bias);
+            if (bias.rank() != 1 || bias.size(0) != out) {
+                throw new IllegalArgumentException("linear: bias must be [" + out + "] for weight "
+                        + Shapes.toString(weight.shape()) + ", got " + Shapes.toString(bias.shape()));
+            }
+        }
+        long[] shape = x.shape();
+        shape[shape.length - 1] = out;
+        Shapes.numel("linear: result", shape);
+        long rows = Shapes.product(shape, 0, shape.length - 1);
+        return product(new Gemm(rows, out, in, true), x, weight, bias, shape);
+    }
+
+    private Tensor product(Gemm g, Tensor a, Tensor b, Tensor bias, long[] shape) {
+        Tensor c = allocate(shape);
+        try {
+            gemm(g, a, b, bias, c);
+        } catch (RuntimeException | Error e) {
+            c.close();
+            throw e;
+        }
+        return c;
     }
 
     // ---- shared checks ----------------------------------------------------------------------------

@@ -25,6 +25,23 @@ final class ScalarOps extends HostOps {
         }
     }
 
+    /** Each output is a dot product summed in double: slow, but the most accurate reference of the three. */
+    @Override
+    protected void gemm(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c) {
+        float[] x = a.array(), y = b.array(), out = c.array(), add = bias == null ? null : bias.array();
+        int m = (int) g.m, n = (int) g.n, k = (int) g.k;
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double sum = add == null ? 0 : add[j];
+                for (int p = 0; p < k; p++) {
+                    float yv = g.transposedB ? y[j * k + p] : y[p * n + j];
+                    sum += (double) x[i * k + p] * yv;
+                }
+                out[i * n + j] = (float) sum;
+            }
+        }
+    }
+
     @Override
     protected void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces) {
         if (plan.elements() == 0) return;

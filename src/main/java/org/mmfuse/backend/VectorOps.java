@@ -39,6 +39,11 @@ final class VectorOps extends HostOps {
     }
 
     @Override
+    protected void gemm(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c) {
+        VectorGemm.multiply(g, a.array(), b.array(), bias == null ? null : bias.array(), c.array());
+    }
+
+    @Override
     protected void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces) {
         HostBlockCopy.copy(plan, pieces, whole, false);
     }

@@ -5,6 +5,7 @@ import static org.bytedeco.cuda.global.cudart.cudaSuccess;
 
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.mmfuse.CudaException;
 
@@ -32,8 +33,19 @@ final class Cuda {
         return new DevicePointer(address);
     }
 
+    /** The same, typed for APIs that take float* (cuBLAS). */
+    static FloatPointer floatsAt(long address) {
+        return new DeviceFloats(address);
+    }
+
     private static final class DevicePointer extends Pointer {
         DevicePointer(long address) {
+            this.address = address;
+        }
+    }
+
+    private static final class DeviceFloats extends FloatPointer {
+        DeviceFloats(long address) {
             this.address = address;
         }
     }

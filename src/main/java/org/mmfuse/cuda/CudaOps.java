@@ -1,11 +1,23 @@
 package org.mmfuse.cuda;
 
+import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_T;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_STATUS_SUCCESS;
+import static org.bytedeco.cuda.global.cublas.cublasCreate_v2;
+import static org.bytedeco.cuda.global.cublas.cublasGetStatusName;
+import static org.bytedeco.cuda.global.cublas.cublasSetStream_v2;
+import static org.bytedeco.cuda.global.cublas.cublasSgemm_v2;
 import static org.bytedeco.cuda.global.cudart.cudaGetDeviceProperties;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToDevice;
+import static org.bytedeco.cuda.global.cudart.cudaMemsetAsync;
 import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 
 import java.util.List;
+import org.bytedeco.cuda.cublas.cublasContext;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
+import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
@@ -18,6 +30,7 @@ import org.mmfuse.Shapes;
 import org.mmfuse.Tensor;
 import org.mmfuse.backend.AbstractOps;
 import org.mmfuse.backend.BlockCopy;
+import org.mmfuse.backend.Gemm;
 
 /**
  * The CUDA backend: libmmfuse's kernels on one device. Work is queued on the calling thread's
@@ -31,6 +44,8 @@ public final class CudaOps extends AbstractOps {
     private final Device device;
     /** Scratch device memory per thread (kernel tables); safe to reuse since each thread has one stream. */
     private final ThreadLocal<CudaMemory> workspace = new ThreadLocal<>();
+    /** cuBLAS handles per thread, each bound to that thread's stream. */
+    private final ThreadLocal<cublasContext> cublas = new ThreadLocal<>();
 
     public CudaOps(int deviceIndex) {
         this.device = Device.cuda(deviceIndex);
@@ -92,6 +107,61 @@ public final class CudaOps extends AbstractOps {
     @Override
     protected void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces) {
         blockCopy("split", false, plan, pieces, whole);
+    }
+
+    /**
+     * cuBLAS SGEMM (fp32, no TF32) through the presets. cuBLAS is column-major: a row-major C [m, n]
+     * is a column-major [n, m] matrix, Cᵀ = Bᵀ · Aᵀ, so B goes first. The bias is written into C's
+     * rows first (copies doubling the filled rows) and the product is added with beta = 1.
+     */
+    @Override
+    protected void gemm(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c) {
+        if (g.m > Integer.MAX_VALUE || g.n > Integer.MAX_VALUE || g.k > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("cuBLAS takes int dimensions: m = " + g.m + ", n = " + g.n + ", k = " + g.k);
+        }
+        int m = (int) g.m, n = (int) g.n, k = (int) g.k;
+        if (m == 0 || n == 0) return;
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        long cAddress = c.deviceMemory().address();
+        if (bias != null) {
+            fillRows(cAddress, bias.deviceMemory().address(), m, n * 4L);
+        } else if (k == 0) {
+            Cuda.check(cudaMemsetAsync(Cuda.at(cAddress), 0, (long) m * n * 4, Cuda.stream()), "cudaMemsetAsync");
+        }
+        if (k == 0) return;
+        try (FloatPointer one = new FloatPointer(1f); FloatPointer beta = new FloatPointer(bias == null ? 0f : 1f)) {
+            int status = cublasSgemm_v2(cublasHandle(), g.transposedB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, n, m, k,
+                    one, Cuda.floatsAt(b.deviceMemory().address()), g.transposedB ? k : n,
+                    Cuda.floatsAt(a.deviceMemory().address()), k, beta, Cuda.floatsAt(cAddress), n);
+            checkCublas(status, g.transposedB ? "linear (cublasSgemm)" : "matmul (cublasSgemm)");
+        }
+    }
+
+    /** Copies {@code rowBytes} from {@code source} into each of {@code rows} rows at {@code target}. */
+    private static void fillRows(long target, long source, int rows, long rowBytes) {
+        Cuda.check(cudaMemcpyAsync(Cuda.at(target), Cuda.at(source), rowBytes, cudaMemcpyDeviceToDevice, Cuda.stream()),
+                "cudaMemcpyAsync(bias)");
+        for (long filled = 1; filled < rows; filled *= 2) {
+            long count = Math.min(filled, rows - filled);
+            Cuda.check(cudaMemcpyAsync(Cuda.at(target + filled * rowBytes), Cuda.at(target), count * rowBytes,
+                    cudaMemcpyDeviceToDevice, Cuda.stream()), "cudaMemcpyAsync(bias)");
+        }
+    }
+
+    /** This thread's cuBLAS handle, bound to its stream (a handle must not be shared by concurrent threads). */
+    private cublasContext cublasHandle() {
+        cublasContext handle = cublas.get();
+        if (handle == null) {
+            handle = new cublasContext();
+            checkCublas(cublasCreate_v2(handle), "cublasCreate");
+            checkCublas(cublasSetStream_v2(handle, Cuda.stream()), "cublasSetStream");
+            cublas.set(handle);
+        }
+        return handle;
+    }
+
+    private static void checkCublas(int status, String op) {
+        if (status != CUBLAS_STATUS_SUCCESS) throw new CudaException(op, cublasGetStatusName(status).getString(), null);
     }
 
     private void blockCopy(String op, boolean gather, BlockCopy plan, List<Tensor> pieces, Tensor whole) {

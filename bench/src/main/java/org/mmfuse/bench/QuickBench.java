@@ -38,6 +38,8 @@ public final class QuickBench {
         }
         if (includes.isEmpty()) {
             includes.add(ConcatBench.class.getSimpleName());
+            includes.add(GemmBench.class.getSimpleName());
+            includes.add(PeakBench.class.getSimpleName());
             if (MMFuse.report().isAvailable(Backend.CUDA)) includes.add(ConcatCudaBench.class.getSimpleName());
         }
         ChainedOptionsBuilder options = new OptionsBuilder()
@@ -49,6 +51,7 @@ public final class QuickBench {
         System.out.println();
         System.out.println(MMFuse.report());
         printConcat(results);
+        printGemm(results);
     }
 
     /** shape -> benchmark method -> result, for one benchmark class. */
@@ -95,6 +98,43 @@ public final class QuickBench {
                         ratio(m.get("limitDeviceCopy"), m.get("cudaInto")));
             }
         }
+    }
+
+    private static void printGemm(Collection<RunResult> results) {
+        Map<String, Map<String, RunResult>> table = byShape(results, GemmBench.class.getSimpleName());
+        if (table.isEmpty()) return;
+        RunResult peak = results.stream().filter(r -> r.getParams().getBenchmark().endsWith("fmaPeakOneThread"))
+                .findFirst().orElse(null);
+        int threads = Runtime.getRuntime().availableProcessors();
+        double peakGflops = peak == null ? Double.NaN
+                : threads * PeakBench.FLOPS / 1e3 / peak.getPrimaryResult().getStatistics().getPercentile(50);
+        System.out.println();
+        System.out.printf(Locale.ROOT, "fp32 matrix products, CPU (MxKxN). GFLOP/s at the median time [min-max]. peak = %d x"
+                + " one core's FMA peak measured in this run = %.0f GFLOP/s.%n", threads, peakGflops);
+        System.out.printf(Locale.ROOT, "%-16s %21s %21s %21s %21s %8s %8s %8s%n", "shape", "vector matmul", "torch mm",
+                "vector linear", "torch linear", "mm/tor", "lin/tor", "mm/peak");
+        for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
+            long[] d = GemmBench.dims(e.getKey());
+            double flops = 2.0 * d[0] * d[1] * d[2];
+            Map<String, RunResult> m = e.getValue();
+            RunResult mm = m.get("vectorMatmul");
+            String ofPeak = mm == null || Double.isNaN(peakGflops) ? "-" : String.format(Locale.ROOT, "%.2f",
+                    flops / 1e3 / mm.getPrimaryResult().getStatistics().getPercentile(50) / peakGflops);
+            System.out.printf(Locale.ROOT, "%-16s %21s %21s %21s %21s %8s %8s %8s%n", e.getKey(), gflops(mm, flops),
+                    gflops(m.get("torchMm"), flops), gflops(m.get("vectorLinear"), flops),
+                    gflops(m.get("torchLinear"), flops), ratio(m.get("torchMm"), mm),
+                    ratio(m.get("torchLinear"), m.get("vectorLinear")), ofPeak);
+        }
+        System.out.println("mm/tor, lin/tor: ours / libtorch (median throughput); mm/peak: vector matmul / peak.");
+    }
+
+    /** GFLOP/s at the median time, and at the slowest and fastest iterations. */
+    private static String gflops(RunResult r, double flops) {
+        if (r == null) return "-";
+        var stats = r.getPrimaryResult().getStatistics();
+        double perUs = flops / 1e3; // flops per microsecond -> GFLOP/s
+        return String.format(Locale.ROOT, "%.1f [%.1f-%.1f]", perUs / stats.getPercentile(50), perUs / stats.getMax(),
+                perUs / stats.getMin());
     }
 
     /** "12.3 [11.0-12.9]": GB/s at the median time, and at the slowest and fastest iterations. */

@@ -1,0 +1,344 @@
+package org.mmfuse.backend;
+
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * fp32 matrix product on the Vector API, blocked and packed after Goto and van de Geijn (BLIS's
+ * loop order), on all cores.
+ *
+ * <pre>
+ * for jc in n, step NC            B panel [KC, NC] packed once per (jc, pc): L3
+ *   for pc in k, step KC
+ *     for ic in m, step MC        A block [MC, KC] packed per thread: L2
+ *       for jr in nc, step NR     B micro-panel [KC, NR]: L1
+ *         for ir in mc, step MR   MR x NR of C in 2 MR vector registers
+ * </pre>
+ *
+ * The micro-kernel broadcasts one element of A per row and multiplies it into two vectors of B;
+ * packed panels make every load in its loop sequential. Fewer than MR rows (a batch of one or two)
+ * skip the packing, whose cost would match the product's: dot products against a transposed B, row updates
+ * otherwise.
+ *
+ * <p>Threads claim tasks one at a time: an M block each (packing their own copy of it), or, when there
+ * is a single M block, a run of B micro-panels each.
+ */
+final class VectorGemm {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    /** Rows of the micro-kernel: as many as the vector registers hold accumulators for (measured: 14 x 2 on
+     *  AVX-512 reaches 180 GFLOP/s of a 231 GFLOP/s core where 6 x 2 reaches 126). */
+    static final int MR = S.vectorBitSize() >= 512 ? 14 : 6;
+    static final int NR = 2 * L;
+    static final int KC = 256;
+    static final int MC = MR == 14 ? 7 * MR : 16 * MR;
+    static final int NC = 128 * NR;
+    /** Below this many flops one thread finishes before a second would have started. */
+    private static final long PARALLEL_FLOPS = 1 << 18;
+
+    /** Per-thread packing buffers, reused: fresh arrays would be zeroed in cold memory on every call. */
+    private static final ThreadLocal<float[]> PACKED_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
+    private static final ThreadLocal<float[]> PACKED_B = ThreadLocal.withInitial(() -> new float[KC * NC]);
+
+    private VectorGemm() {}
+
+    /** c [m, n] = a [m, k] · b (+ bias), b being [k, n] or, transposed, [n, k]. */
+    static void multiply(Gemm g, float[] a, float[] b, float[] bias, float[] c) {
+        int m = (int) g.m, n = (int) g.n, k = (int) g.k;
+        if (m == 0 || n == 0) return;
+        if (k == 0) {
+            for (int i = 0; i < m; i++) {
+                if (bias == null) Arrays.fill(c, i * n, (i + 1) * n, 0f); else System.arraycopy(bias, 0, c, i * n, n);
+            }
+            return;
+        }
+        int threads = g.flops() < PARALLEL_FLOPS ? 1 : CpuThreads.SHARED.threads();
+        if (m < MR) {
+            skinny(g.transposedB, m, n, k, a, b, bias, c, threads);
+            return;
+        }
+        float[] packedB = PACKED_B.get();
+        for (int jc = 0; jc < n; jc += NC) {
+            int nc = Math.min(NC, n - jc);
+            int panels = (nc + NR - 1) / NR;
+            for (int pc = 0; pc < k; pc += KC) {
+                int kc = Math.min(KC, k - pc);
+                final int j0 = jc, p0 = pc;
+                int packTasks = Math.min(threads, panels);
+                CpuThreads.SHARED.run(packTasks, t -> {
+                    for (int q = panels * t / packTasks; q < panels * (t + 1) / packTasks; q++) {
+                        packB(g.transposedB, b, n, k, p0, kc, j0 + q * NR, Math.min(NR, j0 + nc - (j0 + q * NR)),
+                                packedB, q * kc * NR);
+                    }
+                });
+                // Tasks are claimed one at a time, so threads that finish early take more: an M block each,
+                // or with a single M block, a run of micro-panels each.
+                int blocks = (m + MC - 1) / MC;
+                boolean byBlock = blocks > 1 || threads == 1;
+                int runs = byBlock ? blocks : Math.min(panels, 4 * threads);
+                CpuThreads.SHARED.run(runs, t -> {
+                    int b0 = byBlock ? t : 0, b1 = byBlock ? t + 1 : blocks;
+                    int q0 = byBlock ? 0 : panels * t / runs, q1 = byBlock ? panels : panels * (t + 1) / runs;
+                    float[] packedA = PACKED_A.get();
+                    for (int block = b0; block < b1; block++) {
+                        int ic = block * MC, mc = Math.min(MC, m - ic);
+                        packA(a, k, ic, mc, p0, kc, packedA);
+                        if (p0 == 0) {
+                            int col = j0 + q0 * NR, cols = Math.min(j0 + nc, j0 + q1 * NR) - col;
+                            initialize(c, ic * n + col, n, mc, cols, bias, col);
+                        }
+                        for (int q = q0; q < q1; q++) {
+                            int col = j0 + q * NR, nr = Math.min(NR, n - col);
+                            for (int ir = 0; ir < mc; ir += MR) {
+                                tile(kc, packedA, (ir / MR) * kc * MR, packedB, q * kc * NR, c, (ic + ir) * n + col, n,
+                                        Math.min(MR, mc - ir), nr);
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /** B[p0 .. p0+kc, col .. col+nr] into a micro-panel: NR values per k, zero beyond nr. */
+    private static void packB(boolean transposed, float[] b, int n, int k, int p0, int kc, int col, int nr,
+            float[] dst, int at) {
+        if (transposed) { // b is [n, k]: read each of the nr rows along k
+            for (int j = 0; j < NR; j++) {
+                if (j < nr) {
+                    int row = (col + j) * k + p0;
+                    for (int p = 0; p < kc; p++) dst[at + p * NR + j] = b[row + p];
+                } else {
+                    for (int p = 0; p < kc; p++) dst[at + p * NR + j] = 0f;
+                }
+            }
+        } else {
+            for (int p = 0; p < kc; p++) {
+                int row = (p0 + p) * n + col, out = at + p * NR;
+                System.arraycopy(b, row, dst, out, nr);
+                if (nr < NR) Arrays.fill(dst, out + nr, out + NR, 0f);
+            }
+        }
+    }
+
+    /** A[ic .. ic+mc, p0 .. p0+kc] into row panels: MR values per k, zero beyond mc. */
+    private static void packA(float[] a, int k, int ic, int mc, int p0, int kc, float[] dst) {
+        for (int ir = 0; ir < mc; ir += MR) {
+            int at = (ir / MR) * kc * MR;
+            for (int i = 0; i < MR; i++) {
+                if (ir + i < mc) {
+                    int row = (ic + ir + i) * k + p0;
+                    for (int p = 0; p < kc; p++) dst[at + p * MR + i] = a[row + p];
+                } else {
+                    for (int p = 0; p < kc; p++) dst[at + p * MR + i] = 0f;
+                }
+            }
+        }
+    }
+
+    /**
+     * Adds one MR x NR tile of A · B to C: the micro-kernel straight into C when the tile is whole, else
+     * into a zeroed scratch tile whose valid part is then added.
+     */
+    private static void tile(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc, int mr, int nr) {
+        if (mr == MR && nr == NR) {
+            kernel(kc, pa, ao, pb, bo, c, co, ldc);
+            return;
+        }
+        float[] scratch = new float[MR * NR];
+        kernel(kc, pa, ao, pb, bo, scratch, 0, NR);
+        for (int i = 0; i < mr; i++) {
+            for (int j = 0; j < nr; j++) c[co + i * ldc + j] += scratch[i * NR + j];
+        }
+    }
+
+    /** C[rows, cols] at co = the bias on every row, or zeros: where the first k block's products are added. */
+    private static void initialize(float[] c, int co, int ldc, int rows, int cols, float[] bias, int col) {
+        for (int i = 0; i < rows; i++) {
+            int at = co + i * ldc;
+            if (bias == null) Arrays.fill(c, at, at + cols, 0f); else System.arraycopy(bias, col, c, at, cols);
+        }
+    }
+
+    /** 14 x 2 vectors: 28 accumulators, for 512-bit vectors (32 registers). */
+    private static void kernel14(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
+        FloatVector c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00;
+        FloatVector c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00;
+        FloatVector c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00;
+        FloatVector c111 = c00, c120 = c00, c121 = c00, c130 = c00, c131 = c00;
+        for (int p = 0; p < kc; p++, ao += 14, bo += NR) {
+            FloatVector b0 = FloatVector.fromArray(S, pb, bo), b1 = FloatVector.fromArray(S, pb, bo + L);
+            FloatVector x = FloatVector.broadcast(S, pa[ao]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, pa[ao + 1]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, pa[ao + 2]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(S, pa[ao + 3]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(S, pa[ao + 4]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            x = FloatVector.broadcast(S, pa[ao + 5]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+            x = FloatVector.broadcast(S, pa[ao + 6]);
+            c60 = x.fma(b0, c60);
+            c61 = x.fma(b1, c61);
+            x = FloatVector.broadcast(S, pa[ao + 7]);
+            c70 = x.fma(b0, c70);
+            c71 = x.fma(b1, c71);
+            x = FloatVector.broadcast(S, pa[ao + 8]);
+            c80 = x.fma(b0, c80);
+            c81 = x.fma(b1, c81);
+            x = FloatVector.broadcast(S, pa[ao + 9]);
+            c90 = x.fma(b0, c90);
+            c91 = x.fma(b1, c91);
+            x = FloatVector.broadcast(S, pa[ao + 10]);
+            c100 = x.fma(b0, c100);
+            c101 = x.fma(b1, c101);
+            x = FloatVector.broadcast(S, pa[ao + 11]);
+            c110 = x.fma(b0, c110);
+            c111 = x.fma(b1, c111);
+            x = FloatVector.broadcast(S, pa[ao + 12]);
+            c120 = x.fma(b0, c120);
+            c121 = x.fma(b1, c121);
+            x = FloatVector.broadcast(S, pa[ao + 13]);
+            c130 = x.fma(b0, c130);
+            c131 = x.fma(b1, c131);
+        }
+        c00.add(FloatVector.fromArray(S, c, co)).intoArray(c, co);
+        c01.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
+        c10.add(FloatVector.fromArray(S, c, co + ldc)).intoArray(c, co + ldc);
+        c11.add(FloatVector.fromArray(S, c, co + ldc + L)).intoArray(c, co + ldc + L);
+        c20.add(FloatVector.fromArray(S, c, co + 2 * ldc)).intoArray(c, co + 2 * ldc);
+        c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L)).intoArray(c, co + 2 * ldc + L);
+        c30.add(FloatVector.fromArray(S, c, co + 3 * ldc)).intoArray(c, co + 3 * ldc);
+        c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L)).intoArray(c, co + 3 * ldc + L);
+        c40.add(FloatVector.fromArray(S, c, co + 4 * ldc)).intoArray(c, co + 4 * ldc);
+        c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L)).intoArray(c, co + 4 * ldc + L);
+        c50.add(FloatVector.fromArray(S, c, co + 5 * ldc)).intoArray(c, co + 5 * ldc);
+        c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L)).intoArray(c, co + 5 * ldc + L);
+        c60.add(FloatVector.fromArray(S, c, co + 6 * ldc)).intoArray(c, co + 6 * ldc);
+        c61.add(FloatVector.fromArray(S, c, co + 6 * ldc + L)).intoArray(c, co + 6 * ldc + L);
+        c70.add(FloatVector.fromArray(S, c, co + 7 * ldc)).intoArray(c, co + 7 * ldc);
+        c71.add(FloatVector.fromArray(S, c, co + 7 * ldc + L)).intoArray(c, co + 7 * ldc + L);
+        c80.add(FloatVector.fromArray(S, c, co + 8 * ldc)).intoArray(c, co + 8 * ldc);
+        c81.add(FloatVector.fromArray(S, c, co + 8 * ldc + L)).intoArray(c, co + 8 * ldc + L);
+        c90.add(FloatVector.fromArray(S, c, co + 9 * ldc)).intoArray(c, co + 9 * ldc);
+        c91.add(FloatVector.fromArray(S, c, co + 9 * ldc + L)).intoArray(c, co + 9 * ldc + L);
+        c100.add(FloatVector.fromArray(S, c, co + 10 * ldc)).intoArray(c, co + 10 * ldc);
+        c101.add(FloatVector.fromArray(S, c, co + 10 * ldc + L)).intoArray(c, co + 10 * ldc + L);
+        c110.add(FloatVector.fromArray(S, c, co + 11 * ldc)).intoArray(c, co + 11 * ldc);
+        c111.add(FloatVector.fromArray(S, c, co + 11 * ldc + L)).intoArray(c, co + 11 * ldc + L);
+        c120.add(FloatVector.fromArray(S, c, co + 12 * ldc)).intoArray(c, co + 12 * ldc);
+        c121.add(FloatVector.fromArray(S, c, co + 12 * ldc + L)).intoArray(c, co + 12 * ldc + L);
+        c130.add(FloatVector.fromArray(S, c, co + 13 * ldc)).intoArray(c, co + 13 * ldc);
+        c131.add(FloatVector.fromArray(S, c, co + 13 * ldc + L)).intoArray(c, co + 13 * ldc + L);
+    }
+
+    /** 6 x 2 vectors: 12 accumulators, for narrower vectors (16 registers). */
+    private static void kernel6(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
+        FloatVector c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00;
+        FloatVector c51 = c00;
+        for (int p = 0; p < kc; p++, ao += 6, bo += NR) {
+            FloatVector b0 = FloatVector.fromArray(S, pb, bo), b1 = FloatVector.fromArray(S, pb, bo + L);
+            FloatVector x = FloatVector.broadcast(S, pa[ao]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, pa[ao + 1]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, pa[ao + 2]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(S, pa[ao + 3]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(S, pa[ao + 4]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            x = FloatVector.broadcast(S, pa[ao + 5]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+        }
+        c00.add(FloatVector.fromArray(S, c, co)).intoArray(c, co);
+        c01.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
+        c10.add(FloatVector.fromArray(S, c, co + ldc)).intoArray(c, co + ldc);
+        c11.add(FloatVector.fromArray(S, c, co + ldc + L)).intoArray(c, co + ldc + L);
+        c20.add(FloatVector.fromArray(S, c, co + 2 * ldc)).intoArray(c, co + 2 * ldc);
+        c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L)).intoArray(c, co + 2 * ldc + L);
+        c30.add(FloatVector.fromArray(S, c, co + 3 * ldc)).intoArray(c, co + 3 * ldc);
+        c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L)).intoArray(c, co + 3 * ldc + L);
+        c40.add(FloatVector.fromArray(S, c, co + 4 * ldc)).intoArray(c, co + 4 * ldc);
+        c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L)).intoArray(c, co + 4 * ldc + L);
+        c50.add(FloatVector.fromArray(S, c, co + 5 * ldc)).intoArray(c, co + 5 * ldc);
+        c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L)).intoArray(c, co + 5 * ldc + L);
+    }
+
+    /**
+     * The micro-kernel: C[MR, NR] at co += A panel · B micro-panel over kc. Its stores are written out
+     * in the kernels, not in a helper: past C2's node-count cutoff a helper is not inlined, and
+     * accumulators passed to a call are boxed, which made the kernel ten times slower.
+     */
+    private static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc) {
+        if (MR == 14) {
+            kernel14(kc, pa, ao, pb, bo, c, co, ldc);
+        } else {
+            kernel6(kc, pa, ao, pb, bo, c, co, ldc);
+        }
+    }
+
+    /** m < MR rows: no packing; threads split the columns. */
+    private static void skinny(boolean transposed, int m, int n, int k, float[] a, float[] b, float[] bias, float[] c,
+            int threads) {
+        CpuThreads.SHARED.run(threads, t -> {
+            int j0 = n * t / threads, j1 = n * (t + 1) / threads;
+            for (int i = 0; i < m; i++) {
+                if (transposed) {
+                    for (int j = j0; j < j1; j++) {
+                        c[i * n + j] = dot(a, i * k, b, j * k, k) + (bias == null ? 0f : bias[j]);
+                    }
+                } else {
+                    rowTimesMatrix(a, i * k, b, n, k, j0, j1, bias, c, i * n);
+                }
+            }
+        });
+    }
+
+    private static float dot(float[] x, int xo, float[] y, int yo, int k) {
+        FloatVector acc0 = FloatVector.zero(S), acc1 = acc0;
+        int p = 0;
+        for (; p <= k - 2 * L; p += 2 * L) {
+            acc0 = FloatVector.fromArray(S, x, xo + p).fma(FloatVector.fromArray(S, y, yo + p), acc0);
+            acc1 = FloatVector.fromArray(S, x, xo + p + L).fma(FloatVector.fromArray(S, y, yo + p + L), acc1);
+        }
+        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        for (; p < k; p++) sum += x[xo + p] * y[yo + p];
+        return sum;
+    }
+
+    /** c[j0 .. j1) of one row = x · B[:, j0 .. j1) (+ bias): a sum of B's rows scaled by x. */
+    private static void rowTimesMatrix(float[] a, int xo, float[] b, int n, int k, int j0, int j1, float[] bias,
+            float[] c, int co) {
+        for (int j = j0; j < j1; j++) c[co + j] = bias == null ? 0f : bias[j];
+        int vectorEnd = j0 + (j1 - j0) / L * L;
+        for (int p = 0; p < k; p++) {
+            FloatVector x = FloatVector.broadcast(S, a[xo + p]);
+            int row = p * n;
+            int j = j0;
+            for (; j < vectorEnd; j += L) {
+                FloatVector.fromArray(S, b, row + j).fma(x, FloatVector.fromArray(S, c, co + j)).intoArray(c, co + j);
+            }
+            for (; j < j1; j++) c[co + j] += a[xo + p] * b[row + j];
+        }
+    }
+}
