@@ -23,7 +23,7 @@ import jdk.incubator.vector.VectorSpecies;
  * otherwise.
  *
  * <p>Threads claim tasks one at a time: an M block each (packing their own copy of it), or, when there
- * is a single M block, a run of B micro-panels each.
+ * is a single M block, packed once beforehand, a run of B micro-panels each.
  */
 final class VectorGemm {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -69,25 +69,30 @@ final class VectorGemm {
                 int packTasks = Math.min(threads, panels);
                 CpuThreads.SHARED.run(packTasks, t -> {
                     for (int q = panels * t / packTasks; q < panels * (t + 1) / packTasks; q++) {
-                        packB(g.transposedB, b, n, k, p0, kc, j0 + q * NR, Math.min(NR, j0 + nc - (j0 + q * NR)),
-                                packedB, q * kc * NR);
+                        packB(g.transposedB, b, n, k, p0, kc, j0 + q * NR, Math.min(NR, nc - q * NR), packedB,
+                                q * kc * NR);
                     }
                 });
                 // Tasks are claimed one at a time, so threads that finish early take more: an M block each,
-                // or with a single M block, a run of micro-panels each.
+                // or with a single M block, a run of micro-panels each; that block is packed (and its C
+                // rows initialised) once, here, for all tasks to share.
                 int blocks = (m + MC - 1) / MC;
                 boolean byBlock = blocks > 1 || threads == 1;
                 int runs = byBlock ? blocks : Math.min(panels, 4 * threads);
+                float[] sharedA = byBlock ? null : PACKED_A.get();
+                if (!byBlock) {
+                    packA(a, k, 0, m, p0, kc, sharedA);
+                    if (p0 == 0) initialize(c, j0, n, m, nc, bias, j0);
+                }
                 CpuThreads.SHARED.run(runs, t -> {
-                    int b0 = byBlock ? t : 0, b1 = byBlock ? t + 1 : blocks;
+                    int b0 = byBlock ? t : 0, b1 = byBlock ? t + 1 : 1;
                     int q0 = byBlock ? 0 : panels * t / runs, q1 = byBlock ? panels : panels * (t + 1) / runs;
-                    float[] packedA = PACKED_A.get();
+                    float[] packedA = byBlock ? PACKED_A.get() : sharedA;
                     for (int block = b0; block < b1; block++) {
                         int ic = block * MC, mc = Math.min(MC, m - ic);
-                        packA(a, k, ic, mc, p0, kc, packedA);
-                        if (p0 == 0) {
-                            int col = j0 + q0 * NR, cols = Math.min(j0 + nc, j0 + q1 * NR) - col;
-                            initialize(c, ic * n + col, n, mc, cols, bias, col);
+                        if (byBlock) {
+                            packA(a, k, ic, mc, p0, kc, packedA);
+                            if (p0 == 0) initialize(c, ic * n + j0, n, mc, nc, bias, j0);
                         }
                         for (int q = q0; q < q1; q++) {
                             int col = j0 + q * NR, nr = Math.min(NR, n - col);
