@@ -50,4 +50,12 @@ public interface Ops {
      * [..., out] tensor, with PyTorch's layout: weight [out, in], bias [out] or null.
      */
     Tensor linear(Tensor x, Tensor weight, Tensor bias);
+
+    /**
+     * {@code F.scaled_dot_product_attention}: softmax(scale · q kᵀ + masks) v per batch and head, with
+     * q [B, Lq, H, Dh], k [B, Lk, H, Dh], v [B, Lk, H, Dv] (or all packed [B, L, H*D] with
+     * {@link AttentionOptions#heads}). A query whose keys are all masked gets zeros (PyTorch gives NaN).
+     * NaN in the inputs propagates to the outputs it reaches.
+     */
+    AttentionResult attention(Tensor q, Tensor k, Tensor v, AttentionOptions options);
 }

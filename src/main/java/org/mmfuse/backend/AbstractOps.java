@@ -4,6 +4,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import org.mmfuse.AttentionOptions;
+import org.mmfuse.AttentionResult;
 import org.mmfuse.DType;
 import org.mmfuse.Device;
 import org.mmfuse.Ops;
@@ -36,6 +38,13 @@ public abstract class AbstractOps implements Ops {
 
     /** Computes c = a · b (+ bias) as {@code g} describes; c is overwritten whole. Bias may be null. */
     protected abstract void gemm(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c);
+
+    /**
+     * Attention as {@code s} describes, overwriting out [B, Lq, H, Dv], and lse [B, H, Lq] and
+     * weights [B, H, Lq, Lk] where not null; mask [B, Lk] may be null.
+     */
+    protected abstract void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out,
+            Tensor lse, Tensor weights);
 
     // ---- concat -----------------------------------------------------------------------------------
 
@@ -238,6 +247,60 @@ public abstract class AbstractOps implements Ops {
             throw e;
         }
         return c;
+    }
+
+    // ---- attention -------------------------------------------------------------------------------------
+
+    @Override
+    public final AttentionResult attention(Tensor q, Tensor k, Tensor v, AttentionOptions options) {
+        Objects.requireNonNull(options, "attention: options is null");
+        checkTensor("attention", "q", q);
+        checkTensor("attention", "k", k);
+        checkTensor("attention", "v", v);
+        boolean packed = q.rank() == 3;
+        if (q.rank() != 4 && !packed || k.rank() != q.rank() || v.rank() != q.rank()) {
+            throw new IllegalArgumentException("attention: q, k, v must all be [B, L, H, D] or all [B, L, H*D], got q "
+                    + Shapes.toString(q.shape()) + ", k " + Shapes.toString(k.shape()) + ", v " + Shapes.toString(v.shape()));
+        }
+        long heads = packed ? options.heads() : q.size(2);
+        if (packed && (heads <= 0 || q.size(2) % heads != 0 || k.size(2) % heads != 0 || v.size(2) % heads != 0)) {
+            throw new IllegalArgumentException("attention: packed inputs need options.heads(H) dividing every last size, got "
+                    + heads + " for q " + Shapes.toString(q.shape()) + ", k " + Shapes.toString(k.shape()) + ", v "
+                    + Shapes.toString(v.shape()));
+        }
+        long batch = q.size(0), lq = q.size(1), lk = k.size(1);
+        long dh = packed ? q.size(2) / heads : q.size(3);
+        long kdh = packed ? k.size(2) / heads : k.size(3), dv = packed ? v.size(2) / heads : v.size(3);
+        boolean headsMatch = packed || k.size(2) == heads && v.size(2) == heads;
+        if (k.size(0) != batch || v.size(0) != batch || v.size(1) != lk || kdh != dh || !headsMatch) {
+            throw new IllegalArgumentException("attention: expected q [B, Lq, H, Dh], k [B, Lk, H, Dh], v [B, Lk, H, Dv]"
+                    + (packed ? " (packed, H = " + heads + ")" : "") + ", got q " + Shapes.toString(q.shape()) + ", k "
+                    + Shapes.toString(k.shape()) + ", v " + Shapes.toString(v.shape()));
+        }
+        Tensor mask = options.keyPaddingMask();
+        if (mask != null) {
+            checkTensor("attention", "keyPaddingMask", mask);
+            if (mask.rank() != 2 || mask.size(0) != batch || mask.size(1) != lk) {
+                throw new IllegalArgumentException("attention: keyPaddingMask must be [B, Lk] = [" + batch + ", " + lk
+                        + "], got " + Shapes.toString(mask.shape()));
+            }
+        }
+        double scale = Double.isNaN(options.scale()) ? 1 / Math.sqrt(Math.max(dh, 1)) : options.scale();
+        long[] outShape = packed ? new long[] {batch, lq, heads * dv} : new long[] {batch, lq, heads, dv};
+        if (options.returnsWeights()) Shapes.numel("attention: weights", batch, heads, lq, lk);
+        AttentionShape s = new AttentionShape(Math.toIntExact(batch), Math.toIntExact(lq), Math.toIntExact(lk),
+                Math.toIntExact(heads), Math.toIntExact(dh), Math.toIntExact(dv), (float) scale, options.causal());
+        Tensor out = null, lse = null, weights = null;
+        try {
+            out = allocate(outShape);
+            if (options.returnsLogSumExp()) lse = allocate(new long[] {batch, heads, lq});
+            if (options.returnsWeights()) weights = allocate(new long[] {batch, heads, lq, lk});
+            attention(s, q, k, v, mask, out, lse, weights);
+            return new AttentionResult(out, lse, weights);
+        } catch (RuntimeException | Error e) {
+            for (Tensor t : new Tensor[] {out, lse, weights}) if (t != null) t.close();
+            throw e;
+        }
     }
 
     // ---- shared checks ----------------------------------------------------------------------------

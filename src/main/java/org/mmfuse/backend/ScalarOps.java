@@ -42,6 +42,47 @@ final class ScalarOps extends HostOps {
         }
     }
 
+    /** Each query's scores, softmax and weighted sum in double, two passes over its keys. */
+    @Override
+    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out, Tensor lse,
+            Tensor weights) {
+        float[] qa = q.array(), ka = k.array(), va = v.array(), o = out.array();
+        float[] m = mask == null ? null : mask.array();
+        double[] score = new double[s.keys];
+        for (int b = 0; b < s.batch; b++) {
+            for (int h = 0; h < s.heads; h++) {
+                for (int i = 0; i < s.queries; i++) {
+                    int qAt = ((b * s.queries + i) * s.heads + h) * s.headDim;
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j < s.keys; j++) {
+                        boolean attends = j <= s.lastKey(i) && (m == null || m[b * s.keys + j] != 0);
+                        double dot = 0;
+                        int kAt = ((b * s.keys + j) * s.heads + h) * s.headDim;
+                        for (int d = 0; d < s.headDim; d++) dot += (double) qa[qAt + d] * ka[kAt + d];
+                        score[j] = attends ? s.scale * dot : Double.NEGATIVE_INFINITY;
+                        max = Math.max(max, score[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < s.keys; j++) {
+                        score[j] = max == Double.NEGATIVE_INFINITY ? 0 : Math.exp(score[j] - max);
+                        sum += score[j];
+                    }
+                    int oAt = ((b * s.queries + i) * s.heads + h) * s.valueDim;
+                    for (int d = 0; d < s.valueDim; d++) {
+                        double acc = 0;
+                        for (int j = 0; j < s.keys; j++) acc += score[j] * va[((b * s.keys + j) * s.heads + h) * s.valueDim + d];
+                        o[oAt + d] = sum == 0 ? 0f : (float) (acc / sum);
+                    }
+                    int row = (b * s.heads + h) * s.queries + i;
+                    if (lse != null) lse.array()[row] = (float) (sum == 0 ? Double.NEGATIVE_INFINITY : max + Math.log(sum));
+                    if (weights != null) {
+                        for (int j = 0; j < s.keys; j++) weights.array()[row * s.keys + j] = sum == 0 ? 0f : (float) (score[j] / sum);
+                    }
+                }
+            }
+        }
+    }
+
     @Override
     protected void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces) {
         if (plan.elements() == 0) return;

@@ -44,6 +44,13 @@ final class VectorOps extends HostOps {
     }
 
     @Override
+    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out, Tensor lse,
+            Tensor weights) {
+        VectorAttention.run(s, q.array(), k.array(), v.array(), mask == null ? null : mask.array(), out.array(),
+                lse == null ? null : lse.array(), weights == null ? null : weights.array());
+    }
+
+    @Override
     protected void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces) {
         HostBlockCopy.copy(plan, pieces, whole, false);
     }

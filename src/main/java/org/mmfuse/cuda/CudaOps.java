@@ -29,6 +29,7 @@ import org.mmfuse.DeviceMemory;
 import org.mmfuse.Shapes;
 import org.mmfuse.Tensor;
 import org.mmfuse.backend.AbstractOps;
+import org.mmfuse.backend.AttentionShape;
 import org.mmfuse.backend.BlockCopy;
 import org.mmfuse.backend.Gemm;
 
@@ -135,6 +136,13 @@ public final class CudaOps extends AbstractOps {
                     Cuda.floatsAt(a.deviceMemory().address()), k, beta, Cuda.floatsAt(cAddress), n);
             checkCublas(status, g.transposedB ? "linear (cublasSgemm)" : "matmul (cublasSgemm)");
         }
+    }
+
+    /** Not yet: the fused CUDA attention kernels are still to be written (issue 3). */
+    @Override
+    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out, Tensor lse,
+            Tensor weights) {
+        throw new UnsupportedOperationException("attention: no CUDA kernel yet; use the vector or scalar backend");
     }
 
     /** Copies {@code rowBytes} from {@code source} into each of {@code rows} rows at {@code target}. */

@@ -1,0 +1,90 @@
+package org.mmfuse;
+
+/**
+ * Options of {@link Ops#attention}, as {@code F.scaled_dot_product_attention} has them. Immutable:
+ * each method returns a new instance. {@code AttentionOptions.DEFAULT} is scale 1/sqrt(Dh), no mask,
+ * not causal, the output alone.
+ */
+public final class AttentionOptions {
+    public static final AttentionOptions DEFAULT = new AttentionOptions(Double.NaN, false, null, 0, false, false);
+
+    private final double scale;
+    private final boolean causal;
+    private final Tensor keyPaddingMask;
+    private final int heads;
+    private final boolean returnLse;
+    private final boolean returnWeights;
+
+    private AttentionOptions(double scale, boolean causal, Tensor keyPaddingMask, int heads, boolean returnLse,
+            boolean returnWeights) {
+        this.scale = scale;
+        this.causal = causal;
+        this.keyPaddingMask = keyPaddingMask;
+        this.heads = heads;
+        this.returnLse = returnLse;
+        this.returnWeights = returnWeights;
+    }
+
+    /** The factor applied to q·k; default 1/sqrt(Dh). */
+    public AttentionOptions scale(double scale) {
+        return new AttentionOptions(scale, causal, keyPaddingMask, heads, returnLse, returnWeights);
+    }
+
+    /**
+     * Causal masking, aligned bottom-right: query i attends key j iff j <= i + (Lk - Lq), as in
+     * FlashAttention. For Lq == Lk that is the usual lower triangle; for Lq != Lk PyTorch's
+     * {@code is_causal} aligns top-left instead (j <= i), so results differ there.
+     */
+    public AttentionOptions causal(boolean causal) {
+        return new AttentionOptions(scale, causal, keyPaddingMask, heads, returnLse, returnWeights);
+    }
+
+    /**
+     * Key padding mask [B, Lk]: key j of batch b takes part iff mask[b, j] != 0 (PyTorch's boolean
+     * "true = attend", held in a float tensor until MMFuse has boolean tensors). Null: every key.
+     */
+    public AttentionOptions keyPaddingMask(Tensor mask) {
+        return new AttentionOptions(scale, causal, mask, heads, returnLse, returnWeights);
+    }
+
+    /** The head count, needed only for packed [B, L, H*D] inputs. */
+    public AttentionOptions heads(int heads) {
+        return new AttentionOptions(scale, causal, keyPaddingMask, heads, returnLse, returnWeights);
+    }
+
+    /** Also return the natural log of each query's softmax denominator, [B, H, Lq]. */
+    public AttentionOptions withLogSumExp() {
+        return new AttentionOptions(scale, causal, keyPaddingMask, heads, true, returnWeights);
+    }
+
+    /** Also return the attention weights [B, H, Lq, Lk] (Lq x Lk memory per head: only on request). */
+    public AttentionOptions withWeights() {
+        return new AttentionOptions(scale, causal, keyPaddingMask, heads, returnLse, true);
+    }
+
+    /** The scale, or NaN for the default. */
+    public double scale() {
+        return scale;
+    }
+
+    public boolean causal() {
+        return causal;
+    }
+
+    public Tensor keyPaddingMask() {
+        return keyPaddingMask;
+    }
+
+    /** 0 when not given. */
+    public int heads() {
+        return heads;
+    }
+
+    public boolean returnsLogSumExp() {
+        return returnLse;
+    }
+
+    public boolean returnsWeights() {
+        return returnWeights;
+    }
+}

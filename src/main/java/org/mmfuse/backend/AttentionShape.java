@@ -1,0 +1,37 @@
+package org.mmfuse.backend;
+
+/**
+ * One checked attention call as the backends see it. Element (b, position, h, d) of q, k or v lies at
+ * ((b * L + position) * heads + h) * D + d, for both the 4-D and the packed 3-D layouts.
+ */
+public final class AttentionShape {
+    public final int batch;
+    public final int queries;
+    public final int keys;
+    public final int heads;
+    public final int headDim;
+    public final int valueDim;
+    public final float scale;
+    public final boolean causal;
+
+    AttentionShape(int batch, int queries, int keys, int heads, int headDim, int valueDim, float scale, boolean causal) {
+        this.batch = batch;
+        this.queries = queries;
+        this.keys = keys;
+        this.heads = heads;
+        this.headDim = headDim;
+        this.valueDim = valueDim;
+        this.scale = scale;
+        this.causal = causal;
+    }
+
+    /** The last key query i may attend under the causal mask (bottom-right aligned); keys - 1 otherwise. */
+    public int lastKey(int query) {
+        return causal ? Math.min(keys - 1, query + keys - queries) : keys - 1;
+    }
+
+    /** Multiply-adds of q kᵀ and p v, twice for flops: 2 (Dh + Dv) per query-key pair. */
+    public long flops() {
+        return 2L * batch * heads * queries * keys * (headDim + valueDim);
+    }
+}

@@ -1,0 +1,185 @@
+package org.mmfuse;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Scaled dot-product attention on the CPU backends against a double-precision definition. */
+class AttentionTest {
+    /** The CUDA backend has no attention kernel yet. */
+    static Stream<Ops> backends() {
+        return TestSupport.backends().filter(ops -> ops.backend() != Backend.CUDA);
+    }
+
+    /** softmax(scale q kᵀ + masks) v by its definition, per (b, h, i); also the lse and the weights. */
+    private static final class Reference {
+        final double[] out, lse, weights;
+        /** The largest scale · sum |q_d k_d| of any query-key pair: how large an error fp32 scores carry. */
+        double logitMagnitude;
+
+        Reference(float[] q, float[] k, float[] v, float[] mask, int b, int lq, int lk, int h, int dh, int dv,
+                double scale, boolean causal) {
+            out = new double[b * lq * h * dv];
+            lse = new double[b * h * lq];
+            weights = new double[b * h * lq * lk];
+            for (int bi = 0; bi < b; bi++) for (int hi = 0; hi < h; hi++) for (int i = 0; i < lq; i++) {
+                double[] s = new double[lk];
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j < lk; j++) {
+                    boolean masked = (mask != null && mask[bi * lk + j] == 0) || (causal && j > i + lk - lq);
+                    double dot = 0, magnitude = 0;
+                    for (int d = 0; d < dh; d++) {
+                        double term = (double) q[((bi * lq + i) * h + hi) * dh + d] * k[((bi * lk + j) * h + hi) * dh + d];
+                        dot += term;
+                        magnitude += Math.abs(term);
+                    }
+                    logitMagnitude = Math.max(logitMagnitude, scale * magnitude);
+                    s[j] = masked ? Double.NEGATIVE_INFINITY : scale * dot;
+                    max = Math.max(max, s[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < lk; j++) sum += max == Double.NEGATIVE_INFINITY ? 0 : Math.exp(s[j] - max);
+                int row = (bi * h + hi) * lq + i;
+                lse[row] = sum == 0 ? Double.NEGATIVE_INFINITY : max + Math.log(sum);
+                for (int j = 0; j < lk; j++) {
+                    double w = sum == 0 ? 0 : Math.exp(s[j] - max) / sum;
+                    weights[row * lk + j] = w;
+                    for (int d = 0; d < dv; d++) out[((bi * lq + i) * h + hi) * dv + d] += w * v[((bi * lk + j) * h + hi) * dv + d];
+                }
+            }
+        }
+    }
+
+    private static void assertClose(double[] expected, float[] got, double tolerance, String what) {
+        assertEquals(expected.length, got.length, what);
+        for (int i = 0; i < got.length; i++) {
+            boolean same = expected[i] == got[i] || Math.abs(expected[i] - got[i]) <= tolerance;
+            if (!same) fail(what + ": element " + i + " is " + got[i] + ", expected " + expected[i]);
+        }
+    }
+
+    /** One random problem; values of q scaled by {@code logitScale} to push the logits. */
+    private static void check(Ops ops, Random rng, int b, int lq, int lk, int h, int dh, int dv, boolean causal,
+            boolean masked, boolean packed, double logitScale) {
+        Tensor q = TestSupport.random(rng, b, lq, h, dh), k = TestSupport.random(rng, b, lk, h, dh);
+        Tensor v = TestSupport.random(rng, b, lk, h, dv);
+        // q and k in [-1, 1]: logits of a few units, times logitScale
+        for (int i = 0; i < q.array().length; i++) q.array()[i] *= (float) (0.1 * logitScale);
+        for (int i = 0; i < k.array().length; i++) k.array()[i] *= 0.1f;
+        float[] maskData = null;
+        if (masked) {
+            maskData = new float[b * lk];
+            for (int i = 0; i < maskData.length; i++) maskData[i] = rng.nextInt(3) == 0 ? 0f : 1f;
+            for (int j = 0; j < lk; j++) maskData[j] = 0f; // batch 0: every key masked
+        }
+        Reference ref = new Reference(q.array(), k.array(), v.array(), maskData, b, lq, lk, h, dh, dv,
+                1 / Math.sqrt(dh), causal);
+        AttentionOptions options = AttentionOptions.DEFAULT.causal(causal).withLogSumExp().withWeights();
+        if (packed) {
+            options = options.heads(h);
+            q = Tensor.of(q.array(), b, lq, (long) h * dh);
+            k = Tensor.of(k.array(), b, lk, (long) h * dh);
+            v = Tensor.of(v.array(), b, lk, (long) h * dv);
+        }
+        Tensor mask = masked ? Tensor.of(maskData, b, lk) : null;
+        String what = ops.backend() + " b=" + b + " lq=" + lq + " lk=" + lk + " h=" + h + " dh=" + dh + " dv=" + dv
+                + " causal=" + causal + " masked=" + masked + " packed=" + packed + " logits x" + logitScale;
+        try (AttentionResult r = ops.attention(q, k, v, mask == null ? options : options.keyPaddingMask(mask))) {
+            assertArrayEquals(packed ? new long[] {b, lq, (long) h * dv} : new long[] {b, lq, h, dv}, r.output().shape());
+            // An fp32 score is off by up to dh ulps of its magnitude, and a weight by as much relatively;
+            // the output adds the error of a sum of |v| <= 10 terms.
+            double scoreError = 4 * dh * 6e-8 * ref.logitMagnitude + 1e-6;
+            assertClose(ref.weights, r.weights().toArray(), scoreError, what + " weights");
+            assertClose(ref.out, r.output().toArray(), 10 * scoreError, what + " output");
+            assertClose(ref.lse, r.logSumExp().toArray(), scoreError * 10, what + " lse");
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void randomShapes(Ops ops) {
+        Random rng = new Random(31);
+        int[] dhs = {32, 64, 80, 128, 3};
+        for (int trial = 0; trial < 40; trial++) {
+            int dh = dhs[trial % dhs.length];
+            int dv = trial % 3 == 0 ? dh : 1 + rng.nextInt(70);
+            check(ops, rng, 1 + rng.nextInt(3), 1 + rng.nextInt(40), 1 + rng.nextInt(150), 1 + rng.nextInt(3), dh, dv,
+                    trial % 4 == 1, trial % 5 == 2, trial % 6 == 3, 1);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void edgeLengths(Ops ops) {
+        Random rng = new Random(32);
+        check(ops, rng, 2, 1, 1, 1, 64, 64, false, false, false, 1);     // one query, one key
+        check(ops, rng, 1, 1, 300, 2, 64, 32, false, true, false, 1);    // one query, long keys, masks
+        check(ops, rng, 1, 70, 1, 2, 32, 32, false, false, false, 1);    // many queries, one key
+        check(ops, rng, 2, 16, 16, 4, 64, 64, true, false, false, 1);    // causal, square
+        check(ops, rng, 2, 5, 37, 2, 64, 16, true, true, false, 1);      // causal, Lq < Lk: bottom-right
+        check(ops, rng, 1, 9, 4, 1, 32, 8, true, false, false, 1);       // causal, Lq > Lk: early queries see nothing
+        check(ops, rng, 1, 3, 65, 2, 128, 128, false, false, true, 1);   // packed
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void largeLogitsDoNotOverflow(Ops ops) {
+        Random rng = new Random(33);
+        // logits in the thousands: exp would overflow without subtracting the running maximum
+        check(ops, rng, 1, 4, 200, 2, 64, 64, false, false, false, 3000);
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void badInputsAreRefused(Ops ops) {
+        Tensor q = Tensor.zeros(2, 3, 4, 8), k = Tensor.zeros(2, 5, 4, 8), v = Tensor.zeros(2, 5, 4, 6);
+        AttentionOptions o = AttentionOptions.DEFAULT;
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ops.attention(q, Tensor.zeros(2, 5, 4, 7), v, o));
+        assertTrue(e.getMessage().contains("k [2, 5, 4, 7]"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> ops.attention(q, k, Tensor.zeros(2, 5, 3, 6), o));
+        assertTrue(e.getMessage().contains("v [2, 5, 3, 6]"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> ops.attention(q, Tensor.zeros(3, 5, 4, 8), v, o));
+        assertTrue(e.getMessage().contains("k [3, 5, 4, 8]"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> ops.attention(q, k, v, o.keyPaddingMask(Tensor.zeros(2, 4))));
+        assertTrue(e.getMessage().contains("keyPaddingMask must be [B, Lk] = [2, 5], got [2, 4]"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> ops.attention(Tensor.zeros(2, 3, 32), Tensor.zeros(2, 5, 32), Tensor.zeros(2, 5, 32), o));
+        assertTrue(e.getMessage().contains("packed inputs need options.heads(H)"), e.getMessage());
+        assertThrows(NullPointerException.class, () -> ops.attention(q, k, v, null));
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void nanPropagates(Ops ops) {
+        Tensor q = TestSupport.random(new Random(34), 1, 2, 1, 8), k = TestSupport.random(new Random(35), 1, 3, 1, 8);
+        Tensor v = TestSupport.random(new Random(36), 1, 3, 1, 4);
+        q.array()[0] = Float.NaN; // query 0 only
+        try (AttentionResult r = ops.attention(q, k, v, AttentionOptions.DEFAULT)) {
+            float[] out = r.output().toArray();
+            for (int d = 0; d < 4; d++) assertTrue(Float.isNaN(out[d]), "query 0 is NaN");
+            for (int d = 4; d < 8; d++) assertTrue(Float.isFinite(out[d]), "query 1 is untouched");
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void cudaTensorsAreRefusedHere(Ops ops) {
+        assumeTrue(ops.device().isCpu());
+        Tensor foreign = Tensor.wrap(new ConcatErrorsTest.UntouchableMemory(Device.cuda(0)), DType.F32, 1, 2, 1, 8);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ops.attention(foreign, Tensor.zeros(1, 2, 1, 8), Tensor.zeros(1, 2, 1, 8), AttentionOptions.DEFAULT));
+        assertTrue(e.getMessage().contains("q"), e.getMessage());
+        List.of(foreign).forEach(Tensor::close);
+    }
+}
