@@ -7,29 +7,34 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Attention on the Vector API, flash-style: keys in blocks, an online softmax (running maximum and
- * denominator, the accumulated output rescaled when the maximum grows), no Lq x Lk buffer unless the
- * weights are asked for. Tasks are (batch, head, block of queries), claimed by all cores.
+ * denominator per query, the accumulated output rescaled when the maximum grows), no Lq x Lk buffer
+ * unless the weights are asked for. Tasks are (batch, head, run of query tiles), claimed by all cores.
  *
- * <p>Each task first transposes its head's keys to kᵀ [Dh, Lk] (padded to whole vectors), so that a
- * query's scores against a block of keys are vector FMAs over the keys with no horizontal sums; the
- * weighted sum of values is vector FMAs over Dv. The exponentials are vectorised
- * ({@link VectorOperators#EXP}).
+ * <p>Per block of QB queries and KEY_BLOCK keys, two register-tiled micro-kernels do the arithmetic,
+ * as in the GEMM: {@code scoreTile} computes QB x 2L of the scores (twice per block) from the queries packed d-major
+ * and the head's keys transposed to kᵀ [Dh, Lk] (vector lanes over keys, no horizontal sums), and
+ * {@code valueTile} adds P · V into a QB x 2L slice of the output accumulator (lanes over Dv). Between
+ * them, the masks, the row maxima and the exponentials ({@link VectorOperators#EXP}) run over the
+ * score tile.
  */
 final class VectorAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
-    /** Keys per block: the scores of one block stay in a few registers' worth of floats. */
+    /** Queries per tile: 14 x 2 accumulators fill AVX-512's 32 registers (see VectorGemm). */
+    private static final int QB = 14;
+    /** Keys per tile: four vectors, scored in two halves; the softmax's row reductions are per tile. */
     private static final int KEY_BLOCK = 4 * L;
-    /** Queries per task: enough to amortise the transposition of the head's keys. */
-    private static final int QUERY_BLOCK = 16;
+    /** Tasks wanted per thread: heads are split into runs of query tiles only below this. */
+    private static final int TASKS_PER_THREAD = 4;
+    /** Below this many flops one thread finishes before a second would have started. */
+    private static final long PARALLEL_FLOPS = 1 << 18;
 
     /** Per-thread scratch, grown on demand: fresh arrays would be zeroed in cold memory for every task. */
-    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[][] {
-        new float[0], new float[KEY_BLOCK], new float[0]});
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[7][0]);
 
     private VectorAttention() {}
 
-    /** This thread's buffer {@code which} (0: kᵀ, 1: scores, 2: output accumulator), at least n floats. */
+    /** This thread's buffer {@code which}, at least n floats, contents unspecified. */
     private static float[] scratch(int which, int n) {
         float[][] buffers = SCRATCH.get();
         if (buffers[which].length < n) buffers[which] = new float[n];
@@ -39,115 +44,330 @@ final class VectorAttention {
     static void run(AttentionShape s, float[] q, float[] k, float[] v, float[] mask, float[] out, float[] lse,
             float[] weights) {
         if (s.batch == 0 || s.heads == 0 || s.queries == 0) return;
-        int queryBlocks = (s.queries + QUERY_BLOCK - 1) / QUERY_BLOCK;
-        int tasks = s.batch * s.heads * queryBlocks;
-        CpuThreads.SHARED.run(s.flops() < (1 << 18) ? 1 : tasks, t -> {
-            int first = s.flops() < (1 << 18) ? 0 : t, last = s.flops() < (1 << 18) ? tasks : t + 1;
-            for (int task = first; task < last; task++) {
-                int b = task / (s.heads * queryBlocks), h = task / queryBlocks % s.heads, qb = task % queryBlocks;
-                block(s, b, h, qb * QUERY_BLOCK, Math.min(s.queries, (qb + 1) * QUERY_BLOCK), q, k, v, mask, out, lse,
-                        weights);
+        // A task is a head's run of query tiles; one run per head (one transposition of its keys) unless
+        // there are too few heads to keep every thread busy.
+        int tiles = (s.queries + QB - 1) / QB, heads = s.batch * s.heads;
+        int wanted = TASKS_PER_THREAD * CpuThreads.SHARED.threads();
+        int runs = Math.min(tiles, Math.max(1, (wanted + heads - 1) / heads));
+        int tilesPerRun = (tiles + runs - 1) / runs;
+        int tasks = heads * runs;
+        boolean parallel = s.flops() >= PARALLEL_FLOPS;
+        CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
+            for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
+                int b = task / (s.heads * runs), h = task / runs % s.heads, run = task % runs;
+                int i0 = run * tilesPerRun * QB, i1 = Math.min(s.queries, i0 + tilesPerRun * QB);
+                if (i0 >= i1) continue;
+                Head head = new Head(s, b, h, k);
+                for (int i = i0; i < i1; i += QB) {
+                    tile(s, head, i, Math.min(QB, i1 - i), q, v, mask, out, lse, weights);
+                }
             }
         });
     }
 
-    /** Queries [i0, i1) of head h in batch b. */
-    private static void block(AttentionShape s, int b, int h, int i0, int i1, float[] q, float[] k, float[] v,
-            float[] mask, float[] out, float[] lse, float[] weights) {
-        int stride = (s.keys + L - 1) / L * L; // keys padded to whole vectors
-        float[] keysT = scratch(0, s.headDim * stride);
-        if (stride > s.keys) { // the padding lanes are computed and ignored, but must not hold NaN
+    /** One head's keys transposed to kᵀ [Dh, stride], stride = Lk rounded up to a key block, zero-padded. */
+    private static final class Head {
+        final int b, h, stride;
+        final float[] keysT;
+
+        Head(AttentionShape s, int b, int h, float[] k) {
+            this.b = b;
+            this.h = h;
+            stride = (s.keys + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
+            keysT = scratch(0, s.headDim * stride);
             for (int d = 0; d < s.headDim; d++) Arrays.fill(keysT, d * stride + s.keys, (d + 1) * stride, 0f);
-        }
-        for (int j = 0; j < s.keys; j++) {
-            int kAt = ((b * s.keys + j) * s.heads + h) * s.headDim;
-            for (int d = 0; d < s.headDim; d++) keysT[d * stride + j] = k[kAt + d];
-        }
-        float[] scores = scratch(1, KEY_BLOCK);
-        float[] acc = scratch(2, s.valueDim);
-        for (int i = i0; i < i1; i++) {
-            int qAt = ((b * s.queries + i) * s.heads + h) * s.headDim;
-            int lastKey = s.lastKey(i);
-            int row = (b * s.heads + h) * s.queries + i;
-            Arrays.fill(acc, 0, s.valueDim, 0f);
-            float max = Float.NEGATIVE_INFINITY, sum = 0f;
-            for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
-                int j1 = Math.min(j0 + KEY_BLOCK, lastKey + 1);
-                float blockMax = scores(s, q, qAt, keysT, stride, j0, j1, mask, b, scores);
-                if (weights != null) System.arraycopy(scores, 0, weights, row * s.keys + j0, j1 - j0);
-                if (blockMax == Float.NEGATIVE_INFINITY) continue; // every key of the block masked
-                float newMax = Math.max(max, blockMax);
-                float rescale = (float) Math.exp(max - newMax); // 0 while nothing was attended
-                sum = sum * rescale + exponentials(scores, j1 - j0, newMax);
-                scale(acc, s.valueDim, rescale);
-                for (int j = j0; j < j1; j++) {
-                    float p = scores[j - j0];
-                    if (p != 0f) addScaled(acc, s.valueDim, p, v, ((b * s.keys + j) * s.heads + h) * s.valueDim);
+            // 16 keys at a time: their rows stay in L1 while every d writes 16 consecutive floats
+            int rowStride = s.heads * s.headDim, first = (b * s.keys * s.heads + h) * s.headDim;
+            for (int j0 = 0; j0 < s.keys; j0 += 16) {
+                int j1 = Math.min(j0 + 16, s.keys);
+                for (int d = 0; d < s.headDim; d++) {
+                    int to = d * stride;
+                    for (int j = j0, at = first + j0 * rowStride + d; j < j1; j++, at += rowStride) keysT[to + j] = k[at];
                 }
-                max = newMax;
             }
-            int oAt = ((b * s.queries + i) * s.heads + h) * s.valueDim;
-            float inverse = sum == 0f ? 0f : 1f / sum;
-            for (int d = 0; d < s.valueDim; d++) out[oAt + d] = acc[d] * inverse;
-            if (lse != null) lse[row] = sum == 0f ? Float.NEGATIVE_INFINITY : max + (float) Math.log(sum);
-            if (weights != null) normaliseWeights(weights, row * s.keys, s.keys, lastKey, max, inverse);
+        }
+    }
+
+    /** Queries [i0, i0 + rows) of one head, rows <= QB; the rows past them are zero and ignored. */
+    private static void tile(AttentionShape s, Head head, int i0, int rows, float[] q, float[] v, float[] mask,
+            float[] out, float[] lse, float[] weights) {
+        int b = head.b, h = head.h, dv = s.valueDim;
+        int ldo = (dv + 2 * L - 1) / (2 * L) * (2 * L); // valueTile's slices are 2L wide
+        float[] packedQ = scratch(1, s.headDim * QB), sc = scratch(2, QB * KEY_BLOCK), acc = scratch(3, QB * ldo);
+        float[] max = scratch(4, QB), sum = scratch(5, QB), alpha = scratch(6, QB); // alpha: this block's rescaling
+        Arrays.fill(packedQ, 0, s.headDim * QB, 0f);
+        for (int i = 0; i < rows; i++) {
+            int qAt = ((b * s.queries + i0 + i) * s.heads + h) * s.headDim;
+            for (int d = 0; d < s.headDim; d++) packedQ[d * QB + i] = q[qAt + d] * s.scale;
+        }
+        Arrays.fill(acc, 0, QB * ldo, 0f);
+        Arrays.fill(max, 0, QB, Float.NEGATIVE_INFINITY);
+        Arrays.fill(sum, 0, QB, 0f);
+        int lastKey = s.lastKey(i0 + rows - 1); // the tile's last query sees the most keys
+        int vStride = s.heads * dv;
+        for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
+            int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
+            scoreTile(s.headDim, packedQ, head.keysT, head.stride, j0, 0, sc);
+            if (n > 2 * L) scoreTile(s.headDim, packedQ, head.keysT, head.stride, j0, 2 * L, sc);
+            maskTile(s, b, i0, rows, j0, n, mask, sc);
+            if (weights != null) {
+                for (int i = 0; i < rows; i++) {
+                    System.arraycopy(sc, i * KEY_BLOCK, weights, ((b * s.heads + h) * s.queries + i0 + i) * s.keys + j0, n);
+                }
+            }
+            softmaxStep(rows, max, sum, alpha, sc);
+            int vAt = (b * s.keys + j0) * vStride + h * dv;
+            int c0 = 0;
+            for (; c0 + 2 * L <= dv; c0 += 2 * L) valueTile(n, sc, v, vAt, vStride, c0, acc, ldo, alpha);
+            for (int i = 0; i < QB; i++) { // columns past the last whole pair of vectors
+                for (int c = c0; c < dv; c++) {
+                    float o = acc[i * ldo + c] * alpha[i];
+                    for (int j = 0; j < n; j++) o += sc[i * KEY_BLOCK + j] * v[vAt + j * vStride + c];
+                    acc[i * ldo + c] = o;
+                }
+            }
+        }
+        for (int i = 0; i < rows; i++) {
+            int row = (b * s.heads + h) * s.queries + i0 + i;
+            float inverse = sum[i] == 0f ? 0f : 1f / sum[i];
+            int oAt = ((b * s.queries + i0 + i) * s.heads + h) * dv;
+            for (int c = 0; c < dv; c++) out[oAt + c] = acc[i * ldo + c] * inverse;
+            if (lse != null) lse[row] = sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
+            if (weights != null) normaliseWeights(weights, row * s.keys, s.keys, s.lastKey(i0 + i), max[i], inverse);
+        }
+    }
+
+    /** -infinity for the keys a row may not see: past its causal limit, masked, or past the block's n keys. */
+    private static void maskTile(AttentionShape s, int b, int i0, int rows, int j0, int n, float[] mask, float[] sc) {
+        for (int i = 0; i < QB; i++) {
+            int last = i < rows ? Math.min(n - 1, s.lastKey(i0 + i) - j0) : -1;
+            for (int c = Math.max(last + 1, 0); c < KEY_BLOCK; c++) sc[i * KEY_BLOCK + c] = Float.NEGATIVE_INFINITY;
+            if (mask != null) {
+                for (int c = 0; c <= last; c++) {
+                    if (mask[b * s.keys + j0 + c] == 0f) sc[i * KEY_BLOCK + c] = Float.NEGATIVE_INFINITY;
+                }
+            }
         }
     }
 
     /**
-     * scores[0 .. j1-j0) = scale · q · kᵀ for keys [j0, j1), -infinity where masked; returns their maximum.
-     * Vector lanes run over keys; lanes past j1 are computed and ignored.
+     * The online softmax over one score tile: per row, the new running maximum, the factor alpha that
+     * rescales what was accumulated so far, the exponentials in place of the scores, and the new
+     * denominator. A row with nothing attended yet keeps zeros.
      */
-    private static float scores(AttentionShape s, float[] q, int qAt, float[] keysT, int stride, int j0, int j1,
-            float[] mask, int b, float[] scores) {
-        int n = j1 - j0;
-        for (int c = 0; c < n; c += L) {
-            FloatVector dot = FloatVector.zero(S);
-            for (int d = 0; d < s.headDim; d++) {
-                dot = FloatVector.broadcast(S, q[qAt + d]).fma(FloatVector.fromArray(S, keysT, d * stride + j0 + c), dot);
+    private static void softmaxStep(int rows, float[] max, float[] sum, float[] alpha, float[] sc) {
+        for (int i = 0; i < QB; i++) {
+            int at = i * KEY_BLOCK;
+            FloatVector s0 = FloatVector.fromArray(S, sc, at), s1 = FloatVector.fromArray(S, sc, at + L);
+            FloatVector s2 = FloatVector.fromArray(S, sc, at + 2 * L), s3 = FloatVector.fromArray(S, sc, at + 3 * L);
+            float newMax = Math.max(max[i], s0.max(s1).max(s2.max(s3)).reduceLanes(VectorOperators.MAX));
+            if (newMax == Float.NEGATIVE_INFINITY || i >= rows) {
+                Arrays.fill(sc, at, at + KEY_BLOCK, 0f);
+                alpha[i] = 1f;
+                continue;
             }
-            dot.mul(s.scale).intoArray(scores, c);
+            FloatVector e0 = s0.sub(newMax).lanewise(VectorOperators.EXP), e1 = s1.sub(newMax).lanewise(VectorOperators.EXP);
+            FloatVector e2 = s2.sub(newMax).lanewise(VectorOperators.EXP), e3 = s3.sub(newMax).lanewise(VectorOperators.EXP);
+            e0.intoArray(sc, at);
+            e1.intoArray(sc, at + L);
+            e2.intoArray(sc, at + 2 * L);
+            e3.intoArray(sc, at + 3 * L);
+            float rescale = (float) Math.exp(max[i] - newMax); // 0 while nothing was attended
+            alpha[i] = rescale;
+            sum[i] = sum[i] * rescale + e0.add(e1).add(e2.add(e3)).reduceLanes(VectorOperators.ADD);
+            max[i] = newMax;
         }
-        float max = Float.NEGATIVE_INFINITY;
-        for (int c = 0; c < n; c++) {
-            if (mask != null && mask[b * s.keys + j0 + c] == 0f) scores[c] = Float.NEGATIVE_INFINITY;
-            max = Math.max(max, scores[c]);
-        }
-        return max;
     }
 
-    /** scores[c] = exp(scores[c] - max) for c < n; returns their sum. */
-    private static float exponentials(float[] scores, int n, float max) {
-        float sum = 0f;
-        int c = 0;
-        for (; c <= n - L; c += L) {
-            FloatVector e = FloatVector.fromArray(S, scores, c).sub(max).lanewise(VectorOperators.EXP);
-            e.intoArray(scores, c);
-            sum += e.reduceLanes(VectorOperators.ADD);
+    /** sc[i * KEY_BLOCK + c0 + c] = Σ_d qp[d * QB + i] · kT[d * stride + j0 + c0 + c] for i < QB, c < 2L. */
+    private static void scoreTile(int dh, float[] qp, float[] kT, int stride, int j0, int c0, float[] sc) {
+        FloatVector s00 = FloatVector.zero(S), s01 = s00, s10 = s00, s11 = s00, s20 = s00;
+        FloatVector s21 = s00, s30 = s00, s31 = s00, s40 = s00, s41 = s00, s50 = s00;
+        FloatVector s51 = s00, s60 = s00, s61 = s00, s70 = s00, s71 = s00, s80 = s00;
+        FloatVector s81 = s00, s90 = s00, s91 = s00, s100 = s00, s101 = s00, s110 = s00;
+        FloatVector s111 = s00, s120 = s00, s121 = s00, s130 = s00, s131 = s00;
+        for (int d = 0, at = j0 + c0, qa = 0; d < dh; d++, at += stride, qa += QB) {
+            FloatVector k0 = FloatVector.fromArray(S, kT, at), k1 = FloatVector.fromArray(S, kT, at + L);
+            FloatVector x = FloatVector.broadcast(S, qp[qa]);
+            s00 = x.fma(k0, s00);
+            s01 = x.fma(k1, s01);
+            x = FloatVector.broadcast(S, qp[qa + 1]);
+            s10 = x.fma(k0, s10);
+            s11 = x.fma(k1, s11);
+            x = FloatVector.broadcast(S, qp[qa + 2]);
+            s20 = x.fma(k0, s20);
+            s21 = x.fma(k1, s21);
+            x = FloatVector.broadcast(S, qp[qa + 3]);
+            s30 = x.fma(k0, s30);
+            s31 = x.fma(k1, s31);
+            x = FloatVector.broadcast(S, qp[qa + 4]);
+            s40 = x.fma(k0, s40);
+            s41 = x.fma(k1, s41);
+            x = FloatVector.broadcast(S, qp[qa + 5]);
+            s50 = x.fma(k0, s50);
+            s51 = x.fma(k1, s51);
+            x = FloatVector.broadcast(S, qp[qa + 6]);
+            s60 = x.fma(k0, s60);
+            s61 = x.fma(k1, s61);
+            x = FloatVector.broadcast(S, qp[qa + 7]);
+            s70 = x.fma(k0, s70);
+            s71 = x.fma(k1, s71);
+            x = FloatVector.broadcast(S, qp[qa + 8]);
+            s80 = x.fma(k0, s80);
+            s81 = x.fma(k1, s81);
+            x = FloatVector.broadcast(S, qp[qa + 9]);
+            s90 = x.fma(k0, s90);
+            s91 = x.fma(k1, s91);
+            x = FloatVector.broadcast(S, qp[qa + 10]);
+            s100 = x.fma(k0, s100);
+            s101 = x.fma(k1, s101);
+            x = FloatVector.broadcast(S, qp[qa + 11]);
+            s110 = x.fma(k0, s110);
+            s111 = x.fma(k1, s111);
+            x = FloatVector.broadcast(S, qp[qa + 12]);
+            s120 = x.fma(k0, s120);
+            s121 = x.fma(k1, s121);
+            x = FloatVector.broadcast(S, qp[qa + 13]);
+            s130 = x.fma(k0, s130);
+            s131 = x.fma(k1, s131);
         }
-        for (; c < n; c++) {
-            scores[c] = (float) Math.exp(scores[c] - max);
-            sum += scores[c];
-        }
-        return sum;
+        s00.intoArray(sc, 0 * KEY_BLOCK + c0);
+        s01.intoArray(sc, 0 * KEY_BLOCK + c0 + L);
+        s10.intoArray(sc, 1 * KEY_BLOCK + c0);
+        s11.intoArray(sc, 1 * KEY_BLOCK + c0 + L);
+        s20.intoArray(sc, 2 * KEY_BLOCK + c0);
+        s21.intoArray(sc, 2 * KEY_BLOCK + c0 + L);
+        s30.intoArray(sc, 3 * KEY_BLOCK + c0);
+        s31.intoArray(sc, 3 * KEY_BLOCK + c0 + L);
+        s40.intoArray(sc, 4 * KEY_BLOCK + c0);
+        s41.intoArray(sc, 4 * KEY_BLOCK + c0 + L);
+        s50.intoArray(sc, 5 * KEY_BLOCK + c0);
+        s51.intoArray(sc, 5 * KEY_BLOCK + c0 + L);
+        s60.intoArray(sc, 6 * KEY_BLOCK + c0);
+        s61.intoArray(sc, 6 * KEY_BLOCK + c0 + L);
+        s70.intoArray(sc, 7 * KEY_BLOCK + c0);
+        s71.intoArray(sc, 7 * KEY_BLOCK + c0 + L);
+        s80.intoArray(sc, 8 * KEY_BLOCK + c0);
+        s81.intoArray(sc, 8 * KEY_BLOCK + c0 + L);
+        s90.intoArray(sc, 9 * KEY_BLOCK + c0);
+        s91.intoArray(sc, 9 * KEY_BLOCK + c0 + L);
+        s100.intoArray(sc, 10 * KEY_BLOCK + c0);
+        s101.intoArray(sc, 10 * KEY_BLOCK + c0 + L);
+        s110.intoArray(sc, 11 * KEY_BLOCK + c0);
+        s111.intoArray(sc, 11 * KEY_BLOCK + c0 + L);
+        s120.intoArray(sc, 12 * KEY_BLOCK + c0);
+        s121.intoArray(sc, 12 * KEY_BLOCK + c0 + L);
+        s130.intoArray(sc, 13 * KEY_BLOCK + c0);
+        s131.intoArray(sc, 13 * KEY_BLOCK + c0 + L);
     }
 
-    /** acc[0 .. n) *= factor. */
-    private static void scale(float[] acc, int n, float factor) {
-        if (factor == 1f) return;
-        int d = 0;
-        for (; d <= n - L; d += L) FloatVector.fromArray(S, acc, d).mul(factor).intoArray(acc, d);
-        for (; d < n; d++) acc[d] *= factor;
-    }
-
-    /** acc[0 .. n) += p · v[at .. at + n). */
-    private static void addScaled(float[] acc, int n, float p, float[] v, int at) {
-        FloatVector pv = FloatVector.broadcast(S, p);
-        int d = 0;
-        for (; d <= n - L; d += L) {
-            FloatVector.fromArray(S, v, at + d).fma(pv, FloatVector.fromArray(S, acc, d)).intoArray(acc, d);
+    /**
+     * Columns [c0, c0 + 2L) of o [QB, ldo]: o[i] = o[i] · alpha[i] + Σ_j p[i * KEY_BLOCK + j] · v[vAt + j · vStride + c0]
+     * over the block's keys j < n.
+     */
+    private static void valueTile(int n, float[] p, float[] v, int vAt, int vStride, int c0, float[] o, int ldo,
+            float[] alpha) {
+        FloatVector a0 = FloatVector.broadcast(S, alpha[0]);
+        FloatVector o00 = FloatVector.fromArray(S, o, 0 * ldo + c0).mul(a0), o01 = FloatVector.fromArray(S, o, 0 * ldo + c0 + L).mul(a0);
+        FloatVector a1 = FloatVector.broadcast(S, alpha[1]);
+        FloatVector o10 = FloatVector.fromArray(S, o, 1 * ldo + c0).mul(a1), o11 = FloatVector.fromArray(S, o, 1 * ldo + c0 + L).mul(a1);
+        FloatVector a2 = FloatVector.broadcast(S, alpha[2]);
+        FloatVector o20 = FloatVector.fromArray(S, o, 2 * ldo + c0).mul(a2), o21 = FloatVector.fromArray(S, o, 2 * ldo + c0 + L).mul(a2);
+        FloatVector a3 = FloatVector.broadcast(S, alpha[3]);
+        FloatVector o30 = FloatVector.fromArray(S, o, 3 * ldo + c0).mul(a3), o31 = FloatVector.fromArray(S, o, 3 * ldo + c0 + L).mul(a3);
+        FloatVector a4 = FloatVector.broadcast(S, alpha[4]);
+        FloatVector o40 = FloatVector.fromArray(S, o, 4 * ldo + c0).mul(a4), o41 = FloatVector.fromArray(S, o, 4 * ldo + c0 + L).mul(a4);
+        FloatVector a5 = FloatVector.broadcast(S, alpha[5]);
+        FloatVector o50 = FloatVector.fromArray(S, o, 5 * ldo + c0).mul(a5), o51 = FloatVector.fromArray(S, o, 5 * ldo + c0 + L).mul(a5);
+        FloatVector a6 = FloatVector.broadcast(S, alpha[6]);
+        FloatVector o60 = FloatVector.fromArray(S, o, 6 * ldo + c0).mul(a6), o61 = FloatVector.fromArray(S, o, 6 * ldo + c0 + L).mul(a6);
+        FloatVector a7 = FloatVector.broadcast(S, alpha[7]);
+        FloatVector o70 = FloatVector.fromArray(S, o, 7 * ldo + c0).mul(a7), o71 = FloatVector.fromArray(S, o, 7 * ldo + c0 + L).mul(a7);
+        FloatVector a8 = FloatVector.broadcast(S, alpha[8]);
+        FloatVector o80 = FloatVector.fromArray(S, o, 8 * ldo + c0).mul(a8), o81 = FloatVector.fromArray(S, o, 8 * ldo + c0 + L).mul(a8);
+        FloatVector a9 = FloatVector.broadcast(S, alpha[9]);
+        FloatVector o90 = FloatVector.fromArray(S, o, 9 * ldo + c0).mul(a9), o91 = FloatVector.fromArray(S, o, 9 * ldo + c0 + L).mul(a9);
+        FloatVector a10 = FloatVector.broadcast(S, alpha[10]);
+        FloatVector o100 = FloatVector.fromArray(S, o, 10 * ldo + c0).mul(a10), o101 = FloatVector.fromArray(S, o, 10 * ldo + c0 + L).mul(a10);
+        FloatVector a11 = FloatVector.broadcast(S, alpha[11]);
+        FloatVector o110 = FloatVector.fromArray(S, o, 11 * ldo + c0).mul(a11), o111 = FloatVector.fromArray(S, o, 11 * ldo + c0 + L).mul(a11);
+        FloatVector a12 = FloatVector.broadcast(S, alpha[12]);
+        FloatVector o120 = FloatVector.fromArray(S, o, 12 * ldo + c0).mul(a12), o121 = FloatVector.fromArray(S, o, 12 * ldo + c0 + L).mul(a12);
+        FloatVector a13 = FloatVector.broadcast(S, alpha[13]);
+        FloatVector o130 = FloatVector.fromArray(S, o, 13 * ldo + c0).mul(a13), o131 = FloatVector.fromArray(S, o, 13 * ldo + c0 + L).mul(a13);
+        for (int j = 0, at = vAt + c0; j < n; j++, at += vStride) {
+            FloatVector v0 = FloatVector.fromArray(S, v, at), v1 = FloatVector.fromArray(S, v, at + L);
+            FloatVector x = FloatVector.broadcast(S, p[j]);
+            o00 = x.fma(v0, o00);
+            o01 = x.fma(v1, o01);
+            x = FloatVector.broadcast(S, p[1 * KEY_BLOCK + j]);
+            o10 = x.fma(v0, o10);
+            o11 = x.fma(v1, o11);
+            x = FloatVector.broadcast(S, p[2 * KEY_BLOCK + j]);
+            o20 = x.fma(v0, o20);
+            o21 = x.fma(v1, o21);
+            x = FloatVector.broadcast(S, p[3 * KEY_BLOCK + j]);
+            o30 = x.fma(v0, o30);
+            o31 = x.fma(v1, o31);
+            x = FloatVector.broadcast(S, p[4 * KEY_BLOCK + j]);
+            o40 = x.fma(v0, o40);
+            o41 = x.fma(v1, o41);
+            x = FloatVector.broadcast(S, p[5 * KEY_BLOCK + j]);
+            o50 = x.fma(v0, o50);
+            o51 = x.fma(v1, o51);
+            x = FloatVector.broadcast(S, p[6 * KEY_BLOCK + j]);
+            o60 = x.fma(v0, o60);
+            o61 = x.fma(v1, o61);
+            x = FloatVector.broadcast(S, p[7 * KEY_BLOCK + j]);
+            o70 = x.fma(v0, o70);
+            o71 = x.fma(v1, o71);
+            x = FloatVector.broadcast(S, p[8 * KEY_BLOCK + j]);
+            o80 = x.fma(v0, o80);
+            o81 = x.fma(v1, o81);
+            x = FloatVector.broadcast(S, p[9 * KEY_BLOCK + j]);
+            o90 = x.fma(v0, o90);
+            o91 = x.fma(v1, o91);
+            x = FloatVector.broadcast(S, p[10 * KEY_BLOCK + j]);
+            o100 = x.fma(v0, o100);
+            o101 = x.fma(v1, o101);
+            x = FloatVector.broadcast(S, p[11 * KEY_BLOCK + j]);
+            o110 = x.fma(v0, o110);
+            o111 = x.fma(v1, o111);
+            x = FloatVector.broadcast(S, p[12 * KEY_BLOCK + j]);
+            o120 = x.fma(v0, o120);
+            o121 = x.fma(v1, o121);
+            x = FloatVector.broadcast(S, p[13 * KEY_BLOCK + j]);
+            o130 = x.fma(v0, o130);
+            o131 = x.fma(v1, o131);
         }
-        for (; d < n; d++) acc[d] += p * v[at + d];
+        o00.intoArray(o, 0 * ldo + c0);
+        o01.intoArray(o, 0 * ldo + c0 + L);
+        o10.intoArray(o, 1 * ldo + c0);
+        o11.intoArray(o, 1 * ldo + c0 + L);
+        o20.intoArray(o, 2 * ldo + c0);
+        o21.intoArray(o, 2 * ldo + c0 + L);
+        o30.intoArray(o, 3 * ldo + c0);
+        o31.intoArray(o, 3 * ldo + c0 + L);
+        o40.intoArray(o, 4 * ldo + c0);
+        o41.intoArray(o, 4 * ldo + c0 + L);
+        o50.intoArray(o, 5 * ldo + c0);
+        o51.intoArray(o, 5 * ldo + c0 + L);
+        o60.intoArray(o, 6 * ldo + c0);
+        o61.intoArray(o, 6 * ldo + c0 + L);
+        o70.intoArray(o, 7 * ldo + c0);
+        o71.intoArray(o, 7 * ldo + c0 + L);
+        o80.intoArray(o, 8 * ldo + c0);
+        o81.intoArray(o, 8 * ldo + c0 + L);
+        o90.intoArray(o, 9 * ldo + c0);
+        o91.intoArray(o, 9 * ldo + c0 + L);
+        o100.intoArray(o, 10 * ldo + c0);
+        o101.intoArray(o, 10 * ldo + c0 + L);
+        o110.intoArray(o, 11 * ldo + c0);
+        o111.intoArray(o, 11 * ldo + c0 + L);
+        o120.intoArray(o, 12 * ldo + c0);
+        o121.intoArray(o, 12 * ldo + c0 + L);
+        o130.intoArray(o, 13 * ldo + c0);
+        o131.intoArray(o, 13 * ldo + c0 + L);
     }
 
     /** The stored scaled scores of one query become softmax weights; keys past the causal limit get 0. */

@@ -39,6 +39,7 @@ public final class QuickBench {
         if (includes.isEmpty()) {
             includes.add(ConcatBench.class.getSimpleName());
             includes.add(GemmBench.class.getSimpleName());
+            includes.add(AttentionBench.class.getSimpleName());
             includes.add(PeakBench.class.getSimpleName());
             if (MMFuse.report().isAvailable(Backend.CUDA)) includes.add(ConcatCudaBench.class.getSimpleName());
         }
@@ -52,6 +53,7 @@ public final class QuickBench {
         System.out.println(MMFuse.report());
         printConcat(results);
         printGemm(results);
+        printAttention(results);
     }
 
     /** shape -> benchmark method -> result, for one benchmark class. */
@@ -103,11 +105,8 @@ public final class QuickBench {
     private static void printGemm(Collection<RunResult> results) {
         Map<String, Map<String, RunResult>> table = byShape(results, GemmBench.class.getSimpleName());
         if (table.isEmpty()) return;
-        RunResult peak = results.stream().filter(r -> r.getParams().getBenchmark().endsWith("fmaPeakOneThread"))
-                .findFirst().orElse(null);
         int threads = Runtime.getRuntime().availableProcessors();
-        double peakGflops = peak == null ? Double.NaN
-                : threads * PeakBench.FLOPS / 1e3 / peak.getPrimaryResult().getStatistics().getPercentile(50);
+        double peakGflops = peakGflops(results);
         System.out.println();
         System.out.printf(Locale.ROOT, "fp32 matrix products, CPU (MxKxN). GFLOP/s at the median time [min-max]. peak = %d x"
                 + " one core's FMA peak measured in this run = %.0f GFLOP/s.%n", threads, peakGflops);
@@ -126,6 +125,32 @@ public final class QuickBench {
                     ratio(m.get("torchLinear"), m.get("vectorLinear")), ofPeak);
         }
         System.out.println("mm/tor, lin/tor: ours / libtorch (median throughput); mm/peak: vector matmul / peak.");
+    }
+
+    private static void printAttention(Collection<RunResult> results) {
+        Map<String, Map<String, RunResult>> table = byShape(results, AttentionBench.class.getSimpleName());
+        if (table.isEmpty()) return;
+        double peak = peakGflops(results);
+        System.out.println();
+        System.out.printf(Locale.ROOT, "Attention, CPU (B,H,Lq,Lk,Dh). GFLOP/s = 4 B H Lq Lk Dh / median time [min-max];"
+                + " peak as above = %.0f GFLOP/s.%n", peak);
+        System.out.printf(Locale.ROOT, "%-20s %21s %21s %8s %8s%n", "shape", "vector", "torch sdpa", "vec/tor", "vec/peak");
+        for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
+            double flops = AttentionBench.flops(e.getKey());
+            RunResult ours = e.getValue().get("vectorAttention");
+            String ofPeak = ours == null || Double.isNaN(peak) ? "-" : String.format(Locale.ROOT, "%.2f",
+                    flops / 1e3 / ours.getPrimaryResult().getStatistics().getPercentile(50) / peak);
+            System.out.printf(Locale.ROOT, "%-20s %21s %21s %8s %8s%n", e.getKey(), gflops(ours, flops),
+                    gflops(e.getValue().get("torchSdpa"), flops), ratio(e.getValue().get("torchSdpa"), ours), ofPeak);
+        }
+    }
+
+    /** Every core's FMA peak: the one-thread PeakBench result times the core count; NaN if it did not run. */
+    private static double peakGflops(Collection<RunResult> results) {
+        RunResult peak = results.stream().filter(r -> r.getParams().getBenchmark().endsWith("fmaPeakOneThread"))
+                .findFirst().orElse(null);
+        return peak == null ? Double.NaN : Runtime.getRuntime().availableProcessors() * PeakBench.FLOPS / 1e3
+                / peak.getPrimaryResult().getStatistics().getPercentile(50);
     }
 
     /** GFLOP/s at the median time, and at the slowest and fastest iterations. */

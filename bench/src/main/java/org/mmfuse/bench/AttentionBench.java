@@ -1,0 +1,95 @@
+package org.mmfuse.bench;
+
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.bytedeco.pytorch.global.torch;
+import org.mmfuse.AttentionOptions;
+import org.mmfuse.AttentionResult;
+import org.mmfuse.Backend;
+import org.mmfuse.MMFuse;
+import org.mmfuse.Ops;
+import org.mmfuse.Tensor;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * Cross-attention on the CPU: the Vector backend beside libtorch's {@code scaled_dot_product_attention}
+ * (same threads), each in its own layout (ours [B, L, H, D], torch's [B, H, L, D]). Shapes
+ * {@code B,H,Lq,Lk,Dh}: text tokens over image regions, latents over a long sequence, self-attention sizes.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+        "-Xms2g", "-Xmx2g", "-XX:+AlwaysPreTouch"})
+public class AttentionBench {
+    @Param({"32,8,32,196,64", "8,8,64,256,64", "1,16,16,4096,64", "64,12,128,128,64", "4,8,1024,1024,128"})
+    public String shape;
+
+    private Ops vector;
+    private Tensor q, k, v;
+    private org.bytedeco.pytorch.Tensor tq, tk, tv;
+
+    /** B, H, Lq, Lk, Dh. */
+    static int[] dims(String shape) {
+        String[] p = shape.split(",");
+        int[] d = new int[p.length];
+        for (int i = 0; i < p.length; i++) d[i] = Integer.parseInt(p[i]);
+        return d;
+    }
+
+    /** 4 B H Lq Lk Dh: two products of Lq x Lk x Dh multiply-adds. */
+    static double flops(String shape) {
+        int[] d = dims(shape);
+        return 4.0 * d[0] * d[1] * d[2] * d[3] * d[4];
+    }
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        int[] d = dims(shape);
+        int b = d[0], h = d[1], lq = d[2], lk = d[3], dh = d[4];
+        vector = MMFuse.ops(Backend.VECTOR);
+        Random rng = new Random(1);
+        q = random(rng, b, lq, h, dh);
+        k = random(rng, b, lk, h, dh);
+        v = random(rng, b, lk, h, dh);
+        torch.set_num_threads(Runtime.getRuntime().availableProcessors());
+        tq = torch.rand(b, h, lq, dh);
+        tk = torch.rand(b, h, lk, dh);
+        tv = torch.rand(b, h, lk, dh);
+    }
+
+    private static Tensor random(Random rng, long... shape) {
+        float[] data = new float[Math.toIntExact(shape[0] * shape[1] * shape[2] * shape[3])];
+        for (int i = 0; i < data.length; i++) data[i] = rng.nextFloat() - 0.5f;
+        return Tensor.of(data, shape);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        tq.close();
+        tk.close();
+        tv.close();
+    }
+
+    @Benchmark
+    public float vectorAttention() {
+        try (AttentionResult r = vector.attention(q, k, v, AttentionOptions.DEFAULT)) {
+            return r.output().array()[0];
+        }
+    }
+
+    @Benchmark
+    public void torchSdpa() {
+        torch.scaled_dot_product_attention(tq, tk, tv).close();
+    }
+}
