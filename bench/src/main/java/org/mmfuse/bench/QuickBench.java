@@ -79,9 +79,9 @@ public final class QuickBench {
                 double bytes = ConcatShape.parse(e.getKey()).bytesMoved();
                 Map<String, RunResult> m = e.getValue();
                 System.out.printf(Locale.ROOT, "%-20s %9.2f %21s %21s %21s %21s %21s %8s %8s %8s%n", e.getKey(), bytes / 1e6,
-                        gbps(m.get("limitArraycopy"), bytes), gbps(m.get("scalarInto"), bytes),
-                        gbps(m.get("vectorInto"), bytes), gbps(m.get("torchCatOut"), bytes),
-                        gbps(m.get("vectorAllocating"), bytes), ratio(m.get("limitArraycopy"), m.get("vectorInto")),
+                        rate(m.get("limitArraycopy"), bytes), rate(m.get("scalarInto"), bytes),
+                        rate(m.get("vectorInto"), bytes), rate(m.get("torchCatOut"), bytes),
+                        rate(m.get("vectorAllocating"), bytes), ratio(m.get("limitArraycopy"), m.get("vectorInto")),
                         ratio(m.get("torchCatOut"), m.get("vectorInto")), ratio(m.get("torchCat"), m.get("vectorAllocating")));
             }
             System.out.println("vec/lim = vector into / limit; vec/tor = vector into / torch cat_out;"
@@ -96,7 +96,7 @@ public final class QuickBench {
                 double bytes = ConcatShape.parse(e.getKey()).bytesMoved();
                 Map<String, RunResult> m = e.getValue();
                 System.out.printf(Locale.ROOT, "%-20s %9.2f %21s %21s %8s%n", e.getKey(), bytes / 1e6,
-                        gbps(m.get("limitDeviceCopy"), bytes), gbps(m.get("cudaInto"), bytes),
+                        rate(m.get("limitDeviceCopy"), bytes), rate(m.get("cudaInto"), bytes),
                         ratio(m.get("limitDeviceCopy"), m.get("cudaInto")));
             }
         }
@@ -119,9 +119,9 @@ public final class QuickBench {
             RunResult mm = m.get("vectorMatmul");
             String ofPeak = mm == null || Double.isNaN(peakGflops) ? "-" : String.format(Locale.ROOT, "%.2f",
                     flops / 1e3 / mm.getPrimaryResult().getStatistics().getPercentile(50) / peakGflops);
-            System.out.printf(Locale.ROOT, "%-16s %21s %21s %21s %21s %8s %8s %8s%n", e.getKey(), gflops(mm, flops),
-                    gflops(m.get("torchMm"), flops), gflops(m.get("vectorLinear"), flops),
-                    gflops(m.get("torchLinear"), flops), ratio(m.get("torchMm"), mm),
+            System.out.printf(Locale.ROOT, "%-16s %21s %21s %21s %21s %8s %8s %8s%n", e.getKey(), rate(mm, flops),
+                    rate(m.get("torchMm"), flops), rate(m.get("vectorLinear"), flops),
+                    rate(m.get("torchLinear"), flops), ratio(m.get("torchMm"), mm),
                     ratio(m.get("torchLinear"), m.get("vectorLinear")), ofPeak);
         }
         System.out.println("mm/tor, lin/tor: ours / libtorch (median throughput); mm/peak: vector matmul / peak.");
@@ -140,8 +140,8 @@ public final class QuickBench {
             RunResult ours = e.getValue().get("vectorAttention");
             String ofPeak = ours == null || Double.isNaN(peak) ? "-" : String.format(Locale.ROOT, "%.2f",
                     flops / 1e3 / ours.getPrimaryResult().getStatistics().getPercentile(50) / peak);
-            System.out.printf(Locale.ROOT, "%-20s %21s %21s %8s %8s%n", e.getKey(), gflops(ours, flops),
-                    gflops(e.getValue().get("torchSdpa"), flops), ratio(e.getValue().get("torchSdpa"), ours), ofPeak);
+            System.out.printf(Locale.ROOT, "%-20s %21s %21s %8s %8s%n", e.getKey(), rate(ours, flops),
+                    rate(e.getValue().get("torchSdpa"), flops), ratio(e.getValue().get("torchSdpa"), ours), ofPeak);
         }
     }
 
@@ -153,20 +153,14 @@ public final class QuickBench {
                 / peak.getPrimaryResult().getStatistics().getPercentile(50);
     }
 
-    /** GFLOP/s at the median time, and at the slowest and fastest iterations. */
-    private static String gflops(RunResult r, double flops) {
+    /**
+     * "12.3 [11.0-12.9]": {@code work} (bytes or flops) per nanosecond, i.e. GB/s or GFLOP/s, at the
+     * median time, and at the slowest and fastest measured iterations.
+     */
+    private static String rate(RunResult r, double work) {
         if (r == null) return "-";
         var stats = r.getPrimaryResult().getStatistics();
-        double perUs = flops / 1e3; // flops per microsecond -> GFLOP/s
-        return String.format(Locale.ROOT, "%.1f [%.1f-%.1f]", perUs / stats.getPercentile(50), perUs / stats.getMax(),
-                perUs / stats.getMin());
-    }
-
-    /** "12.3 [11.0-12.9]": GB/s at the median time, and at the slowest and fastest iterations. */
-    private static String gbps(RunResult r, double bytes) {
-        if (r == null) return "-";
-        var stats = r.getPrimaryResult().getStatistics();
-        double perUs = bytes / 1e3; // bytes per microsecond -> GB/s
+        double perUs = work / 1e3; // times are in microseconds
         return String.format(Locale.ROOT, "%.1f [%.1f-%.1f]", perUs / stats.getPercentile(50), perUs / stats.getMax(),
                 perUs / stats.getMin());
     }
