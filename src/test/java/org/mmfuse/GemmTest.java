@@ -96,7 +96,8 @@ class GemmTest {
     void largeEnoughForEveryBlockAndThread(Ops ops) {
         Random rng = new Random(13);
         checkMatmul(ops, rng, 203, 4200, 300); // several M blocks, two N panels of 4096, two K blocks
-        checkMatmul(ops, rng, 5, 3000, 700);   // fewer rows than the micro-kernel: the unpacked path
+        checkMatmul(ops, rng, 5, 3000, 700);   // fewer rows than the micro-kernel: edge tiles only
+        checkMatmul(ops, rng, 3, 3000, 700);   // a batch of three: the unpacked path
     }
 
     @ParameterizedTest
@@ -106,6 +107,7 @@ class GemmTest {
         checkLinear(ops, rng, new long[] {7, 33}, 19, true);
         checkLinear(ops, rng, new long[] {2, 3, 64}, 40, true);   // batched [B, T, in]
         checkLinear(ops, rng, new long[] {1, 300}, 129, false);   // batch of one
+        checkLinear(ops, rng, new long[] {3, 2000}, 700, true);   // a batch of three, large enough for threads
         checkLinear(ops, rng, new long[] {4, 2, 300}, 129, true);
         checkLinear(ops, rng, new long[] {130, 257}, 70, true);
         checkLinear(ops, rng, new long[] {3, 0}, 5, true);        // in = 0: the bias alone

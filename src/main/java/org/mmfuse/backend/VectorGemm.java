@@ -18,9 +18,9 @@ import jdk.incubator.vector.VectorSpecies;
  * </pre>
  *
  * The micro-kernel broadcasts one element of A per row and multiplies it into two vectors of B;
- * packed panels make every load in its loop sequential. Fewer than MR rows (a batch of one or two)
- * skip the packing, whose cost would match the product's: dot products against a transposed B, row updates
- * otherwise.
+ * packed panels make every load in its loop sequential. Fewer than SKINNY_ROWS rows (a batch of one
+ * to three) skip the packing, whose cost would match the product's: dot products against a transposed
+ * B, row updates otherwise.
  *
  * <p>Threads claim tasks one at a time: an M block each (packing their own copy of it), or, when there
  * is a single M block, packed once beforehand, a run of B micro-panels each.
@@ -37,10 +37,13 @@ final class VectorGemm {
     static final int NC = 128 * NR;
     /** Below this many flops one thread finishes before a second would have started. */
     private static final long PARALLEL_FLOPS = 1 << 18;
+    /** Fewer rows than this go unpacked: packing B would cost as much as the product. */
+    private static final int SKINNY_ROWS = 4;
 
     /** Per-thread packing buffers, reused: fresh arrays would be zeroed in cold memory on every call. */
     private static final ThreadLocal<float[]> PACKED_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
     private static final ThreadLocal<float[]> PACKED_B = ThreadLocal.withInitial(() -> new float[KC * NC]);
+    private static final ThreadLocal<float[]> EDGE_TILE = ThreadLocal.withInitial(() -> new float[MR * NR]);
 
     private VectorGemm() {}
 
@@ -55,7 +58,7 @@ final class VectorGemm {
             return;
         }
         int threads = g.flops() < PARALLEL_FLOPS ? 1 : CpuThreads.SHARED.threads();
-        if (m < MR) {
+        if (m < SKINNY_ROWS) {
             skinny(g.transposedB, m, n, k, a, b, bias, c, threads);
             return;
         }
@@ -152,7 +155,8 @@ final class VectorGemm {
             kernel(kc, pa, ao, pb, bo, c, co, ldc);
             return;
         }
-        float[] scratch = new float[MR * NR];
+        float[] scratch = EDGE_TILE.get();
+        Arrays.fill(scratch, 0f);
         kernel(kc, pa, ao, pb, bo, scratch, 0, NR);
         for (int i = 0; i < mr; i++) {
             for (int j = 0; j < nr; j++) c[co + i * ldc + j] += scratch[i * NR + j];
@@ -302,7 +306,7 @@ final class VectorGemm {
         }
     }
 
-    /** m < MR rows: no packing; threads split the columns. */
+    /** m < SKINNY_ROWS rows: no packing; threads split the columns. */
     private static void skinny(boolean transposed, int m, int n, int k, float[] a, float[] b, float[] bias, float[] c,
             int threads) {
         CpuThreads.SHARED.run(threads, t -> {
