@@ -1,0 +1,207 @@
+package org.mmfuse.nn;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import org.mmfuse.AttentionOptions;
+import org.mmfuse.AttentionResult;
+import org.mmfuse.Ops;
+import org.mmfuse.Shapes;
+import org.mmfuse.Tensor;
+
+/**
+ * {@code nn.MultiheadAttention(embed_dim, num_heads, kdim=, vdim=, bias=, batch_first=True)} at
+ * inference: queries of one modality [B, Lq, E] attend to keys [B, Lk, kdim] and values [B, Lk, vdim]
+ * of another. The projections go through {@link Ops#linear} (the shared GEMM), the heads through
+ * {@link Ops#attention} on the packed [B, L, H*Dh] layout, so the module runs wherever those run.
+ *
+ * <p>Weights come from a PyTorch state dict by PyTorch's names: {@code in_proj_weight} [3E, E] when
+ * kdim == vdim == E, else {@code q_proj_weight} [E, E], {@code k_proj_weight} [E, kdim],
+ * {@code v_proj_weight} [E, vdim]; {@code in_proj_bias} [3E] and {@code out_proj.bias} [E] when
+ * bias=True; {@code out_proj.weight} [E, E]. The module owns copies of them: close it when done.
+ * Masks and returned weights are host tensors for now (attention runs on the CPU backends only).
+ */
+public final class MultiHeadCrossAttention implements AutoCloseable {
+    private final Ops ops;
+    private final int embedDim, heads, keyDim, valueDim;
+    private final Tensor qWeight, kWeight, vWeight, outWeight;
+    private final Tensor qBias, kBias, vBias, outBias; // null without bias
+
+    private MultiHeadCrossAttention(Ops ops, int embedDim, int heads, int keyDim, int valueDim, Tensor[] weights,
+            Tensor[] biases) {
+        this.ops = ops;
+        this.embedDim = embedDim;
+        this.heads = heads;
+        this.keyDim = keyDim;
+        this.valueDim = valueDim;
+        qWeight = weights[0];
+        kWeight = weights[1];
+        vWeight = weights[2];
+        outWeight = weights[3];
+        qBias = biases[0];
+        kBias = biases[1];
+        vBias = biases[2];
+        outBias = biases[3];
+    }
+
+    /**
+     * Builds the module from PyTorch state-dict tensors (host or on the backend's device), checking
+     * every name and shape; the tensors are copied, the map is left as it was.
+     *
+     * @throws IllegalArgumentException naming a missing, unexpected or misshapen tensor
+     */
+    public static MultiHeadCrossAttention fromStateDict(Ops ops, Map<String, Tensor> state, int embedDim, int heads,
+            int keyDim, int valueDim, boolean bias) {
+        Objects.requireNonNull(ops, "ops");
+        Objects.requireNonNull(state, "state");
+        if (embedDim <= 0 || heads <= 0 || embedDim % heads != 0 || keyDim <= 0 || valueDim <= 0) {
+            throw new IllegalArgumentException("MultiHeadCrossAttention: embedDim " + embedDim + " must be a positive"
+                    + " multiple of heads " + heads + ", kdim " + keyDim + " and vdim " + valueDim + " positive");
+        }
+        boolean packed = keyDim == embedDim && valueDim == embedDim && state.containsKey("in_proj_weight");
+        List<String> expected = new java.util.ArrayList<>(packed ? List.of("in_proj_weight", "out_proj.weight")
+                : List.of("q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj.weight"));
+        if (bias) expected.addAll(List.of("in_proj_bias", "out_proj.bias"));
+        for (String name : state.keySet()) {
+            if (!expected.contains(name)) {
+                throw new IllegalArgumentException("MultiHeadCrossAttention: unexpected tensor '" + name + "' (expected "
+                        + expected + ")");
+            }
+        }
+        Tensor[] weights = new Tensor[4], biases = new Tensor[4];
+        try {
+            if (packed) {
+                splitRows(ops, checked(state, "in_proj_weight", 3L * embedDim, embedDim), embedDim, weights);
+            } else {
+                weights[0] = checked(state, "q_proj_weight", embedDim, embedDim).to(ops.device());
+                weights[1] = checked(state, "k_proj_weight", embedDim, keyDim).to(ops.device());
+                weights[2] = checked(state, "v_proj_weight", embedDim, valueDim).to(ops.device());
+            }
+            weights[3] = checked(state, "out_proj.weight", embedDim, embedDim).to(ops.device());
+            if (bias) {
+                splitRows(ops, checked(state, "in_proj_bias", 3L * embedDim), embedDim, biases);
+                biases[3] = checked(state, "out_proj.bias", embedDim).to(ops.device());
+            }
+            return new MultiHeadCrossAttention(ops, embedDim, heads, keyDim, valueDim, weights, biases);
+        } catch (RuntimeException e) {
+            for (Tensor t : weights) if (t != null) t.close();
+            for (Tensor t : biases) if (t != null) t.close();
+            throw e;
+        }
+    }
+
+    /** The named tensor of the state dict, checked for presence and shape. */
+    private static Tensor checked(Map<String, Tensor> state, String name, long... shape) {
+        Tensor t = state.get(name);
+        if (t == null) throw new IllegalArgumentException("MultiHeadCrossAttention: missing tensor '" + name + "'");
+        if (!java.util.Arrays.equals(t.shape(), shape)) {
+            throw new IllegalArgumentException("MultiHeadCrossAttention: '" + name + "' has shape "
+                    + Shapes.toString(t.shape()) + ", expected " + Shapes.toString(shape));
+        }
+        return t;
+    }
+
+    /** PyTorch's packed q, k, v rows [3E, ...] as three tensors on the backend's device, into into[0..2]. */
+    private static void splitRows(Ops ops, Tensor packed, int rows, Tensor[] into) {
+        try (Tensor onDevice = packed.to(ops.device())) {
+            List<Tensor> parts = ops.split(onDevice, rows, 0);
+            for (int i = 0; i < 3; i++) into[i] = parts.get(i);
+        }
+    }
+
+    /** What {@link #forward} returns: the output [B, Lq, E] and, on request, the attention weights. */
+    public static final class Output implements AutoCloseable {
+        private final Tensor output;
+        private final Tensor weights;
+
+        Output(Tensor output, Tensor weights) {
+            this.output = output;
+            this.weights = weights;
+        }
+
+        public Tensor output() {
+            return output;
+        }
+
+        /** [B, Lq, Lk] averaged over heads, or [B, H, Lq, Lk] per head; null unless requested. */
+        public Tensor weights() {
+            return weights;
+        }
+
+        @Override
+        public void close() {
+            output.close();
+            if (weights != null) weights.close();
+        }
+    }
+
+    /**
+     * The forward pass. {@code keyPaddingMask} [B, Lk] follows {@code nn.MultiheadAttention}: non-zero
+     * marks a key to IGNORE (the opposite of {@link AttentionOptions#keyPaddingMask}); null for none.
+     * A query whose keys are all ignored attends to nothing: zeros before the output projection, so
+     * the output bias after it (PyTorch gives NaN).
+     *
+     * @param needWeights also return the attention weights
+     * @param averageWeights average them over heads (PyTorch's default) instead of per head
+     */
+    public Output forward(Tensor query, Tensor key, Tensor value, Tensor keyPaddingMask, boolean needWeights,
+            boolean averageWeights) {
+        checkLast("query", query, embedDim);
+        checkLast("key", key, keyDim);
+        checkLast("value", value, valueDim);
+        Tensor attend = null, q = null, k = null, v = null, weights = null;
+        try {
+            if (keyPaddingMask != null) attend = invert(keyPaddingMask);
+            q = ops.linear(query, qWeight, qBias);
+            k = ops.linear(key, kWeight, kBias);
+            v = ops.linear(value, vWeight, vBias);
+            AttentionOptions options = AttentionOptions.DEFAULT.heads(heads).keyPaddingMask(attend);
+            if (needWeights) options = options.withWeights();
+            try (AttentionResult r = ops.attention(q, k, v, options)) {
+                if (needWeights) weights = averageWeights ? averageHeads(r.weights()) : r.weights().to(ops.device());
+                return new Output(ops.linear(r.output(), outWeight, outBias), weights);
+            }
+        } catch (RuntimeException e) {
+            if (weights != null) weights.close();
+            throw e;
+        } finally {
+            for (Tensor t : new Tensor[] {attend, q, k, v}) if (t != null) t.close();
+        }
+    }
+
+    private static void checkLast(String name, Tensor t, int size) {
+        Objects.requireNonNull(t, "MultiHeadCrossAttention: " + name + " is null");
+        if (t.rank() != 3 || t.size(2) != size) {
+            throw new IllegalArgumentException("MultiHeadCrossAttention: " + name + " must be [B, L, " + size + "], got "
+                    + Shapes.toString(t.shape()));
+        }
+    }
+
+    /** PyTorch's "true = ignore" mask as attention's "non-zero = attend" (host tensors). */
+    private static Tensor invert(Tensor ignore) {
+        float[] in = ignore.array(), out = new float[in.length];
+        for (int i = 0; i < in.length; i++) out[i] = in[i] != 0f ? 0f : 1f;
+        return Tensor.of(out, ignore.shape());
+    }
+
+    /** [B, H, Lq, Lk] -> [B, Lq, Lk], the mean over heads (host tensors). */
+    private static Tensor averageHeads(Tensor perHead) {
+        long[] s = perHead.shape();
+        int b = (int) s[0], h = (int) s[1], lq = (int) s[2], lk = (int) s[3];
+        float[] in = perHead.array(), out = new float[b * lq * lk];
+        for (int bi = 0; bi < b; bi++) {
+            for (int hi = 0; hi < h; hi++) {
+                int from = (bi * h + hi) * lq * lk, to = bi * lq * lk;
+                for (int x = 0; x < lq * lk; x++) out[to + x] += in[from + x] / h;
+            }
+        }
+        return Tensor.of(out, b, lq, lk);
+    }
+
+    @Override
+    public void close() {
+        for (Tensor t : new Tensor[] {qWeight, kWeight, vWeight, outWeight, qBias, kBias, vBias, outBias}) {
+            if (t != null) t.close();
+        }
+    }
+}
