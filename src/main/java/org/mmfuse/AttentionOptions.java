@@ -6,20 +6,22 @@ package org.mmfuse;
  * not causal, the output alone.
  */
 public final class AttentionOptions {
-    public static final AttentionOptions DEFAULT = new AttentionOptions(Double.NaN, false, null, 0, false, false);
+    public static final AttentionOptions DEFAULT = new AttentionOptions(Double.NaN, false, null, null, 0, false, false);
 
     private final double scale;
     private final boolean causal;
     private final Tensor keyPaddingMask;
+    private final Tensor bias;
     private final int heads;
     private final boolean returnLse;
     private final boolean returnWeights;
 
-    private AttentionOptions(double scale, boolean causal, Tensor keyPaddingMask, int heads, boolean returnLse,
-            boolean returnWeights) {
+    private AttentionOptions(double scale, boolean causal, Tensor keyPaddingMask, Tensor bias, int heads,
+            boolean returnLse, boolean returnWeights) {
         this.scale = scale;
         this.causal = causal;
         this.keyPaddingMask = keyPaddingMask;
+        this.bias = bias;
         this.heads = heads;
         this.returnLse = returnLse;
         this.returnWeights = returnWeights;
@@ -27,7 +29,7 @@ public final class AttentionOptions {
 
     /** The factor applied to q·k; default 1/sqrt(Dh). */
     public AttentionOptions scale(double scale) {
-        return new AttentionOptions(scale, causal, keyPaddingMask, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights);
     }
 
     /**
@@ -36,7 +38,7 @@ public final class AttentionOptions {
      * {@code is_causal} aligns top-left instead (j <= i), so results differ there.
      */
     public AttentionOptions causal(boolean causal) {
-        return new AttentionOptions(scale, causal, keyPaddingMask, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights);
     }
 
     /**
@@ -44,22 +46,30 @@ public final class AttentionOptions {
      * "true = attend", held in a float tensor until MMFuse has boolean tensors). Null: every key.
      */
     public AttentionOptions keyPaddingMask(Tensor mask) {
-        return new AttentionOptions(scale, causal, mask, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, mask, bias, heads, returnLse, returnWeights);
+    }
+
+    /**
+     * An additive bias on the scaled scores, broadcastable to [B, H, Lq, Lk] as PyTorch broadcasts
+     * (sizes aligned right, each equal or 1; -infinity masks). Null: none.
+     */
+    public AttentionOptions bias(Tensor bias) {
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights);
     }
 
     /** The head count, needed only for packed [B, L, H*D] inputs. */
     public AttentionOptions heads(int heads) {
-        return new AttentionOptions(scale, causal, keyPaddingMask, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights);
     }
 
     /** Also return the natural log of each query's softmax denominator, [B, H, Lq]. */
     public AttentionOptions withLogSumExp() {
-        return new AttentionOptions(scale, causal, keyPaddingMask, heads, true, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, true, returnWeights);
     }
 
     /** Also return the attention weights [B, H, Lq, Lk] (Lq x Lk memory per head: only on request). */
     public AttentionOptions withWeights() {
-        return new AttentionOptions(scale, causal, keyPaddingMask, heads, returnLse, true);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, true);
     }
 
     /** The scale, or NaN for the default. */
@@ -73,6 +83,10 @@ public final class AttentionOptions {
 
     public Tensor keyPaddingMask() {
         return keyPaddingMask;
+    }
+
+    public Tensor bias() {
+        return bias;
     }
 
     /** 0 when not given. */

@@ -26,8 +26,8 @@ class AttentionTest {
         /** The largest scale · sum |q_d k_d| of any query-key pair: how large an error fp32 scores carry. */
         double logitMagnitude;
 
-        Reference(float[] q, float[] k, float[] v, float[] mask, int b, int lq, int lk, int h, int dh, int dv,
-                double scale, boolean causal) {
+        Reference(float[] q, float[] k, float[] v, float[] mask, Tensor bias, int b, int lq, int lk, int h, int dh,
+                int dv, double scale, boolean causal) {
             out = new double[b * lq * h * dv];
             lse = new double[b * h * lq];
             weights = new double[b * h * lq * lk];
@@ -43,7 +43,7 @@ class AttentionTest {
                         magnitude += Math.abs(term);
                     }
                     logitMagnitude = Math.max(logitMagnitude, scale * magnitude);
-                    s[j] = masked ? Double.NEGATIVE_INFINITY : scale * dot;
+                    s[j] = masked ? Double.NEGATIVE_INFINITY : scale * dot + biasAt(bias, bi, hi, i, j);
                     max = Math.max(max, s[j]);
                 }
                 double sum = 0;
@@ -59,6 +59,19 @@ class AttentionTest {
         }
     }
 
+    /** bias[b, h, i, j] under broadcasting: an index is 0 along every size-1 (or missing) leading dimension. */
+    private static double biasAt(Tensor bias, int b, int h, int i, int j) {
+        if (bias == null) return 0;
+        long[] shape = bias.shape();
+        int[] index = {b, h, i, j};
+        long flat = 0;
+        for (int d = 0; d < shape.length; d++) {
+            int full = 4 - shape.length + d;
+            flat = flat * shape[d] + (shape[d] == 1 ? 0 : index[full]);
+        }
+        return bias.array()[(int) flat];
+    }
+
     private static void assertClose(double[] expected, float[] got, double tolerance, String what) {
         assertEquals(expected.length, got.length, what);
         for (int i = 0; i < got.length; i++) {
@@ -70,6 +83,11 @@ class AttentionTest {
     /** One random problem; values of q scaled by {@code logitScale} to push the logits. */
     private static void check(Ops ops, Random rng, int b, int lq, int lk, int h, int dh, int dv, boolean causal,
             boolean masked, boolean packed, double logitScale) {
+        check(ops, rng, b, lq, lk, h, dh, dv, causal, masked, packed, logitScale, null);
+    }
+
+    private static void check(Ops ops, Random rng, int b, int lq, int lk, int h, int dh, int dv, boolean causal,
+            boolean masked, boolean packed, double logitScale, Tensor bias) {
         Tensor q = TestSupport.random(rng, b, lq, h, dh), k = TestSupport.random(rng, b, lk, h, dh);
         Tensor v = TestSupport.random(rng, b, lk, h, dv);
         // q and k in [-1, 1]: logits of a few units, times logitScale
@@ -81,9 +99,9 @@ class AttentionTest {
             for (int i = 0; i < maskData.length; i++) maskData[i] = rng.nextInt(3) == 0 ? 0f : 1f;
             for (int j = 0; j < lk; j++) maskData[j] = 0f; // batch 0: every key masked
         }
-        Reference ref = new Reference(q.array(), k.array(), v.array(), maskData, b, lq, lk, h, dh, dv,
+        Reference ref = new Reference(q.array(), k.array(), v.array(), maskData, bias, b, lq, lk, h, dh, dv,
                 1 / Math.sqrt(dh), causal);
-        AttentionOptions options = AttentionOptions.DEFAULT.causal(causal).withLogSumExp().withWeights();
+        AttentionOptions options = AttentionOptions.DEFAULT.causal(causal).bias(bias).withLogSumExp().withWeights();
         if (packed) {
             options = options.heads(h);
             q = Tensor.of(q.array(), b, lq, (long) h * dh);
@@ -128,6 +146,23 @@ class AttentionTest {
         check(ops, rng, 2, 5, 37, 2, 64, 16, true, true, false, 1);      // causal, Lq < Lk: bottom-right
         check(ops, rng, 1, 9, 4, 1, 32, 8, true, false, false, 1);       // causal, Lq > Lk: early queries see nothing
         check(ops, rng, 1, 3, 65, 2, 128, 128, false, false, true, 1);   // packed
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void additiveBiasBroadcasts(Ops ops) {
+        Random rng = new Random(37);
+        int b = 2, h = 3, lq = 17, lk = 70;
+        for (long[] shape : new long[][] {{lq, lk}, {b, 1, lq, lk}, {1, h, 1, lk}, {b, h, lq, lk}, {lk}}) {
+            Tensor bias = TestSupport.random(rng, shape);
+            for (int x = 0; x < bias.array().length; x += 7) bias.array()[x] = Float.NEGATIVE_INFINITY; // masks too
+            check(ops, rng, b, lq, lk, h, 32, 16, false, true, false, 1, bias);
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ops.attention(
+                Tensor.zeros(2, 3, 4, 8), Tensor.zeros(2, 5, 4, 8), Tensor.zeros(2, 5, 4, 8),
+                AttentionOptions.DEFAULT.bias(Tensor.zeros(4, 5))));
+        assertTrue(e.getMessage().contains("bias [4, 5] does not broadcast to [B, H, Lq, Lk] = [2, 4, 3, 5]"),
+                e.getMessage());
     }
 
     @ParameterizedTest

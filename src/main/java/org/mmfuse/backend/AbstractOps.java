@@ -41,10 +41,10 @@ public abstract class AbstractOps implements Ops {
 
     /**
      * Attention as {@code s} describes, overwriting out [B, Lq, H, Dv], and lse [B, H, Lq] and
-     * weights [B, H, Lq, Lk] where not null; mask [B, Lk] may be null.
+     * weights [B, H, Lq, Lk] where not null; mask [B, Lk] and bias (see s.biasStrides) may be null.
      */
-    protected abstract void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out,
-            Tensor lse, Tensor weights);
+    protected abstract void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor bias,
+            Tensor out, Tensor lse, Tensor weights);
 
     // ---- concat -----------------------------------------------------------------------------------
 
@@ -238,6 +238,26 @@ public abstract class AbstractOps implements Ops {
         return product(new Gemm(rows, out, in, true), x, weight, bias, shape);
     }
 
+    /** The bias's strides along [B, H, Lq, Lk] under PyTorch broadcasting, or an exception naming its shape. */
+    private int[] biasStrides(Tensor bias, long[] target) {
+        checkTensor("attention", "bias", bias);
+        long[] shape = bias.shape();
+        int[] strides = new int[4];
+        long stride = 1;
+        boolean ok = shape.length <= 4;
+        for (int d = 3, sd = shape.length - 1; d >= 0 && ok; d--, sd--) {
+            long size = sd >= 0 ? shape[sd] : 1;
+            ok = size == target[d] || size == 1;
+            strides[d] = size == 1 ? 0 : (int) stride;
+            stride *= size;
+        }
+        if (!ok) {
+            throw new IllegalArgumentException("attention: bias " + Shapes.toString(shape) + " does not broadcast to [B, H, Lq, Lk] = "
+                    + Shapes.toString(target));
+        }
+        return strides;
+    }
+
     private Tensor product(Gemm g, Tensor a, Tensor b, Tensor bias, long[] shape) {
         Tensor c = allocate(shape);
         try {
@@ -285,17 +305,20 @@ public abstract class AbstractOps implements Ops {
                         + "], got " + Shapes.toString(mask.shape()));
             }
         }
+        int[] biasStrides = options.bias() == null ? null
+                : biasStrides(options.bias(), new long[] {batch, heads, lq, lk});
         double scale = Double.isNaN(options.scale()) ? 1 / Math.sqrt(Math.max(dh, 1)) : options.scale();
         long[] outShape = packed ? new long[] {batch, lq, heads * dv} : new long[] {batch, lq, heads, dv};
         if (options.returnsWeights()) Shapes.numel("attention: weights", batch, heads, lq, lk);
         AttentionShape s = new AttentionShape(Math.toIntExact(batch), Math.toIntExact(lq), Math.toIntExact(lk),
-                Math.toIntExact(heads), Math.toIntExact(dh), Math.toIntExact(dv), (float) scale, options.causal());
+                Math.toIntExact(heads), Math.toIntExact(dh), Math.toIntExact(dv), (float) scale, options.causal(),
+                biasStrides);
         Tensor out = null, lse = null, weights = null;
         try {
             out = allocate(outShape);
             if (options.returnsLogSumExp()) lse = allocate(new long[] {batch, heads, lq});
             if (options.returnsWeights()) weights = allocate(new long[] {batch, heads, lq, lk});
-            attention(s, q, k, v, mask, out, lse, weights);
+            attention(s, q, k, v, mask, options.bias(), out, lse, weights);
             return new AttentionResult(out, lse, weights);
         } catch (RuntimeException | Error e) {
             for (Tensor t : new Tensor[] {out, lse, weights}) if (t != null) t.close();

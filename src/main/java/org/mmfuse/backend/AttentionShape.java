@@ -13,8 +13,11 @@ public final class AttentionShape {
     public final int valueDim;
     public final float scale;
     public final boolean causal;
+    /** Element strides of the bias along (b, h, i, j), 0 where it broadcasts; null without a bias. */
+    public final int[] biasStrides;
 
-    AttentionShape(int batch, int queries, int keys, int heads, int headDim, int valueDim, float scale, boolean causal) {
+    AttentionShape(int batch, int queries, int keys, int heads, int headDim, int valueDim, float scale, boolean causal,
+            int[] biasStrides) {
         this.batch = batch;
         this.queries = queries;
         this.keys = keys;
@@ -23,6 +26,12 @@ public final class AttentionShape {
         this.valueDim = valueDim;
         this.scale = scale;
         this.causal = causal;
+        this.biasStrides = biasStrides;
+    }
+
+    /** Where the bias of (b, h, query i, key 0) lies; keys follow at {@code biasStrides[3]}. */
+    public int biasAt(int b, int h, int i) {
+        return b * biasStrides[0] + h * biasStrides[1] + i * biasStrides[2];
     }
 
     /** The last key query i may attend under the causal mask (bottom-right aligned); keys - 1 otherwise. */

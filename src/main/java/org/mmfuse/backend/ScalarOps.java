@@ -44,10 +44,10 @@ final class ScalarOps extends HostOps {
 
     /** Each query's scores, softmax and weighted sum in double, two passes over its keys. */
     @Override
-    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out, Tensor lse,
-            Tensor weights) {
+    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor bias, Tensor out,
+            Tensor lse, Tensor weights) {
         float[] qa = q.array(), ka = k.array(), va = v.array(), o = out.array();
-        float[] m = mask == null ? null : mask.array();
+        float[] m = mask == null ? null : mask.array(), add = bias == null ? null : bias.array();
         double[] score = new double[s.keys];
         for (int b = 0; b < s.batch; b++) {
             for (int h = 0; h < s.heads; h++) {
@@ -59,7 +59,8 @@ final class ScalarOps extends HostOps {
                         double dot = 0;
                         int kAt = ((b * s.keys + j) * s.heads + h) * s.headDim;
                         for (int d = 0; d < s.headDim; d++) dot += (double) qa[qAt + d] * ka[kAt + d];
-                        score[j] = attends ? s.scale * dot : Double.NEGATIVE_INFINITY;
+                        double biased = add == null ? 0 : add[s.biasAt(b, h, i) + j * s.biasStrides[3]];
+                        score[j] = attends ? s.scale * dot + biased : Double.NEGATIVE_INFINITY;
                         max = Math.max(max, score[j]);
                     }
                     double sum = 0;

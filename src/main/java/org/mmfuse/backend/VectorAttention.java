@@ -41,8 +41,8 @@ final class VectorAttention {
         return buffers[which];
     }
 
-    static void run(AttentionShape s, float[] q, float[] k, float[] v, float[] mask, float[] out, float[] lse,
-            float[] weights) {
+    static void run(AttentionShape s, float[] q, float[] k, float[] v, float[] mask, float[] bias, float[] out,
+            float[] lse, float[] weights) {
         if (s.batch == 0 || s.heads == 0 || s.queries == 0) return;
         // A task is a head's run of query tiles; one run per head (one transposition of its keys) unless
         // there are too few heads to keep every thread busy.
@@ -59,7 +59,7 @@ final class VectorAttention {
                 if (i0 >= i1) continue;
                 Head head = new Head(s, b, h, k);
                 for (int i = i0; i < i1; i += QB) {
-                    tile(s, head, i, Math.min(QB, i1 - i), q, v, mask, out, lse, weights);
+                    tile(s, head, i, Math.min(QB, i1 - i), q, v, mask, bias, out, lse, weights);
                 }
             }
         });
@@ -90,7 +90,7 @@ final class VectorAttention {
 
     /** Queries [i0, i0 + rows) of one head, rows <= QB; the rows past them are zero and ignored. */
     private static void tile(AttentionShape s, Head head, int i0, int rows, float[] q, float[] v, float[] mask,
-            float[] out, float[] lse, float[] weights) {
+            float[] bias, float[] out, float[] lse, float[] weights) {
         int b = head.b, h = head.h, dv = s.valueDim;
         int ldo = (dv + 2 * L - 1) / (2 * L) * (2 * L); // valueTile's slices are 2L wide
         float[] packedQ = scratch(1, s.headDim * QB), sc = scratch(2, QB * KEY_BLOCK), acc = scratch(3, QB * ldo);
@@ -109,7 +109,7 @@ final class VectorAttention {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
             scoreTile(s.headDim, packedQ, head.keysT, head.stride, j0, 0, sc);
             if (n > 2 * L) scoreTile(s.headDim, packedQ, head.keysT, head.stride, j0, 2 * L, sc);
-            maskTile(s, b, i0, rows, j0, n, mask, sc);
+            maskTile(s, b, h, i0, rows, j0, n, mask, bias, sc);
             if (weights != null) {
                 for (int i = 0; i < rows; i++) {
                     System.arraycopy(sc, i * KEY_BLOCK, weights, ((b * s.heads + h) * s.queries + i0 + i) * s.keys + j0, n);
@@ -137,11 +137,19 @@ final class VectorAttention {
         }
     }
 
-    /** -infinity for the keys a row may not see: past its causal limit, masked, or past the block's n keys. */
-    private static void maskTile(AttentionShape s, int b, int i0, int rows, int j0, int n, float[] mask, float[] sc) {
+    /**
+     * Adds the bias, and puts -infinity where a row may not look: past its causal limit, at masked keys,
+     * past the block's n keys.
+     */
+    private static void maskTile(AttentionShape s, int b, int h, int i0, int rows, int j0, int n, float[] mask,
+            float[] bias, float[] sc) {
         for (int i = 0; i < QB; i++) {
             int last = i < rows ? Math.min(n - 1, s.lastKey(i0 + i) - j0) : -1;
             for (int c = Math.max(last + 1, 0); c < KEY_BLOCK; c++) sc[i * KEY_BLOCK + c] = Float.NEGATIVE_INFINITY;
+            if (bias != null && last >= 0) {
+                int at = s.biasAt(b, h, i0 + i) + j0 * s.biasStrides[3], step = s.biasStrides[3];
+                for (int c = 0; c <= last; c++, at += step) sc[i * KEY_BLOCK + c] += bias[at];
+            }
             if (mask != null) {
                 for (int c = 0; c <= last; c++) {
                     if (mask[b * s.keys + j0 + c] == 0f) sc[i * KEY_BLOCK + c] = Float.NEGATIVE_INFINITY;

@@ -44,10 +44,11 @@ final class VectorOps extends HostOps {
     }
 
     @Override
-    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out, Tensor lse,
-            Tensor weights) {
-        VectorAttention.run(s, q.array(), k.array(), v.array(), mask == null ? null : mask.array(), out.array(),
-                lse == null ? null : lse.array(), weights == null ? null : weights.array());
+    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor bias, Tensor out,
+            Tensor lse, Tensor weights) {
+        VectorAttention.run(s, q.array(), k.array(), v.array(), mask == null ? null : mask.array(),
+                bias == null ? null : bias.array(), out.array(), lse == null ? null : lse.array(),
+                weights == null ? null : weights.array());
     }
 
     @Override

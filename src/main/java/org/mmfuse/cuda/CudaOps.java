@@ -140,8 +140,8 @@ public final class CudaOps extends AbstractOps {
 
     /** Not yet: the fused CUDA attention kernels are still to be written (issue 3). */
     @Override
-    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor out, Tensor lse,
-            Tensor weights) {
+    protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor bias, Tensor out,
+            Tensor lse, Tensor weights) {
         throw new UnsupportedOperationException("attention: no CUDA kernel yet; use the vector or scalar backend");
     }
 
