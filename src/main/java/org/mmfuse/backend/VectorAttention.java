@@ -29,17 +29,21 @@ final class VectorAttention {
     /** Below this many flops one thread finishes before a second would have started. */
     private static final long PARALLEL_FLOPS = 1 << 18;
 
-    /** Per-thread scratch, grown on demand: fresh arrays would be zeroed in cold memory for every task. */
-    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[7][0]);
+    /** Per-thread scratch, fetched once per task and grown on demand: fresh arrays would be zeroed in
+     *  cold memory for every task. */
+    private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
+
+    private static final class Workspace {
+        float[] keysT = new float[0], queries = new float[0], output = new float[0];
+        final float[] scores = new float[QB * KEY_BLOCK];
+        final float[] max = new float[QB], sum = new float[QB], alpha = new float[QB]; // alpha: a block's rescaling
+
+        static float[] atLeast(float[] buffer, int n) {
+            return buffer.length >= n ? buffer : new float[n];
+        }
+    }
 
     private VectorAttention() {}
-
-    /** This thread's buffer {@code which}, at least n floats, contents unspecified. */
-    private static float[] scratch(int which, int n) {
-        float[][] buffers = SCRATCH.get();
-        if (buffers[which].length < n) buffers[which] = new float[n];
-        return buffers[which];
-    }
 
     static void run(AttentionShape s, float[] q, float[] k, float[] v, float[] mask, float[] bias, float[] out,
             float[] lse, float[] weights) {
@@ -57,9 +61,10 @@ final class VectorAttention {
                 int b = task / (s.heads * runs), h = task / runs % s.heads, run = task % runs;
                 int i0 = run * tilesPerRun * QB, i1 = Math.min(s.queries, i0 + tilesPerRun * QB);
                 if (i0 >= i1) continue;
-                Head head = new Head(s, b, h, k);
+                Workspace w = WORKSPACE.get();
+                Head head = new Head(s, b, h, k, w);
                 for (int i = i0; i < i1; i += QB) {
-                    tile(s, head, i, Math.min(QB, i1 - i), q, v, mask, bias, out, lse, weights);
+                    tile(s, head, w, i, Math.min(QB, i1 - i), q, v, mask, bias, out, lse, weights);
                 }
             }
         });
@@ -70,11 +75,11 @@ final class VectorAttention {
         final int b, h, stride;
         final float[] keysT;
 
-        Head(AttentionShape s, int b, int h, float[] k) {
+        Head(AttentionShape s, int b, int h, float[] k, Workspace w) {
             this.b = b;
             this.h = h;
             stride = (s.keys + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
-            keysT = scratch(0, s.headDim * stride);
+            keysT = w.keysT = Workspace.atLeast(w.keysT, s.headDim * stride);
             for (int d = 0; d < s.headDim; d++) Arrays.fill(keysT, d * stride + s.keys, (d + 1) * stride, 0f);
             // 16 keys at a time: their rows stay in L1 while every d writes 16 consecutive floats
             int rowStride = s.heads * s.headDim, first = (b * s.keys * s.heads + h) * s.headDim;
@@ -89,16 +94,17 @@ final class VectorAttention {
     }
 
     /** Queries [i0, i0 + rows) of one head, rows <= QB; the rows past them are zero and ignored. */
-    private static void tile(AttentionShape s, Head head, int i0, int rows, float[] q, float[] v, float[] mask,
-            float[] bias, float[] out, float[] lse, float[] weights) {
+    private static void tile(AttentionShape s, Head head, Workspace w, int i0, int rows, float[] q, float[] v,
+            float[] mask, float[] bias, float[] out, float[] lse, float[] weights) {
         int b = head.b, h = head.h, dv = s.valueDim;
         int ldo = (dv + 2 * L - 1) / (2 * L) * (2 * L); // valueTile's slices are 2L wide
-        float[] packedQ = scratch(1, s.headDim * QB), sc = scratch(2, QB * KEY_BLOCK), acc = scratch(3, QB * ldo);
-        float[] max = scratch(4, QB), sum = scratch(5, QB), alpha = scratch(6, QB); // alpha: this block's rescaling
-        Arrays.fill(packedQ, 0, s.headDim * QB, 0f);
+        float[] packedQ = w.queries = Workspace.atLeast(w.queries, s.headDim * QB);
+        float[] acc = w.output = Workspace.atLeast(w.output, QB * ldo);
+        float[] sc = w.scores, max = w.max, sum = w.sum, alpha = w.alpha;
+        // the tile's queries, scaled, row after row; rows past the tile's are zero
+        Arrays.fill(packedQ, rows * s.headDim, QB * s.headDim, 0f);
         for (int i = 0; i < rows; i++) {
-            int qAt = ((b * s.queries + i0 + i) * s.heads + h) * s.headDim;
-            for (int d = 0; d < s.headDim; d++) packedQ[d * QB + i] = q[qAt + d] * s.scale;
+            scaleInto(q, ((b * s.queries + i0 + i) * s.heads + h) * s.headDim, s.scale, packedQ, i * s.headDim, s.headDim);
         }
         Arrays.fill(acc, 0, QB * ldo, 0f);
         Arrays.fill(max, 0, QB, Float.NEGATIVE_INFINITY);
@@ -131,7 +137,7 @@ final class VectorAttention {
             int row = (b * s.heads + h) * s.queries + i0 + i;
             float inverse = sum[i] == 0f ? 0f : 1f / sum[i];
             int oAt = ((b * s.queries + i0 + i) * s.heads + h) * dv;
-            for (int c = 0; c < dv; c++) out[oAt + c] = acc[i * ldo + c] * inverse;
+            scaleInto(acc, i * ldo, inverse, out, oAt, dv);
             if (lse != null) lse[row] = sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
             if (weights != null) normaliseWeights(weights, row * s.keys, s.keys, s.lastKey(i0 + i), max[i], inverse);
         }
@@ -187,55 +193,55 @@ final class VectorAttention {
         }
     }
 
-    /** sc[i * KEY_BLOCK + c0 + c] = Σ_d qp[d * QB + i] · kT[d * stride + j0 + c0 + c] for i < QB, c < 2L. */
+    /** sc[i * KEY_BLOCK + c0 + c] = Σ_d qp[i * dh + d] · kT[d * stride + j0 + c0 + c] for i < QB, c < 2L. */
     private static void scoreTile(int dh, float[] qp, float[] kT, int stride, int j0, int c0, float[] sc) {
         FloatVector s00 = FloatVector.zero(S), s01 = s00, s10 = s00, s11 = s00, s20 = s00;
         FloatVector s21 = s00, s30 = s00, s31 = s00, s40 = s00, s41 = s00, s50 = s00;
         FloatVector s51 = s00, s60 = s00, s61 = s00, s70 = s00, s71 = s00, s80 = s00;
         FloatVector s81 = s00, s90 = s00, s91 = s00, s100 = s00, s101 = s00, s110 = s00;
         FloatVector s111 = s00, s120 = s00, s121 = s00, s130 = s00, s131 = s00;
-        for (int d = 0, at = j0 + c0, qa = 0; d < dh; d++, at += stride, qa += QB) {
+        for (int d = 0, at = j0 + c0; d < dh; d++, at += stride) {
             FloatVector k0 = FloatVector.fromArray(S, kT, at), k1 = FloatVector.fromArray(S, kT, at + L);
-            FloatVector x = FloatVector.broadcast(S, qp[qa]);
+            FloatVector x = FloatVector.broadcast(S, qp[d]);
             s00 = x.fma(k0, s00);
             s01 = x.fma(k1, s01);
-            x = FloatVector.broadcast(S, qp[qa + 1]);
+            x = FloatVector.broadcast(S, qp[1 * dh + d]);
             s10 = x.fma(k0, s10);
             s11 = x.fma(k1, s11);
-            x = FloatVector.broadcast(S, qp[qa + 2]);
+            x = FloatVector.broadcast(S, qp[2 * dh + d]);
             s20 = x.fma(k0, s20);
             s21 = x.fma(k1, s21);
-            x = FloatVector.broadcast(S, qp[qa + 3]);
+            x = FloatVector.broadcast(S, qp[3 * dh + d]);
             s30 = x.fma(k0, s30);
             s31 = x.fma(k1, s31);
-            x = FloatVector.broadcast(S, qp[qa + 4]);
+            x = FloatVector.broadcast(S, qp[4 * dh + d]);
             s40 = x.fma(k0, s40);
             s41 = x.fma(k1, s41);
-            x = FloatVector.broadcast(S, qp[qa + 5]);
+            x = FloatVector.broadcast(S, qp[5 * dh + d]);
             s50 = x.fma(k0, s50);
             s51 = x.fma(k1, s51);
-            x = FloatVector.broadcast(S, qp[qa + 6]);
+            x = FloatVector.broadcast(S, qp[6 * dh + d]);
             s60 = x.fma(k0, s60);
             s61 = x.fma(k1, s61);
-            x = FloatVector.broadcast(S, qp[qa + 7]);
+            x = FloatVector.broadcast(S, qp[7 * dh + d]);
             s70 = x.fma(k0, s70);
             s71 = x.fma(k1, s71);
-            x = FloatVector.broadcast(S, qp[qa + 8]);
+            x = FloatVector.broadcast(S, qp[8 * dh + d]);
             s80 = x.fma(k0, s80);
             s81 = x.fma(k1, s81);
-            x = FloatVector.broadcast(S, qp[qa + 9]);
+            x = FloatVector.broadcast(S, qp[9 * dh + d]);
             s90 = x.fma(k0, s90);
             s91 = x.fma(k1, s91);
-            x = FloatVector.broadcast(S, qp[qa + 10]);
+            x = FloatVector.broadcast(S, qp[10 * dh + d]);
             s100 = x.fma(k0, s100);
             s101 = x.fma(k1, s101);
-            x = FloatVector.broadcast(S, qp[qa + 11]);
+            x = FloatVector.broadcast(S, qp[11 * dh + d]);
             s110 = x.fma(k0, s110);
             s111 = x.fma(k1, s111);
-            x = FloatVector.broadcast(S, qp[qa + 12]);
+            x = FloatVector.broadcast(S, qp[12 * dh + d]);
             s120 = x.fma(k0, s120);
             s121 = x.fma(k1, s121);
-            x = FloatVector.broadcast(S, qp[qa + 13]);
+            x = FloatVector.broadcast(S, qp[13 * dh + d]);
             s130 = x.fma(k0, s130);
             s131 = x.fma(k1, s131);
         }
@@ -376,6 +382,13 @@ final class VectorAttention {
         o121.intoArray(o, 12 * ldo + c0 + L);
         o130.intoArray(o, 13 * ldo + c0);
         o131.intoArray(o, 13 * ldo + c0 + L);
+    }
+
+    /** to[toAt ..] = factor · from[fromAt ..], n floats. */
+    private static void scaleInto(float[] from, int fromAt, float factor, float[] to, int toAt, int n) {
+        int c = 0;
+        for (; c <= n - L; c += L) FloatVector.fromArray(S, from, fromAt + c).mul(factor).intoArray(to, toAt + c);
+        for (; c < n; c++) to[toAt + c] = from[fromAt + c] * factor;
     }
 
     /** The stored scaled scores of one query become softmax weights; keys past the causal limit get 0. */
