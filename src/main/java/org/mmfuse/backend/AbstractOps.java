@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import java.util.function.Consumer;
 import org.mmfuse.AttentionOptions;
 import org.mmfuse.AttentionResult;
 import org.mmfuse.DType;
@@ -51,14 +52,7 @@ public abstract class AbstractOps implements Ops {
     @Override
     public final Tensor concat(List<Tensor> inputs, int axis) {
         Concat c = checkConcat("concat", inputs, axis);
-        Tensor out = allocate(c.shape);
-        try {
-            gather(c.plan, c.pieces, out);
-        } catch (RuntimeException | Error e) {
-            out.close();
-            throw e;
-        }
-        return out;
+        return compute(c.shape, out -> gather(c.plan, c.pieces, out));
     }
 
     @Override
@@ -238,35 +232,8 @@ public abstract class AbstractOps implements Ops {
         return product(new Gemm(rows, out, in, true), x, weight, bias, shape);
     }
 
-    /** The bias's strides along [B, H, Lq, Lk] under PyTorch broadcasting, or an exception naming its shape. */
-    private int[] biasStrides(Tensor bias, long[] target) {
-        checkTensor("attention", "bias", bias);
-        long[] shape = bias.shape();
-        int[] strides = new int[4];
-        long stride = 1;
-        boolean ok = shape.length <= 4;
-        for (int d = 3, sd = shape.length - 1; d >= 0 && ok; d--, sd--) {
-            long size = sd >= 0 ? shape[sd] : 1;
-            ok = size == target[d] || size == 1;
-            strides[d] = size == 1 ? 0 : (int) stride;
-            stride *= size;
-        }
-        if (!ok) {
-            throw new IllegalArgumentException("attention: bias " + Shapes.toString(shape) + " does not broadcast to [B, H, Lq, Lk] = "
-                    + Shapes.toString(target));
-        }
-        return strides;
-    }
-
     private Tensor product(Gemm g, Tensor a, Tensor b, Tensor bias, long[] shape) {
-        Tensor c = allocate(shape);
-        try {
-            gemm(g, a, b, bias, c);
-        } catch (RuntimeException | Error e) {
-            c.close();
-            throw e;
-        }
-        return c;
+        return compute(shape, c -> gemm(g, a, b, bias, c));
     }
 
     // ---- attention -------------------------------------------------------------------------------------
@@ -324,6 +291,38 @@ public abstract class AbstractOps implements Ops {
             for (Tensor t : new Tensor[] {out, lse, weights}) if (t != null) t.close();
             throw e;
         }
+    }
+
+    /** The bias's strides along [B, H, Lq, Lk] under PyTorch broadcasting, or an exception naming its shape. */
+    private int[] biasStrides(Tensor bias, long[] target) {
+        checkTensor("attention", "bias", bias);
+        long[] shape = bias.shape();
+        int[] strides = new int[4];
+        long stride = 1;
+        boolean ok = shape.length <= 4;
+        for (int d = 3, sd = shape.length - 1; d >= 0 && ok; d--, sd--) {
+            long size = sd >= 0 ? shape[sd] : 1;
+            ok = size == target[d] || size == 1;
+            strides[d] = size == 1 ? 0 : (int) stride;
+            stride *= size;
+        }
+        if (!ok) {
+            throw new IllegalArgumentException("attention: bias " + Shapes.toString(shape) + " does not broadcast to [B, H, Lq, Lk] = "
+                    + Shapes.toString(target));
+        }
+        return strides;
+    }
+
+    /** A new tensor of the shape, filled by {@code fill}; closed again if filling fails. */
+    private Tensor compute(long[] shape, Consumer<Tensor> fill) {
+        Tensor out = allocate(shape);
+        try {
+            fill.accept(out);
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
     }
 
     // ---- shared checks ----------------------------------------------------------------------------
