@@ -17,8 +17,11 @@ import org.openjdk.jmh.runner.options.TimeValue;
 
 /**
  * {@code ./mmfuse bench}: a short JMH run of the benchmarks, then one table per benchmark class with
- * GB/s (median of the measured iterations, and their min-max spread) and the ratios the goals are
- * stated in. {@code --long} measures longer; any other argument is a JMH include regex.
+ * GB/s or GFLOP/s (at the median of the measured iterations, and their min-max spread) and the ratios
+ * the goals are stated in. {@code --long} measures longer; any other argument is a JMH include regex.
+ *
+ * <p>Benchmark classes are named by string, not class literal, so that a run without libtorch on the
+ * class path (a GPU machine's bundle) never loads the classes that need it.
  */
 public final class QuickBench {
     private QuickBench() {}
@@ -37,11 +40,11 @@ public final class QuickBench {
             }
         }
         if (includes.isEmpty()) {
-            includes.add(ConcatBench.class.getSimpleName());
-            includes.add(GemmBench.class.getSimpleName());
-            includes.add(AttentionBench.class.getSimpleName());
-            includes.add(PeakBench.class.getSimpleName());
-            if (MMFuse.report().isAvailable(Backend.CUDA)) includes.add(ConcatCudaBench.class.getSimpleName());
+            includes.add("ConcatBench");
+            includes.add("GemmBench");
+            includes.add("AttentionBench");
+            includes.add("PeakBench");
+            if (MMFuse.report().isAvailable(Backend.CUDA)) includes.add("ConcatCudaBench");
         }
         ChainedOptionsBuilder options = new OptionsBuilder()
                 .warmupIterations(longRun ? 5 : 3).warmupTime(TimeValue.milliseconds(longRun ? 1000 : 300))
@@ -69,7 +72,7 @@ public final class QuickBench {
     }
 
     private static void printConcat(Collection<RunResult> results) {
-        Map<String, Map<String, RunResult>> cpu = byShape(results, ConcatBench.class.getSimpleName());
+        Map<String, Map<String, RunResult>> cpu = byShape(results, "ConcatBench");
         if (!cpu.isEmpty()) {
             System.out.println("Concatenation along the last axis, CPU. GB/s = (read + write bytes) / median time;");
             System.out.println("[min-max] over the measured iterations. limit = one System.arraycopy of the output's size.");
@@ -87,7 +90,7 @@ public final class QuickBench {
             System.out.println("vec/lim = vector into / limit; vec/tor = vector into / torch cat_out;"
                     + " alloc/tor = vector allocating / torch cat (ratios of median throughput).");
         }
-        Map<String, Map<String, RunResult>> gpu = byShape(results, ConcatCudaBench.class.getSimpleName());
+        Map<String, Map<String, RunResult>> gpu = byShape(results, "ConcatCudaBench");
         if (!gpu.isEmpty()) {
             System.out.println();
             System.out.println("Concatenation on the GPU from Java (launch + sync). limit = cudaMemcpy device to device.");
@@ -103,7 +106,7 @@ public final class QuickBench {
     }
 
     private static void printGemm(Collection<RunResult> results) {
-        Map<String, Map<String, RunResult>> table = byShape(results, GemmBench.class.getSimpleName());
+        Map<String, Map<String, RunResult>> table = byShape(results, "GemmBench");
         if (table.isEmpty()) return;
         int threads = Runtime.getRuntime().availableProcessors();
         double peakGflops = peakGflops(results);
@@ -128,7 +131,7 @@ public final class QuickBench {
     }
 
     private static void printAttention(Collection<RunResult> results) {
-        Map<String, Map<String, RunResult>> table = byShape(results, AttentionBench.class.getSimpleName());
+        Map<String, Map<String, RunResult>> table = byShape(results, "AttentionBench");
         if (table.isEmpty()) return;
         double peak = peakGflops(results);
         System.out.println();
