@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mvn -q -B -ntp -DskipTests install
 (cd bench && mvn -q -B -ntp package)
+mkdir -p "$(git rev-parse --git-dir)/info" # the shared script records .gpu/ there
 bash ../shared/gpu/bundle.sh .gpu
 mvn -q -B -ntp dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1 \
     -DoutputDirectory=.gpu/junit

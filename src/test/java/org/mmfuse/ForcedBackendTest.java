@@ -4,6 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.net.URISyntaxException;
+import java.net.URL;
+import java.net.URLClassLoader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -24,7 +27,7 @@ class ForcedBackendTest {
         command.add("jdk.incubator.vector");
         command.addAll(List.of(jvmOptions));
         command.add("-cp");
-        command.add(System.getProperty("java.class.path"));
+        command.add(classPath());
         command.add("org.mmfuse.cli.Main");
         command.add("info");
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
@@ -35,6 +38,24 @@ class ForcedBackendTest {
         assertTrue(p.waitFor(2, TimeUnit.MINUTES));
         assertEquals(0, p.exitValue(), output);
         return output;
+    }
+
+    /**
+     * This JVM's class path: java.class.path under Maven, plus the class loader's URLs where a launcher
+     * (the JUnit console on a GPU machine) loads the tests and the library through its own loader.
+     */
+    private static String classPath() {
+        StringBuilder path = new StringBuilder(System.getProperty("java.class.path"));
+        if (Thread.currentThread().getContextClassLoader() instanceof URLClassLoader) {
+            for (URL url : ((URLClassLoader) Thread.currentThread().getContextClassLoader()).getURLs()) {
+                try {
+                    path.append(java.io.File.pathSeparator).append(Path.of(url.toURI()));
+                } catch (URISyntaxException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        return path.toString();
     }
 
     @Test
