@@ -38,6 +38,18 @@ final class VectorAttention {
         final float[] scores = new float[QB * KEY_BLOCK];
         final float[] max = new float[QB], sum = new float[QB], alpha = new float[QB]; // alpha: a block's rescaling
 
+        private int[] gather = new int[L];
+        private int gatherStride = -1;
+
+        /** {0, stride, 2 stride, ...}: the index map that gathers one element from each of L rows. */
+        int[] gatherIndex(int stride) {
+            if (stride != gatherStride) {
+                for (int l = 0; l < L; l++) gather[l] = l * stride;
+                gatherStride = stride;
+            }
+            return gather;
+        }
+
         static float[] atLeast(float[] buffer, int n) {
             return buffer.length >= n ? buffer : new float[n];
         }
@@ -81,14 +93,16 @@ final class VectorAttention {
             stride = (s.keys + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
             keysT = w.keysT = Workspace.atLeast(w.keysT, s.headDim * stride);
             for (int d = 0; d < s.headDim; d++) Arrays.fill(keysT, d * stride + s.keys, (d + 1) * stride, 0f);
-            // 16 keys at a time: their rows stay in L1 while every d writes 16 consecutive floats
+            // L keys at a time: one gather per d collects their d-th elements into kᵀ's row d
             int rowStride = s.heads * s.headDim, first = (b * s.keys * s.heads + h) * s.headDim;
-            for (int j0 = 0; j0 < s.keys; j0 += 16) {
-                int j1 = Math.min(j0 + 16, s.keys);
-                for (int d = 0; d < s.headDim; d++) {
-                    int to = d * stride;
-                    for (int j = j0, at = first + j0 * rowStride + d; j < j1; j++, at += rowStride) keysT[to + j] = k[at];
-                }
+            int[] rows = w.gatherIndex(rowStride);
+            int j0 = 0;
+            for (; j0 + L <= s.keys; j0 += L) {
+                int at = first + j0 * rowStride;
+                for (int d = 0; d < s.headDim; d++) FloatVector.fromArray(S, k, at + d, rows, 0).intoArray(keysT, d * stride + j0);
+            }
+            for (int j = j0; j < s.keys; j++) {
+                for (int d = 0, at = first + j * rowStride; d < s.headDim; d++) keysT[d * stride + j] = k[at + d];
             }
         }
     }
