@@ -1,6 +1,6 @@
 package org.mmfuse;
 
-/** What {@link Ops#attention} returns; closing it closes every tensor in it. */
+/** What {@link Ops#attention} (and the attention modules) return; closing it closes every tensor in it. */
 public final class AttentionResult implements AutoCloseable {
     private final Tensor output;
     private final Tensor logSumExp;
@@ -22,7 +22,10 @@ public final class AttentionResult implements AutoCloseable {
         return logSumExp;
     }
 
-    /** [B, H, Lq, Lk] when requested, else null; all zero for a query whose keys are all masked. */
+    /**
+     * [B, H, Lq, Lk] when requested (or [B, Lq, Lk] where the producer averages over heads), else null;
+     * all zero for a query whose keys are all masked.
+     */
     public Tensor weights() {
         return weights;
     }

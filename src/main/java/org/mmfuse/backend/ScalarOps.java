@@ -48,14 +48,16 @@ final class ScalarOps extends HostOps {
             Tensor lse, Tensor weights) {
         float[] qa = q.array(), ka = k.array(), va = v.array(), o = out.array();
         float[] m = mask == null ? null : mask.array(), add = bias == null ? null : bias.array();
+        float[] logSumExp = lse == null ? null : lse.array(), w = weights == null ? null : weights.array();
         double[] score = new double[s.keys];
         for (int b = 0; b < s.batch; b++) {
             for (int h = 0; h < s.heads; h++) {
                 for (int i = 0; i < s.queries; i++) {
                     int qAt = ((b * s.queries + i) * s.heads + h) * s.headDim;
                     double max = Double.NEGATIVE_INFINITY;
+                    int lastKey = s.lastKey(i);
                     for (int j = 0; j < s.keys; j++) {
-                        boolean attends = j <= s.lastKey(i) && (m == null || m[b * s.keys + j] != 0);
+                        boolean attends = j <= lastKey && (m == null || m[b * s.keys + j] != 0);
                         double dot = 0;
                         int kAt = ((b * s.keys + j) * s.heads + h) * s.headDim;
                         for (int d = 0; d < s.headDim; d++) dot += (double) qa[qAt + d] * ka[kAt + d];
@@ -75,9 +77,9 @@ final class ScalarOps extends HostOps {
                         o[oAt + d] = sum == 0 ? 0f : (float) (acc / sum);
                     }
                     int row = (b * s.heads + h) * s.queries + i;
-                    if (lse != null) lse.array()[row] = (float) (sum == 0 ? Double.NEGATIVE_INFINITY : max + Math.log(sum));
-                    if (weights != null) {
-                        for (int j = 0; j < s.keys; j++) weights.array()[row * s.keys + j] = sum == 0 ? 0f : (float) (score[j] / sum);
+                    if (logSumExp != null) logSumExp[row] = (float) (sum == 0 ? Double.NEGATIVE_INFINITY : max + Math.log(sum));
+                    if (w != null) {
+                        for (int j = 0; j < s.keys; j++) w[row * s.keys + j] = sum == 0 ? 0f : (float) (score[j] / sum);
                     }
                 }
             }

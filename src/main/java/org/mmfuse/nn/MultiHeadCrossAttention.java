@@ -109,32 +109,6 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
         }
     }
 
-    /** What {@link #forward} returns: the output [B, Lq, E] and, on request, the attention weights. */
-    public static final class Output implements AutoCloseable {
-        private final Tensor output;
-        private final Tensor weights;
-
-        Output(Tensor output, Tensor weights) {
-            this.output = output;
-            this.weights = weights;
-        }
-
-        public Tensor output() {
-            return output;
-        }
-
-        /** [B, Lq, Lk] averaged over heads, or [B, H, Lq, Lk] per head; null unless requested. */
-        public Tensor weights() {
-            return weights;
-        }
-
-        @Override
-        public void close() {
-            output.close();
-            if (weights != null) weights.close();
-        }
-    }
-
     /**
      * The forward pass. {@code keyPaddingMask} [B, Lk] follows {@code nn.MultiheadAttention}: non-zero
      * marks a key to IGNORE (the opposite of {@link AttentionOptions#keyPaddingMask}); null for none.
@@ -143,8 +117,10 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
      *
      * @param needWeights also return the attention weights
      * @param averageWeights average them over heads (PyTorch's default) instead of per head
+     * @return the output [B, Lq, E] and, on request, the weights, averaged [B, Lq, Lk] or per head
+     *     [B, H, Lq, Lk]; no log-sum-exp
      */
-    public Output forward(Tensor query, Tensor key, Tensor value, Tensor keyPaddingMask, boolean needWeights,
+    public AttentionResult forward(Tensor query, Tensor key, Tensor value, Tensor keyPaddingMask, boolean needWeights,
             boolean averageWeights) {
         checkLast("query", query, embedDim);
         checkLast("key", key, keyDim);
@@ -159,7 +135,7 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
             if (needWeights) options = options.withWeights();
             try (AttentionResult r = ops.attention(q, k, v, options)) {
                 if (needWeights) weights = averageWeights ? averageHeads(r.weights()) : r.weights().to(ops.device());
-                return new Output(ops.linear(r.output(), outWeight, outBias), weights);
+                return new AttentionResult(ops.linear(r.output(), outWeight, outBias), null, weights);
             }
         } catch (RuntimeException e) {
             if (weights != null) weights.close();

@@ -11,6 +11,7 @@ import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.mmfuse.AttentionResult;
 import org.mmfuse.Backend;
 import org.mmfuse.MMFuse;
 import org.mmfuse.Ops;
@@ -86,7 +87,7 @@ class MultiHeadCrossAttentionTest {
                 state.get("out_proj.bias").array());
 
         try (MultiHeadCrossAttention mha = MultiHeadCrossAttention.fromStateDict(ops, state, e, h, kdim, vdim, true);
-                MultiHeadCrossAttention.Output out = mha.forward(query, key, value, Tensor.of(ignore, b, lk), true, true)) {
+                AttentionResult out = mha.forward(query, key, value, Tensor.of(ignore, b, lk), true, true)) {
             assertArrayEquals(new long[] {b, lq, e}, out.output().shape());
             float[] got = out.output().array();
             for (int i = 0; i < got.length; i++) assertEquals(expected[i], got[i], 1e-5, "output " + i);
@@ -114,8 +115,8 @@ class MultiHeadCrossAttentionTest {
         Tensor query = random(rng, 2, 4, e), memory = random(rng, 2, 7, e);
         try (MultiHeadCrossAttention a = MultiHeadCrossAttention.fromStateDict(ops, packed, e, h, e, e, true);
                 MultiHeadCrossAttention b = MultiHeadCrossAttention.fromStateDict(ops, separate, e, h, e, e, true);
-                MultiHeadCrossAttention.Output x = a.forward(query, memory, memory, null, false, false);
-                MultiHeadCrossAttention.Output y = b.forward(query, memory, memory, null, true, false)) {
+                AttentionResult x = a.forward(query, memory, memory, null, false, false);
+                AttentionResult y = b.forward(query, memory, memory, null, true, false)) {
             assertArrayEquals(x.output().array(), y.output().array());
             assertArrayEquals(new long[] {2, h, 4, 7}, y.weights().shape());
         }
@@ -130,7 +131,7 @@ class MultiHeadCrossAttentionTest {
                 "in_proj_bias", random(rng, 3 * e), "out_proj.bias", random(rng, e));
         float[] ignoreAll = {1, 1, 1};
         try (MultiHeadCrossAttention mha = MultiHeadCrossAttention.fromStateDict(ops, state, e, 2, e, e, true);
-                MultiHeadCrossAttention.Output out = mha.forward(random(rng, 1, 2, e), random(rng, 1, 3, e),
+                AttentionResult out = mha.forward(random(rng, 1, 2, e), random(rng, 1, 3, e),
                         random(rng, 1, 3, e), Tensor.of(ignoreAll, 1, 3), false, true)) {
             float[] bias = state.get("out_proj.bias").array();
             for (int i = 0; i < 2 * e; i++) assertEquals(bias[i % e], out.output().array()[i], 1e-7);
