@@ -87,6 +87,7 @@ template <bool kGather>
 cudaError_t launch_direction(const BlockCopyPiece* table, int n_pieces, int64_t rows, int64_t total_tiles,
                              float* whole, int64_t whole_width, bool wide_index, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(total_tiles));
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (wide_index) {
         block_copy_kernel<kGather, true><<<grid, kBlockCopyThreads, 0, stream>>>(table, n_pieces, rows, whole,
                                                                                whole_width);

@@ -49,4 +49,61 @@ cudaError_t launch_block_copy(bool gather, const BlockCopyPiece* table, int n_pi
                               int64_t total_tiles, float* whole, int64_t whole_width, bool wide_index,
                               cudaStream_t stream);
 
+// ---- attention ------------------------------------------------------------------------------------
+
+// Element types of attention inputs and outputs (the values of mmf_dtype in mmfuse.h).
+enum class ElementType : int32_t { kF32 = 0, kBF16 = 1, kF16 = 2 };
+
+// One scaled dot-product attention call, as every attention kernel reads it (passed by value).
+// q [B, Lq, H, Dh], k [B, Lk, H, Dh], v [B, Lk, H, Dv] and out [B, Lq, H, Dv] are contiguous, of
+// `type`; mask [B, Lk] (nonzero = attend), bias (fp32, element (b, h, i, j) at the dot product of
+// bias_stride with (b, h, i, j)), lse [B, H, Lq] and weights [B, H, Lq, Lk] are fp32 and optional.
+struct AttentionParams {
+    const void* q;
+    const void* k;
+    const void* v;
+    const float* mask;
+    const float* bias;
+    void* out;
+    float* lse;
+    float* weights;
+    float* partial_out;  // split-KV scratch: [splits, B, H, Lq, Dv], each split's normalised output
+    float* partial_lse;  // split-KV scratch: [splits, B, H, Lq]
+    int64_t bias_stride[4];
+    int32_t batch, queries, keys, heads, head_dim, value_dim;
+    float scale_log2;        // the softmax scale times log2(e): scores are kept in base 2
+    int32_t causal;          // keys j > i + Lk - Lq are masked (bottom-right aligned)
+    int32_t splits;          // key ranges computed by separate blocks and combined (split-KV), >= 1
+    int32_t tiles_per_split; // key tiles of kAttentionKeyTile keys per split
+    ElementType type;
+};
+
+// Keys per tile, in every attention kernel: the unit of split-KV ranges.
+constexpr int kAttentionKeyTile = 64;
+// Query rows per block of the fp32 (SIMT) kernel.
+constexpr int kAttentionSimtRows = 32;
+
+// Query rows per block for a call: 32 for fp32 (SIMT); for 16-bit types 16, 32 or 64, the fewest
+// that cover Lq, since the tensor-core kernel's warps share the keys of rows it does not have.
+inline int attention_query_tile(ElementType type, int queries) {
+    if (type == ElementType::kF32) return kAttentionSimtRows;
+    return queries <= 16 ? 16 : queries <= 32 ? 32 : 64;
+}
+// Most key ranges of one split-KV call.
+constexpr int kAttentionMaxSplits = 64;
+// Largest Dh and Dv the kernels take.
+constexpr int kAttentionMaxHeadDim = 256;
+
+// Split-KV choice, from the number of blocks without splitting (B H ceil(Lq / rows), rows from
+// attention_query_tile) and the device's SM count: when the blocks cannot give every SM two of
+// them, cut the keys into ranges so that they can, keeping at least two key tiles per range (so
+// the combine pass stays small next to the work) and at most kAttentionMaxSplits ranges.
+int attention_splits(int64_t blocks, int key_tiles, int sm_count);
+
+// Enqueues the attention on a device of compute capability `compute_major`.x: the fused kernel
+// (tensor cores where attention_mma.cu takes the shape, else SIMT), split over p.splits key ranges
+// and combined through the partial_* scratch when p.splits > 1; then, when p.weights is set, the
+// weights pass, which reads p.lse (the caller supplies scratch for it if it did not ask for it).
+cudaError_t attention_launch(const AttentionParams& p, int compute_major, cudaStream_t stream);
+
 }  // namespace mmf

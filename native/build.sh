@@ -27,12 +27,12 @@ mkdir -p "$out"
 # Hopper-only kernels (wgmma, TMA) will add -gencode arch=compute_90a,code=sm_90a.
 arch="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90"
 warn="-Wall,-Wextra"
-nvcc -std=c++17 -O3 -Xcompiler -fPIC,$warn -Werror all-warnings $arch \
+nvcc -std=c++17 -O3 --threads 0 -Xcompiler -fPIC,$warn -Werror all-warnings $arch \
     -I"$root/native/include" -I"$root/kernels" -cudart shared -shared \
     -Xlinker -rpath,'$ORIGIN':"$cuda_home/lib64" \
     -o "$out/libmmfuse.so" "$root"/kernels/*.cu "$root"/native/src/*.cpp
 g++ -std=c++17 -O2 -Wall -Wextra -Werror -I"$root/native/include" -I"$cuda_home/include" \
-    -I"$root/kernels" "$root/native/harness/harness.cpp" -L"$out" -lmmfuse -L"$cuda_home/lib64" -lcudart \
+    -I"$root/kernels" "$root"/native/harness/*.cpp -L"$out" -lmmfuse -L"$cuda_home/lib64" -lcudart \
     -Wl,-rpath,'$ORIGIN' -o "$out/mmfuse_harness"
 [ -n "$classes" ] || { echo "mmfuse: built $out/libmmfuse.so and $out/mmfuse_harness"; exit 0; }
 

@@ -3,7 +3,8 @@
 // Exit status: 0 when every check passed (or no GPU is present: it then says so and checks nothing),
 // 1 on any mismatch or CUDA error.
 //
-// Sections: helpers, host checks, concat/split checks, timing, main.
+// Sections: helpers, host checks, concat/split checks, timing, main; attention checks and timing are
+// in attention.cpp.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -14,33 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "harness.h"
 #include "kernels.h"
 #include "mmfuse.h"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // helpers
-
-#define CUDA_OK(call)                                                                                            \
-    do {                                                                                                         \
-        cudaError_t e_ = (call);                                                                                 \
-        if (e_ != cudaSuccess) {                                                                                 \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorName(e_));             \
-            std::exit(1);                                                                                        \
-        }                                                                                                        \
-    } while (0)
-
-#define MMF_OK_(call)                                                                                            \
-    do {                                                                                                         \
-        int s_ = (call);                                                                                         \
-        if (s_ != MMF_OK) {                                                                                      \
-            std::fprintf(stderr, "%s:%d %s: status %d: %s\n", __FILE__, __LINE__, #call, s_, mmf_last_error());  \
-            std::exit(1);                                                                                        \
-        }                                                                                                        \
-    } while (0)
-
-static std::mt19937_64 rng(20261122);
-
-static int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
 
 // One concat problem: rows x sum(widths); `misalign` shifts every device pointer by that many floats.
 struct Problem {
@@ -85,6 +65,8 @@ static bool check_fast_divider() {
 
 // ---------------------------------------------------------------------------------------------------------------------
 // concat / split checks: the kernel's output must equal the CPU reference exactly (it is a copy)
+
+std::mt19937_64 rng(20261122);
 
 static bool check_concat_split(const Problem& p) {
     const int n = static_cast<int>(p.widths.size());
@@ -178,16 +160,14 @@ static std::vector<Problem> check_problems() {
 // ---------------------------------------------------------------------------------------------------------------------
 // timing: median of repeated launches with L2 flushed before each, beside cudaMemcpy device-to-device
 
-// Writing a buffer larger than L2 (50 MB on an H100) before each timed launch, so that no launch
-// finds its inputs cached by the previous one.
-static void flush_l2() {
+void flush_l2() {
     static void* buffer = nullptr;
     static const size_t bytes = size_t{256} << 20;
     if (buffer == nullptr) CUDA_OK(cudaMalloc(&buffer, bytes));
     CUDA_OK(cudaMemsetAsync(buffer, 0, bytes));
 }
 
-static float median(std::vector<float> v) {
+float median(std::vector<float> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
 }
@@ -276,6 +256,7 @@ int main() {
         failures += check_concat_split(p) ? 0 : 1;
     }
     std::printf("concat/split: %d passed, %d failed\n", checks - failures, failures);
+    failures += check_attention();
 
     const float copy_gbps = copy_bandwidth_gbps();
     std::printf("\ncudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_gbps);

@@ -66,6 +66,35 @@ int mmf_split_f32(int n_pieces, float* const* pieces, const int64_t* piece_width
                   int64_t rows, const float* whole, int64_t whole_width,
                   void* workspace, size_t workspace_bytes, void* stream);
 
+/* ---- scaled dot-product attention -------------------------------------------------------------
+ * out = softmax(scale q kᵀ + bias + masks) v per (batch b, head h), with the semantics of PyTorch's
+ * F.scaled_dot_product_attention, except that a query row whose keys are all masked gets zeros
+ * (PyTorch gives NaN), lse = -inf and zero weights.
+ *   q [B, Lq, H, Dh], k [B, Lk, H, Dh], v [B, Lk, H, Dv], out [B, Lq, H, Dv]: contiguous, of `dtype`
+ *     (the packed [B, L, H*D] layout is the same memory); Dh, Dv <= MMF_ATTENTION_MAX_HEAD_DIM.
+ *   key_mask [B, Lk] fp32 or NULL: key j of batch b is attended where key_mask[b, j] != 0.
+ *   bias fp32 or NULL: added to the scaled scores; element (b, h, i, j) at
+ *     b*bias_strides[0] + h*bias_strides[1] + i*bias_strides[2] + j*bias_strides[3] (0 to broadcast).
+ *   causal: key j is masked for query i when j > i + Lk - Lq (bottom-right aligned, as PyTorch's
+ *     causal_lower_right; for Lq == Lk the usual lower triangle).
+ *   lse [B, H, Lq] fp32 or NULL: natural-log log-sum-exp of each row's scores.
+ *   weights [B, H, Lq, Lk] fp32 or NULL: the softmax probabilities (a second pass over q kᵀ).
+ *   splits: key ranges for split-KV (at most 64 and one per 64 keys are used), 0 to let the library
+ *     choose from the device's SM count.
+ * bf16 and fp16 inputs run on tensor cores (fp32 accumulation) when Dh and Dv are multiples of 8
+ * up to 128 and q, k, v are 16-byte aligned, on CUDA cores otherwise; fp32 runs on CUDA cores. */
+typedef enum mmf_dtype { MMF_F32 = 0, MMF_BF16 = 1, MMF_F16 = 2 } mmf_dtype;
+
+#define MMF_ATTENTION_MAX_HEAD_DIM 256
+
+size_t mmf_attention_workspace_bytes(int dtype, int batch, int queries, int keys, int heads, int value_dim,
+                                     int with_weights, int splits);
+
+int mmf_attention(int dtype, int batch, int queries, int keys, int heads, int head_dim, int value_dim,
+                  const void* q, const void* k, const void* v, const float* key_mask, const float* bias,
+                  const int64_t* bias_strides, float scale, int causal, void* out, float* lse, float* weights,
+                  int splits, void* workspace, size_t workspace_bytes, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <vector>
@@ -103,6 +105,63 @@ int block_copy(const char* operation, bool gather, int n_pieces, float* const* p
     return succeed();
 }
 
+// What the launchers need to know of the calling thread's current device, looked up once per device.
+struct DeviceTraits {
+    int sm_count = 0;       // 0 when the device could not be queried
+    int compute_major = 0;
+};
+
+DeviceTraits current_device_traits() {
+    constexpr int kCached = 64;
+    static std::atomic<int> sm_counts[kCached], majors[kCached];  // 0 = not looked up yet
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return {};
+    if (device < kCached && sm_counts[device].load(std::memory_order_relaxed) > 0)
+        return {sm_counts[device].load(std::memory_order_relaxed), majors[device].load(std::memory_order_relaxed)};
+    DeviceTraits traits;
+    if (cudaDeviceGetAttribute(&traits.sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&traits.compute_major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+        return {};
+    if (device < kCached) {
+        majors[device].store(traits.compute_major, std::memory_order_relaxed);
+        sm_counts[device].store(traits.sm_count, std::memory_order_relaxed);
+    }
+    return traits;
+}
+
+// Split-KV ranges for an attention call: the caller's count (at most one per key tile and
+// kAttentionMaxSplits), or the
+// heuristic's for the current device.
+int attention_split_count(int dtype, int batch, int queries, int keys, int heads, int requested) {
+    const int key_tiles = (keys + mmf::kAttentionKeyTile - 1) / mmf::kAttentionKeyTile;
+    if (key_tiles <= 1) return 1;
+    if (requested > 0) return std::min({requested, key_tiles, mmf::kAttentionMaxSplits});
+    const int rows = mmf::attention_query_tile(static_cast<mmf::ElementType>(dtype), queries);
+    const int64_t blocks = int64_t{batch} * heads * ((queries + rows - 1) / rows);
+    const int sm_count = current_device_traits().sm_count;
+    return sm_count > 0 ? mmf::attention_splits(blocks, key_tiles, sm_count) : 1;
+}
+
+// The attention workspace, in 256-byte aligned parts: partial outputs and lse per split (split-KV
+// only), then the lse the weights pass reads when the caller did not ask for it.
+struct AttentionWorkspace {
+    size_t partial_out = 0, partial_lse = 0, lse = 0, total = 0;
+
+    AttentionWorkspace(int batch, int queries, int heads, int value_dim, bool with_weights, int splits) {
+        const size_t rows = size_t(batch) * heads * queries;
+        auto part = [this](size_t floats) {
+            const size_t at = total;
+            total += (floats * sizeof(float) + 255) / 256 * 256;
+            return at;
+        };
+        if (splits > 1) {
+            partial_out = part(size_t(splits) * rows * value_dim);
+            partial_lse = part(size_t(splits) * rows);
+        }
+        if (with_weights) lse = part(rows);
+    }
+};
+
 }  // namespace
 
 extern "C" {
@@ -148,6 +207,64 @@ int mmf_split_f32(int n_pieces, float* const* pieces, const int64_t* piece_width
     // The kernel only reads the whole when scattering.
     return block_copy("mmf_split_f32", false, n_pieces, pieces, piece_widths, rows, const_cast<float*>(whole),
                       whole_width, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
+}
+
+size_t mmf_attention_workspace_bytes(int dtype, int batch, int queries, int keys, int heads, int value_dim,
+                                     int with_weights, int splits) {
+    if (batch <= 0 || queries <= 0 || keys <= 0 || heads <= 0 || value_dim < 0) return 0;
+    const int chosen = attention_split_count(dtype, batch, queries, keys, heads, splits);
+    return AttentionWorkspace(batch, queries, heads, value_dim, with_weights != 0, chosen).total;
+}
+
+int mmf_attention(int dtype, int batch, int queries, int keys, int heads, int head_dim, int value_dim,
+                  const void* q, const void* k, const void* v, const float* key_mask, const float* bias,
+                  const int64_t* bias_strides, float scale, int causal, void* out, float* lse, float* weights,
+                  int splits, void* workspace, size_t workspace_bytes, void* stream) {
+    const char* op = "mmf_attention";
+    if (dtype != MMF_F32 && dtype != MMF_BF16 && dtype != MMF_F16)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: dtype %d is not MMF_F32, MMF_BF16 or MMF_F16", op, dtype);
+    if (batch < 0 || queries < 0 || keys < 0 || heads < 0 || head_dim < 0 || value_dim < 0)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: negative size in B=%d Lq=%d Lk=%d H=%d Dh=%d Dv=%d", op, batch,
+                    queries, keys, heads, head_dim, value_dim);
+    if (head_dim > MMF_ATTENTION_MAX_HEAD_DIM || value_dim > MMF_ATTENTION_MAX_HEAD_DIM)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: Dh = %d, Dv = %d: at most %d", op, head_dim, value_dim,
+                    MMF_ATTENTION_MAX_HEAD_DIM);
+    if (int64_t{batch} * heads > 0x7fffffff || (queries + mmf::kAttentionSimtRows - 1) / mmf::kAttentionSimtRows > 65535)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: B * H = %lld or Lq = %d exceeds one grid", op,
+                    static_cast<long long>(int64_t{batch} * heads), queries);
+    if (splits < 0) return fail(MMF_ERR_INVALID_ARGUMENT, "%s: splits = %d < 0", op, splits);
+    if (batch == 0 || queries == 0 || heads == 0 || (value_dim == 0 && weights == nullptr && lse == nullptr))
+        return succeed();  // nothing to compute
+    if (q == nullptr || k == nullptr || v == nullptr || out == nullptr)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: q, k, v or out is NULL", op);
+    if (bias != nullptr && bias_strides == nullptr)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: bias without bias_strides", op);
+
+    const DeviceTraits traits = current_device_traits();
+    const int chosen = attention_split_count(dtype, batch, queries, keys, heads, splits);
+    const AttentionWorkspace parts(batch, queries, heads, value_dim, weights != nullptr && lse == nullptr, chosen);
+    if (parts.total > 0 && (workspace == nullptr || workspace_bytes < parts.total))
+        return fail(MMF_ERR_WORKSPACE, "%s: workspace of %zu bytes, %zu needed", op, workspace_bytes, parts.total);
+
+    mmf::AttentionParams p{};
+    p.q = q, p.k = k, p.v = v, p.mask = key_mask, p.bias = bias, p.out = out, p.weights = weights;
+    char* scratch = static_cast<char*>(workspace);
+    p.lse = lse != nullptr || weights == nullptr ? lse : reinterpret_cast<float*>(scratch + parts.lse);
+    if (chosen > 1) {
+        p.partial_out = reinterpret_cast<float*>(scratch + parts.partial_out);
+        p.partial_lse = reinterpret_cast<float*>(scratch + parts.partial_lse);
+    }
+    for (int i = 0; i < 4 && bias != nullptr; ++i) p.bias_stride[i] = bias_strides[i];
+    p.batch = batch, p.queries = queries, p.keys = keys, p.heads = heads, p.head_dim = head_dim,
+    p.value_dim = value_dim;
+    p.scale_log2 = scale * 1.4426950408889634f;
+    p.causal = causal != 0;
+    p.splits = chosen;
+    const int key_tiles = (keys + mmf::kAttentionKeyTile - 1) / mmf::kAttentionKeyTile;
+    p.tiles_per_split = (key_tiles + chosen - 1) / chosen;
+    p.type = static_cast<mmf::ElementType>(dtype);
+    const cudaError_t error = mmf::attention_launch(p, traits.compute_major, static_cast<cudaStream_t>(stream));
+    return error == cudaSuccess ? succeed() : fail_cuda(error, op);
 }
 
 }  // extern "C"

@@ -13,11 +13,10 @@ import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Scaled dot-product attention on the CPU backends against a double-precision definition. */
+/** Scaled dot-product attention on every backend against a double-precision definition. */
 class AttentionTest {
-    /** The CUDA backend has no attention kernel yet. */
     static Stream<Ops> backends() {
-        return TestSupport.backends().filter(ops -> ops.backend() != Backend.CUDA);
+        return TestSupport.backends();
     }
 
     /** softmax(scale q kᵀ + masks) v by its definition, per (b, h, i); also the lse and the weights. */
@@ -72,6 +71,11 @@ class AttentionTest {
         return bias.array()[(int) flat];
     }
 
+    /** Zeros on the backend's device. */
+    private static Tensor zeros(Ops ops, long... shape) {
+        return TestSupport.on(ops, Tensor.zeros(shape));
+    }
+
     private static void assertClose(double[] expected, float[] got, double tolerance, String what) {
         assertEquals(expected.length, got.length, what);
         for (int i = 0; i < got.length; i++) {
@@ -108,7 +112,11 @@ class AttentionTest {
             k = Tensor.of(k.array(), b, lk, (long) h * dh);
             v = Tensor.of(v.array(), b, lk, (long) h * dv);
         }
-        Tensor mask = masked ? Tensor.of(maskData, b, lk) : null;
+        Tensor mask = masked ? TestSupport.on(ops, Tensor.of(maskData, b, lk)) : null;
+        if (bias != null) options = options.bias(TestSupport.on(ops, bias));
+        q = TestSupport.on(ops, q);
+        k = TestSupport.on(ops, k);
+        v = TestSupport.on(ops, v);
         String what = ops.backend() + " b=" + b + " lq=" + lq + " lk=" + lk + " h=" + h + " dh=" + dh + " dv=" + dv
                 + " causal=" + causal + " masked=" + masked + " packed=" + packed + " logits x" + logitScale;
         try (AttentionResult r = ops.attention(q, k, v, mask == null ? options : options.keyPaddingMask(mask))) {
@@ -159,8 +167,8 @@ class AttentionTest {
             check(ops, rng, b, lq, lk, h, 32, 16, false, true, false, 1, bias);
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ops.attention(
-                Tensor.zeros(2, 3, 4, 8), Tensor.zeros(2, 5, 4, 8), Tensor.zeros(2, 5, 4, 8),
-                AttentionOptions.DEFAULT.bias(Tensor.zeros(4, 5))));
+                zeros(ops, 2, 3, 4, 8), zeros(ops, 2, 5, 4, 8), zeros(ops, 2, 5, 4, 8),
+                AttentionOptions.DEFAULT.bias(zeros(ops, 4, 5))));
         assertTrue(e.getMessage().contains("bias [4, 5] does not broadcast to [B, H, Lq, Lk] = [2, 4, 3, 5]"),
                 e.getMessage());
     }
@@ -176,20 +184,20 @@ class AttentionTest {
     @ParameterizedTest
     @MethodSource("backends")
     void badInputsAreRefused(Ops ops) {
-        Tensor q = Tensor.zeros(2, 3, 4, 8), k = Tensor.zeros(2, 5, 4, 8), v = Tensor.zeros(2, 5, 4, 6);
+        Tensor q = zeros(ops, 2, 3, 4, 8), k = zeros(ops, 2, 5, 4, 8), v = zeros(ops, 2, 5, 4, 6);
         AttentionOptions o = AttentionOptions.DEFAULT;
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> ops.attention(q, Tensor.zeros(2, 5, 4, 7), v, o));
+                () -> ops.attention(q, zeros(ops, 2, 5, 4, 7), v, o));
         assertTrue(e.getMessage().contains("k [2, 5, 4, 7]"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ops.attention(q, k, Tensor.zeros(2, 5, 3, 6), o));
+        e = assertThrows(IllegalArgumentException.class, () -> ops.attention(q, k, zeros(ops, 2, 5, 3, 6), o));
         assertTrue(e.getMessage().contains("v [2, 5, 3, 6]"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ops.attention(q, Tensor.zeros(3, 5, 4, 8), v, o));
+        e = assertThrows(IllegalArgumentException.class, () -> ops.attention(q, zeros(ops, 3, 5, 4, 8), v, o));
         assertTrue(e.getMessage().contains("k [3, 5, 4, 8]"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> ops.attention(q, k, v, o.keyPaddingMask(Tensor.zeros(2, 4))));
+                () -> ops.attention(q, k, v, o.keyPaddingMask(zeros(ops, 2, 4))));
         assertTrue(e.getMessage().contains("keyPaddingMask must be [B, Lk] = [2, 5], got [2, 4]"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> ops.attention(Tensor.zeros(2, 3, 32), Tensor.zeros(2, 5, 32), Tensor.zeros(2, 5, 32), o));
+                () -> ops.attention(zeros(ops, 2, 3, 32), zeros(ops, 2, 5, 32), zeros(ops, 2, 5, 32), o));
         assertTrue(e.getMessage().contains("packed inputs need options.heads(H)"), e.getMessage());
         assertThrows(NullPointerException.class, () -> ops.attention(q, k, v, null));
     }
@@ -200,7 +208,8 @@ class AttentionTest {
         Tensor q = TestSupport.random(new Random(34), 1, 2, 1, 8), k = TestSupport.random(new Random(35), 1, 3, 1, 8);
         Tensor v = TestSupport.random(new Random(36), 1, 3, 1, 4);
         q.array()[0] = Float.NaN; // query 0 only
-        try (AttentionResult r = ops.attention(q, k, v, AttentionOptions.DEFAULT)) {
+        try (AttentionResult r = ops.attention(TestSupport.on(ops, q), TestSupport.on(ops, k), TestSupport.on(ops, v),
+                AttentionOptions.DEFAULT)) {
             float[] out = r.output().toArray();
             for (int d = 0; d < 4; d++) assertTrue(Float.isNaN(out[d]), "query 0 is NaN");
             for (int d = 4; d < 8; d++) assertTrue(Float.isFinite(out[d]), "query 1 is untouched");

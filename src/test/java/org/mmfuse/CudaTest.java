@@ -3,6 +3,7 @@ package org.mmfuse;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.List;
@@ -95,6 +96,16 @@ class CudaTest {
                 cuda().concatInto(outShifted, List.of(a, b), 1);
                 assertArrayEquals(TestSupport.referenceConcat(host, 1), outShifted.toArray());
             }
+        }
+    }
+
+    @Test
+    void attentionHeadDimensionsPastTheKernelsAreRefusedBeforeLaunch() {
+        Ops ops = cuda();
+        try (Tensor q = TestSupport.on(ops, Tensor.zeros(1, 2, 1, 300)); Tensor v = TestSupport.on(ops, Tensor.zeros(1, 2, 1, 8))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> ops.attention(q, q, v, AttentionOptions.DEFAULT));
+            assertTrue(e.getMessage().contains("up to 256, got Dh = 300"), e.getMessage());
         }
     }
 

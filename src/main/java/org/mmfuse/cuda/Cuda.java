@@ -24,6 +24,9 @@ final class Cuda {
     /** Throws {@link CudaException} with the error's name if {@code status} is not cudaSuccess. */
     static void check(int status, String operation) {
         if (status != cudaSuccess) {
+            // The runtime also keeps a non-sticky error as the thread's "last error"; it is reported
+            // here, so consume it, or the next launch check would blame itself for it.
+            cudart.cudaGetLastError();
             throw new CudaException(operation, cudaGetErrorName(status).getString(), null);
         }
     }

@@ -138,11 +138,41 @@ public final class CudaOps extends AbstractOps {
         }
     }
 
-    /** Not yet: the fused CUDA attention kernels are still to be written (issue 3). */
+    /**
+     * The fused attention kernels of libmmfuse (fp32 inputs run on CUDA cores with fp32 arithmetic).
+     * Split-KV is chosen by the library from the device's SM count; its scratch, and the lse the
+     * weights pass needs when the caller did not ask for it, come from this thread's workspace.
+     */
     @Override
     protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor bias, Tensor out,
             Tensor lse, Tensor weights) {
-        throw new UnsupportedOperationException("attention: no CUDA kernel yet; use the vector or scalar backend");
+        int limit = MmfNative.MMF_ATTENTION_MAX_HEAD_DIM;
+        if (s.headDim > limit || s.valueDim > limit) {
+            throw new IllegalArgumentException("attention: the CUDA kernels take head dimensions up to " + limit
+                    + ", got Dh = " + s.headDim + ", Dv = " + s.valueDim + " (q " + Shapes.toString(q.shape()) + ", v "
+                    + Shapes.toString(v.shape()) + ")");
+        }
+        if ((s.queries + 31L) / 32 > 65535) {
+            throw new IllegalArgumentException("attention: the CUDA kernels take at most " + 65535 * 32
+                    + " queries, got Lq = " + s.queries);
+        }
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        int dtype = MmfNative.MMF_F32;
+        long workspaceBytes = MmfNative.mmf_attention_workspace_bytes(dtype, s.batch, s.queries, s.keys, s.heads,
+                s.valueDim, weights != null && lse == null ? 1 : 0, 0);
+        Pointer scratch = workspaceBytes == 0 ? null : Cuda.at(workspace(workspaceBytes).address());
+        try (LongPointer biasStrides = bias == null ? null : new LongPointer(4)) {
+            if (biasStrides != null) for (int i = 0; i < 4; i++) biasStrides.put(i, s.biasStrides[i]);
+            int status = MmfNative.mmf_attention(dtype, s.batch, s.queries, s.keys, s.heads, s.headDim, s.valueDim,
+                    at(q), at(k), at(v), at(mask), at(bias), biasStrides, s.scale, s.causal ? 1 : 0, at(out), at(lse),
+                    at(weights), 0, scratch, workspaceBytes, Cuda.stream());
+            checkStatus(status, "attention");
+        }
+    }
+
+    /** The device address of a tensor, or null for an absent optional one. */
+    private static Pointer at(Tensor t) {
+        return t == null ? null : Cuda.at(t.deviceMemory().address());
     }
 
     /** Copies {@code rowBytes} from {@code source} into each of {@code rows} rows at {@code target}. */

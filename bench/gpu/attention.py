@@ -1,0 +1,149 @@
+"""MMFuse's CUDA attention (libmmfuse through ctypes) beside PyTorch's scaled_dot_product_attention.
+
+Run on a GPU machine by bench/gpu/attention.sh, which builds libmmfuse first. For every shape and
+type: checks MMFuse's output against an fp64 reference, then times MMFuse and PyTorch on the same
+tensors (20 calls captured in a CUDA graph, replays timed with CUDA events, median of 15 replays,
+spread = min-max).
+The peer is PyTorch's default SDPA dispatch for fp32 (memory-efficient kernel) and its FlashAttention-2
+backend for bf16/fp16. The last lines printed are the table. MMFUSE_DTYPES (e.g. "bfloat16") and MMFUSE_SHAPES (indices
+into SHAPES, e.g. "0,4") narrow the run, for profiling.
+"""
+import ctypes
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+LIB = ctypes.CDLL(os.path.join(sys.argv[1] if len(sys.argv) > 1 else "/tmp/mmfuse-native", "libmmfuse.so"))
+LIB.mmf_attention_workspace_bytes.restype = ctypes.c_size_t
+LIB.mmf_attention_workspace_bytes.argtypes = [ctypes.c_int] * 8
+LIB.mmf_attention.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * 6 + [ctypes.c_float, ctypes.c_int] + \
+    [ctypes.c_void_p] * 3 + [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+LIB.mmf_last_error.restype = ctypes.c_char_p
+DTYPES = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+# Dense peaks of an H100 SXM (NVIDIA's datasheet): fp32 on CUDA cores, 16-bit on tensor cores.
+PEAK_TFLOPS = {torch.float32: 67.0, torch.bfloat16: 989.0, torch.float16: 989.0}
+
+
+class Attention:
+    """One MMFuse call on [B, L, H, D] tensors, with its workspace allocated once."""
+
+    def __init__(self, q, k, v, causal=False, splits=0):
+        self.q, self.k, self.v, self.causal, self.splits = q, k, v, causal, splits
+        b, lq, h, dh = q.shape
+        lk, dv = k.shape[1], v.shape[3]
+        self.dims = (DTYPES[q.dtype], b, lq, lk, h, dh, dv)
+        self.out = torch.empty(b, lq, h, dv, dtype=q.dtype, device=q.device)
+        self.lse = torch.empty(b, h, lq, dtype=torch.float32, device=q.device)
+        size = LIB.mmf_attention_workspace_bytes(DTYPES[q.dtype], b, lq, lk, h, dv, 0, splits)
+        self.workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=q.device)
+        self.workspace_bytes = size
+        self.scale = dh ** -0.5
+
+    def __call__(self):
+        status = LIB.mmf_attention(*self.dims, self.q.data_ptr(), self.k.data_ptr(), self.v.data_ptr(), None, None,
+                                   None, self.scale, int(self.causal), self.out.data_ptr(), self.lse.data_ptr(), None,
+                                   self.splits, self.workspace.data_ptr(), self.workspace_bytes,
+                                   torch.cuda.current_stream().cuda_stream)
+        if status != 0:
+            raise RuntimeError(LIB.mmf_last_error().decode())
+        return self.out
+
+
+def torch_sdpa(q, k, v, causal):
+    """PyTorch's SDPA on the same [B, L, H, D] tensors (it takes [B, H, L, D] views)."""
+    qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+    lq, lk = q.shape[1], k.shape[1]
+    mask = None
+    if causal:  # bottom-right aligned, as MMFuse
+        mask = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril(diagonal=lk - lq)
+    if q.dtype == torch.float32:
+        return lambda: F.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask)
+    def flash():
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            return F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal and lq == lk)
+    return flash
+
+
+def reference(q, k, v, causal):
+    qd, kd, vd = (x.double().transpose(1, 2) for x in (q, k, v))
+    s = qd @ kd.transpose(-1, -2) * q.shape[-1] ** -0.5
+    if causal:
+        lq, lk = q.shape[1], k.shape[1]
+        keep = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril(diagonal=lk - lq)
+        s = s.masked_fill(~keep, float("-inf"))
+    return (torch.softmax(s, -1) @ vd).transpose(1, 2)
+
+
+def time_ms(fn, groups=15, calls=20):
+    """Per-call GPU time of fn: `calls` calls captured in a CUDA graph (so Python's launch cost, which
+    exceeds many of these kernels, is not timed), replayed `groups` times; (median, min, max) in ms."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(groups):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / calls)
+    return statistics.median(times), min(times), max(times)
+
+
+SHAPES = [  # B, H, Lq, Lk, D, causal, what it stands for
+    (1, 16, 16, 4096, 64, False, "16 latents over long audio"),
+    (32, 8, 32, 196, 64, False, "text over 14x14 image patches"),
+    (256, 8, 1, 577, 64, False, "one query over ViT-L/14 tokens"),
+    (64, 12, 128, 128, 64, False, "token-to-token fusion"),
+    (8, 8, 64, 256, 64, False, "queries over regions"),
+    (4, 8, 1024, 1024, 128, False, "long x long"),
+    (2, 16, 4096, 4096, 128, False, "large, for the peak"),
+    (2, 16, 2048, 2048, 64, True, "causal square"),
+]
+
+
+def main():
+    torch.manual_seed(0)
+    name = torch.cuda.get_device_name()
+    print(f"device: {name}, torch {torch.__version__}")
+    rows, failures = [], 0
+    dtypes = [getattr(torch, name) for name in os.environ.get("MMFUSE_DTYPES", "bfloat16,float16,float32").split(",")]
+    shapes = [SHAPES[int(i)] for i in os.environ["MMFUSE_SHAPES"].split(",")] if "MMFUSE_SHAPES" in os.environ else SHAPES
+    for dtype in dtypes:
+        tolerance = {torch.float32: 1e-4, torch.bfloat16: 1.6e-2, torch.float16: 4e-3}[dtype]
+        for b, h, lq, lk, d, causal, what in shapes:
+            q = torch.randn(b, lq, h, d, device="cuda").to(dtype)
+            k = torch.randn(b, lk, h, d, device="cuda").to(dtype)
+            v = torch.randn(b, lk, h, d, device="cuda").to(dtype)
+            ours = Attention(q, k, v, causal)
+            error = (ours().double() - reference(q, k, v, causal)).abs().max().item()
+            if not error <= tolerance * 4:  # |v| reaches about 4 for standard normal values
+                print(f"FAIL {dtype} {(b, h, lq, lk, d)}: max error {error:.3g}")
+                failures += 1
+            peer = torch_sdpa(q, k, v, causal)
+            ours_ms, peer_ms = time_ms(ours), time_ms(peer)
+            flops = 4 * b * h * lq * lk * d * (0.5 if causal else 1)
+            rows.append((str(dtype).replace("torch.", ""), f"{b}x{h} {lq}x{lk} d{d}{' causal' if causal else ''}",
+                         what, ours_ms, peer_ms, flops / ours_ms[0] / 1e9, PEAK_TFLOPS[dtype], error))
+    print()
+    print("| type | B x H  Lq x Lk  D | stands for | mmfuse us [min-max] | torch us [min-max] | torch/mmfuse | TFLOP/s | /peak | max err |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for t, shape, what, ours_ms, peer_ms, tflops, peak, error in rows:
+        print(f"| {t} | {shape} | {what} | {ours_ms[0]*1e3:.1f} [{ours_ms[1]*1e3:.1f}-{ours_ms[2]*1e3:.1f}] "
+              f"| {peer_ms[0]*1e3:.1f} [{peer_ms[1]*1e3:.1f}-{peer_ms[2]*1e3:.1f}] | {peer_ms[0]/ours_ms[0]:.2f} "
+              f"| {tflops:.1f} | {tflops/peak:.2f} | {error:.1e} |")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+// attention_mma.cu - fused scaled dot-product attention for bf16 and fp16 on tensor cores
+// (mma.sync m16n8k16, fp32 accumulation; sm_80 and later).
+//
+// One block of 4 warps owns 64 query rows of one (batch, head), 16 per warp; keys stream through
+// shared memory in tiles of 64, double-buffered with cp.async so the next tile's loads overlap this
+// tile's math. Per tile a warp computes its 16 x 64 scores S = Q Kᵀ in registers (Q's fragments are
+// loaded once), updates the online softmax in base 2, and feeds the probabilities straight back as
+// the A operand of O += P V: the accumulator layout of two adjacent 8-key blocks is the A-fragment
+// layout of one 16-key chunk, so P never goes through shared memory (the FlashAttention-2 scheme).
+//
+// Fragment layouts (PTX ISA, mma.m16n8k16 with 16-bit inputs), lane = 4 g + t:
+//   A 16x16: a0 (row g, cols 2t..2t+1), a1 (row g+8, same cols), a2 (row g, cols 8+2t..), a3 (row g+8, ...)
+//   B 16x8:  b0 (rows 2t..2t+1, col g), b1 (rows 8+2t.., col g)
+//   C 16x8:  c0, c1 (row g, cols 2t, 2t+1), c2, c3 (row g+8, cols 2t, 2t+1)
+// Shared rows are padded by 8 elements (16 bytes), so the 8 rows one ldmatrix reads hit distinct banks.
+//
+// Taken when the inputs are 16-bit, Dh and Dv are multiples of 8 up to 128 and the tensors are
+// 16-byte aligned (attention_mma_supports); the SIMT kernel covers everything else.
+#include <math.h>
+
+#include <type_traits>
+
+#include "attention_common.cuh"
+
+namespace mmf {
+
+namespace {
+
+constexpr int kMmaThreads = 128;
+
+template <int D>
+__host__ __device__ constexpr int mma_stride() { return D + 8; }
+
+template <int D, int kRowGroups>
+constexpr size_t mma_smem_bytes() {
+    return 2 * size_t{mma_stride<D>()} * (16 * kRowGroups + 4 * kAttentionKeyTile);  // Q, 2 x K, 2 x V
+}
+
+__device__ __forceinline__ uint32_t smem_address(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, asynchronously; zero-filled when !valid (src is then not read).
+__device__ __forceinline__ void copy16_async(void* dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void copy_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row_address) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_address(row_address)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row_address) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_address(row_address)));
+}
+
+// c += a b for one 16x8x16 step.
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                     "{%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                     "{%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+}
+
+// Two floats as the 16-bit pair of an A fragment register (lower column in the low half).
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+    uint32_t r;
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        const __nv_bfloat162 x = __floats2bfloat162_rn(lo, hi);
+        memcpy(&r, &x, 4);
+    } else {
+        const __half2 x = __floats2half2_rn(lo, hi);
+        memcpy(&r, &x, 4);
+    }
+    return r;
+}
+
+// Queues the copy of `rows` rows (row `r` at src + r * row_stride) of `width` elements into a
+// [rows, D + 8] shared tile; rows past `valid_rows` and columns past `width` become zeros.
+template <typename T, int D>
+__device__ __forceinline__ void load_tile_async(T* dst, int rows, const T* src, int64_t row_stride, int valid_rows,
+                                                int width) {
+    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    for (int e = threadIdx.x; e < rows * kChunks; e += kMmaThreads) {
+        const int r = e / kChunks, d = (e % kChunks) * 8;
+        const bool valid = r < valid_rows && d < width;
+        copy16_async(dst + r * mma_stride<D>() + d, valid ? src + r * row_stride + d : src, valid);
+    }
+}
+
+// Merges the online-softmax states of the kKeyWarps warps that shared a row group's keys into the
+// group's first warp (kw == 0): the block's shared memory is free by now (every copy has landed and
+// every warp is past its last tile) and holds each warp's state in fragment order, so that every
+// lane reads back exactly the cells it owns. Every thread of the block must call it.
+template <int D, int kKeyWarps>
+__device__ __forceinline__ void merge_key_warps(float4* smem, int warp, int kw, int lane, float (&max2)[2],
+                                                float (&sum)[2], float (&o)[D / 8][4]) {
+    constexpr int kValueBlocks = D / 8;
+    constexpr int kPerWarp = 32 * (kValueBlocks + 1);  // float4s: the output fragments, then max and sum
+    __syncthreads();
+    float4* mine = smem + warp * kPerWarp;
+#pragma unroll
+    for (int vb = 0; vb < kValueBlocks; ++vb) mine[vb * 32 + lane] = make_float4(o[vb][0], o[vb][1], o[vb][2], o[vb][3]);
+    mine[kValueBlocks * 32 + lane] = make_float4(max2[0], max2[1], sum[0], sum[1]);
+    __syncthreads();
+    if (kw != 0) return;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        float new_max = max2[half];
+        for (int other = 1; other < kKeyWarps; ++other) {
+            const float4 state = smem[(warp + other) * kPerWarp + kValueBlocks * 32 + lane];
+            new_max = fmaxf(new_max, half == 0 ? state.x : state.y);
+        }
+        const float base = new_max == -INFINITY ? 0.f : new_max;
+        const float own = exp2f(max2[half] - base);
+        sum[half] *= own;
+#pragma unroll
+        for (int vb = 0; vb < kValueBlocks; ++vb) o[vb][2 * half] *= own, o[vb][2 * half + 1] *= own;
+        for (int other = 1; other < kKeyWarps; ++other) {
+            const float4* theirs = smem + (warp + other) * kPerWarp;
+            const float4 state = theirs[kValueBlocks * 32 + lane];
+            const float scale = exp2f((half == 0 ? state.x : state.y) - base);
+            sum[half] += scale * (half == 0 ? state.z : state.w);
+#pragma unroll
+            for (int vb = 0; vb < kValueBlocks; ++vb) {
+                const float4 x = theirs[vb * 32 + lane];
+                o[vb][2 * half] += scale * (half == 0 ? x.x : x.z);
+                o[vb][2 * half + 1] += scale * (half == 0 ? x.y : x.w);
+            }
+        }
+        max2[half] = new_max;
+    }
+}
+
+// kRowGroups groups of 16 query rows per block (1, 2 or 4); the 4 / kRowGroups warps of a group
+// share its rows and split each key tile between them (warp share `kw` takes 64 / kKeyWarps keys),
+// each with its own online-softmax state, merged through shared memory at the end. With few queries
+// this keeps all four warps busy instead of one.
+template <typename T, int D, int kRowGroups>
+__global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const AttentionParams p) {
+    static_assert(D % 32 == 0, "Q Kᵀ takes the head dimension 32 at a time");
+    constexpr int kRows = 16 * kRowGroups;
+    constexpr int kKeyWarps = 4 / kRowGroups;
+    constexpr int kStride = mma_stride<D>();
+    constexpr int kKeyBlocks = kAttentionKeyTile / 8 / kKeyWarps;  // this warp's 8-key blocks of S per tile
+    constexpr int kValueBlocks = D / 8;                            // 8-column blocks of O
+    extern __shared__ float4 smem_f4[];
+    T* q_s = reinterpret_cast<T*>(smem_f4);
+    T* k_s = q_s + kRows * kStride;                   // two buffers
+    T* v_s = k_s + 2 * kAttentionKeyTile * kStride;   // two buffers
+
+    const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads;
+    // Under the causal mask later query blocks see more keys: start those first, so the short ones
+    // fill the tail of the grid.
+    const int q0 = (p.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * kRows;
+    const int split = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int group = warp / kKeyWarps, kw = warp % kKeyWarps;
+    const T* q = static_cast<const T*>(p.q);
+    const T* k = static_cast<const T*>(p.k);
+    const T* v = static_cast<const T*>(p.v);
+    const int64_t qk_row = int64_t{p.heads} * p.head_dim, v_row = int64_t{p.heads} * p.value_dim;
+    const int64_t k_base = (int64_t{b} * p.keys * p.heads + h) * p.head_dim;
+    const int64_t v_base = (int64_t{b} * p.keys * p.heads + h) * p.value_dim;
+
+    const KeyTiles tiles = key_tiles(p, split, q0, kRows);
+    auto load_keys = [&](int tile, int buffer) {
+        const int k0 = tile * kAttentionKeyTile;
+        load_tile_async<T, D>(k_s + buffer * kAttentionKeyTile * kStride, kAttentionKeyTile,
+                              k + k_base + k0 * qk_row, qk_row, p.keys - k0, p.head_dim);
+        load_tile_async<T, D>(v_s + buffer * kAttentionKeyTile * kStride, kAttentionKeyTile,
+                              v + v_base + k0 * v_row, v_row, p.keys - k0, p.value_dim);
+    };
+    load_tile_async<T, D>(q_s, kRows, q + ((int64_t{b} * p.queries + q0) * p.heads + h) * p.head_dim, qk_row,
+                          p.queries - q0, p.head_dim);
+    if (tiles.begin < tiles.end) load_keys(tiles.begin, 0);
+    copy_commit();
+
+    uint32_t q_frag[D / 16][4];
+    float o[kValueBlocks][4] = {};
+    float max2[2] = {-INFINITY, -INFINITY}, sum[2] = {0.f, 0.f};  // rows g and g + 8 of this warp
+    const int row_lo = q0 + group * 16 + g;                       // query index of row g
+    const bool warp_idle = q0 + group * 16 >= p.queries;          // all 16 rows past Lq
+
+    for (int tile = tiles.begin; tile < tiles.end; ++tile) {
+        const int buffer = (tile - tiles.begin) % 2;
+        copy_wait_all();
+        __syncthreads();  // this tile has landed for every thread, and the other buffer is free
+        if (tile == tiles.begin) {
+#pragma unroll
+            for (int kc = 0; kc < D / 16; ++kc)
+                ldmatrix_x4(q_frag[kc], q_s + (group * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride + kc * 16 +
+                                            lane / 16 * 8);
+        }
+        if (tile + 1 < tiles.end) load_keys(tile + 1, 1 - buffer);
+        copy_commit();
+        if (warp_idle) continue;  // loads and barriers above are the block's; the math below is the warp's
+
+        // This warp's keys of the tile: 8-key blocks kw * kKeyBlocks + nb.
+        const int key0 = kw * kKeyBlocks * 8;
+        const T* k_tile = k_s + buffer * kAttentionKeyTile * kStride;
+        const T* v_tile = v_s + buffer * kAttentionKeyTile * kStride;
+        float s[kKeyBlocks][4] = {};
+#pragma unroll
+        for (int nb = 0; nb < kKeyBlocks; ++nb)
+#pragma unroll
+            for (int kp = 0; kp < D / 32; ++kp) {
+                uint32_t kb[4];
+                ldmatrix_x4(kb, k_tile + (key0 + nb * 8 + lane % 8) * kStride + kp * 32 + lane / 8 * 8);
+                mma16816<T>(s[nb], q_frag[2 * kp], kb[0], kb[1]);
+                mma16816<T>(s[nb], q_frag[2 * kp + 1], kb[2], kb[3]);
+            }
+
+        const int k0 = tile * kAttentionKeyTile + key0;
+        const bool plain = p.mask == nullptr && p.bias == nullptr && !p.causal &&
+                           tile * kAttentionKeyTile + kAttentionKeyTile <= p.keys;
+#pragma unroll
+        for (int nb = 0; nb < kKeyBlocks; ++nb)
+#pragma unroll
+            for (int x = 0; x < 4; ++x) {
+                s[nb][x] *= p.scale_log2;
+                if (!plain) s[nb][x] += score_offset(p, b, h, row_lo + (x / 2) * 8, k0 + nb * 8 + 2 * t + x % 2);
+            }
+
+        // Online softmax for rows g (x = 0, 1) and g + 8 (x = 2, 3); a row's scores sit in the 4
+        // lanes 4g .. 4g + 3.
+        float rescale[2];
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            float tile_max = -INFINITY;
+#pragma unroll
+            for (int nb = 0; nb < kKeyBlocks; ++nb) tile_max = fmaxf(tile_max, fmaxf(s[nb][2 * half], s[nb][2 * half + 1]));
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+            const float new_max = fmaxf(max2[half], tile_max);
+            const float base = new_max == -INFINITY ? 0.f : new_max;
+            rescale[half] = exp2f(max2[half] - base);
+            max2[half] = new_max;
+            float row_sum = 0.f;
+#pragma unroll
+            for (int nb = 0; nb < kKeyBlocks; ++nb) {
+                s[nb][2 * half] = exp2f(s[nb][2 * half] - base);
+                s[nb][2 * half + 1] = exp2f(s[nb][2 * half + 1] - base);
+                row_sum += s[nb][2 * half] + s[nb][2 * half + 1];
+            }
+            sum[half] = sum[half] * rescale[half] + row_sum;  // this lane's share
+        }
+#pragma unroll
+        for (int vb = 0; vb < kValueBlocks; ++vb) {
+            o[vb][0] *= rescale[0], o[vb][1] *= rescale[0];
+            o[vb][2] *= rescale[1], o[vb][3] *= rescale[1];
+        }
+
+#pragma unroll
+        for (int kc = 0; kc < kKeyBlocks / 2; ++kc) {
+            const uint32_t a[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]), pack2<T>(s[2 * kc][2], s[2 * kc][3]),
+                                   pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                                   pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+            for (int vp = 0; vp < kValueBlocks / 2; ++vp) {
+                uint32_t vb[4];
+                ldmatrix_x4_trans(vb, v_tile + (key0 + kc * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride + vp * 16 +
+                                          lane / 16 * 8);
+                mma16816<T>(o[2 * vp], a, vb[0], vb[1]);
+                mma16816<T>(o[2 * vp + 1], a, vb[2], vb[3]);
+            }
+        }
+    }
+    copy_wait_all();  // no copy may outlive the block
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        sum[half] += __shfl_xor_sync(0xffffffffu, sum[half], 1);
+        sum[half] += __shfl_xor_sync(0xffffffffu, sum[half], 2);
+    }
+    if constexpr (kKeyWarps > 1) merge_key_warps<D, kKeyWarps>(smem_f4, warp, kw, lane, max2, sum, o);
+    if (kw != 0 || warp_idle) return;
+
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const int i = row_lo + half * 8;
+        if (i >= p.queries) continue;
+        const float inverse = sum[half] == 0.f ? 0.f : 1.f / sum[half];
+#pragma unroll
+        for (int vb = 0; vb < kValueBlocks; ++vb) {
+            const int d = vb * 8 + 2 * t;
+            if (d < p.value_dim) {  // value_dim is a multiple of 8: d + 1 is in range too
+                store_output<T>(p, b, h, i, split, d, o[vb][2 * half] * inverse);
+                store_output<T>(p, b, h, i, split, d + 1, o[vb][2 * half + 1] * inverse);
+            }
+        }
+        if (t == 0) store_lse(p, b, h, i, split, row_lse(max2[half], sum[half]));
+    }
+}
+
+template <typename T, int D, int kRowGroups>
+cudaError_t launch_mma_for(const AttentionParams& p, cudaStream_t stream) {
+    constexpr size_t smem = mma_smem_bytes<D, kRowGroups>();
+    static_assert(4 * 32 * (D / 8 + 1) * sizeof(float4) <= smem, "the warps' states fit for the merge");
+    auto kernel = attention_mma_kernel<T, D, kRowGroups>;
+    if (smem > 48 * 1024) {
+        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        if (e != cudaSuccess) return e;
+    }
+    const dim3 grid(p.batch * p.heads, (p.queries + 16 * kRowGroups - 1) / (16 * kRowGroups), p.splits);
+    kernel<<<grid, kMmaThreads, smem, stream>>>(p);
+    return cudaGetLastError();
+}
+
+template <typename T, int D>
+cudaError_t launch_mma_rows(const AttentionParams& p, cudaStream_t stream) {
+    switch (attention_query_tile(p.type, p.queries)) {
+        case 16: return launch_mma_for<T, D, 1>(p, stream);
+        case 32: return launch_mma_for<T, D, 2>(p, stream);
+        default: return launch_mma_for<T, D, 4>(p, stream);
+    }
+}
+
+template <typename T>
+cudaError_t launch_mma_typed(const AttentionParams& p, cudaStream_t stream) {
+    const int widest = max(p.head_dim, p.value_dim);
+    if (widest <= 32) return launch_mma_rows<T, 32>(p, stream);
+    if (widest <= 64) return launch_mma_rows<T, 64>(p, stream);
+    return launch_mma_rows<T, 128>(p, stream);
+}
+
+bool aligned16(const void* x) { return reinterpret_cast<uintptr_t>(x) % 16 == 0; }
+
+}  // namespace
+
+bool attention_mma_supports(const AttentionParams& p, int compute_major) {
+    return compute_major >= 8 && p.type != ElementType::kF32 && p.head_dim > 0 && p.head_dim % 8 == 0 &&
+           p.value_dim % 8 == 0 && p.value_dim > 0 && max(p.head_dim, p.value_dim) <= 128 && aligned16(p.q) &&
+           aligned16(p.k) && aligned16(p.v);
+}
+
+cudaError_t launch_attention_mma(const AttentionParams& p, cudaStream_t stream) {
+    return p.type == ElementType::kBF16 ? launch_mma_typed<__nv_bfloat16>(p, stream)
+                                        : launch_mma_typed<__half>(p, stream);
+}
+
+}  // namespace mmf

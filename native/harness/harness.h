@@ -1,0 +1,43 @@
+// harness.h - what the harness's sources share: fatal-error checks, the random source, flush and median.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "mmfuse.h"
+
+#define CUDA_OK(call)                                                                                            \
+    do {                                                                                                         \
+        cudaError_t e_ = (call);                                                                                 \
+        if (e_ != cudaSuccess) {                                                                                 \
+            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorName(e_));             \
+            std::exit(1);                                                                                        \
+        }                                                                                                        \
+    } while (0)
+
+#define MMF_OK_(call)                                                                                            \
+    do {                                                                                                         \
+        int s_ = (call);                                                                                         \
+        if (s_ != MMF_OK) {                                                                                      \
+            std::fprintf(stderr, "%s:%d %s: status %d: %s\n", __FILE__, __LINE__, #call, s_, mmf_last_error());  \
+            std::exit(1);                                                                                        \
+        }                                                                                                        \
+    } while (0)
+
+// One seeded source for every check, so a failure reproduces.
+extern std::mt19937_64 rng;
+
+inline int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+
+// Writes a buffer larger than L2 so that a timed launch finds nothing of the last one cached.
+void flush_l2();
+
+float median(std::vector<float> v);
+
+// Attention: random and edge-case shapes against a double-precision reference (attention.cpp).
+// Returns the number of failed checks; prints one line per failure and a summary.
+int check_attention();
