@@ -1,21 +1,28 @@
-// attention_mma.cu - fused scaled dot-product attention for bf16 and fp16 on tensor cores
-// (mma.sync m16n8k16, fp32 accumulation; sm_80 and later).
+// attention_mma.cu - fused scaled dot-product attention on tensor cores (mma.sync, fp32
+// accumulation; sm_80 and later): bf16 and fp16 inputs (m16n8k16), and fp32 inputs computed in TF32
+// when the caller allows it (m16n8k8; inputs enter the multiplier truncated to TF32's 10-bit
+// mantissa, probabilities rounded to it).
 //
 // One block of 4 warps owns 64 query rows of one (batch, head), 16 per warp; keys stream through
 // shared memory in tiles of 64, double-buffered with cp.async so the next tile's loads overlap this
-// tile's math. Per tile a warp computes its 16 x 64 scores S = Q Kᵀ in registers (Q's fragments are
-// loaded once), updates the online softmax in base 2, and feeds the probabilities straight back as
-// the A operand of O += P V: the accumulator layout of two adjacent 8-key blocks is the A-fragment
-// layout of one 16-key chunk, so P never goes through shared memory (the FlashAttention-2 scheme).
+// tile's math. Per tile a warp computes its 16 x 64 scores S = Q Kᵀ in registers, updates the online
+// softmax in base 2, and feeds the probabilities straight back as the A operand of O += P V, so P
+// never goes through shared memory (the FlashAttention-2 scheme).
 //
-// Fragment layouts (PTX ISA, mma.m16n8k16 with 16-bit inputs), lane = 4 g + t:
+// Fragment layouts (PTX ISA), lane = 4 g + t. With 16-bit inputs (m16n8k16):
 //   A 16x16: a0 (row g, cols 2t..2t+1), a1 (row g+8, same cols), a2 (row g, cols 8+2t..), a3 (row g+8, ...)
 //   B 16x8:  b0 (rows 2t..2t+1, col g), b1 (rows 8+2t.., col g)
 //   C 16x8:  c0, c1 (row g, cols 2t, 2t+1), c2, c3 (row g+8, cols 2t, 2t+1)
-// Shared rows are padded by 8 elements (16 bytes), so the 8 rows one ldmatrix reads hit distinct banks.
+// so the accumulators of two adjacent 8-key blocks are, packed in pairs, the A fragment of one
+// 16-key step. With TF32 (m16n8k8): A 16x8 a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4);
+// B 8x8 b0 (row t, col g), b1 (row t+4, col g). There the P V step over 8 keys takes its keys in
+// the order 0, 2, 4, 6, 1, 3, 5, 7 (a sum does not care), which makes an 8-key block's accumulators
+// c0, c2, c1, c3 exactly its A fragment; V's B fragment is read in the same order.
+// ldmatrix moves 16-byte rows, which are 8 16-bit or 4 fp32 elements: the same addressing serves
+// both. Shared rows are padded by 16 bytes, so the 8 rows one ldmatrix reads hit distinct banks.
 //
-// Taken when the inputs are 16-bit, Dh and Dv are multiples of 8 up to 128 and the tensors are
-// 16-byte aligned (attention_mma_supports); the SIMT kernel covers everything else.
+// Taken when Dh and Dv are multiples of 8 up to 128 and the tensors are 16-byte aligned
+// (attention_mma_supports); the SIMT kernel covers everything else.
 #include <math.h>
 
 #include <type_traits>
@@ -28,12 +35,21 @@ namespace {
 
 constexpr int kMmaThreads = 128;
 
-template <int D>
-__host__ __device__ constexpr int mma_stride() { return D + 8; }
+// Elements per 16-byte chunk: the unit of cp.async, of ldmatrix rows and of the row padding.
+template <typename T>
+__host__ __device__ constexpr int chunk() { return 16 / static_cast<int>(sizeof(T)); }
 
-template <int D, int kRowGroups>
+// Elements per shared-memory row for head dimension D.
+template <typename T, int D>
+__host__ __device__ constexpr int mma_stride() { return D + chunk<T>(); }
+
+// The k extent of one mma: 16 for 16-bit inputs, 8 for TF32.
+template <typename T>
+__host__ __device__ constexpr int mma_k() { return 2 * chunk<T>(); }
+
+template <typename T, int D, int kRowGroups>
 constexpr size_t mma_smem_bytes() {
-    return 2 * size_t{mma_stride<D>()} * (16 * kRowGroups + 4 * kAttentionKeyTile);  // Q, 2 x K, 2 x V
+    return sizeof(T) * size_t{mma_stride<T, D>()} * (16 * kRowGroups + 4 * kAttentionKeyTile);  // Q, 2 K, 2 V
 }
 
 __device__ __forceinline__ uint32_t smem_address(const void* p) {
@@ -59,10 +75,23 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                  : "r"(smem_address(row_address)));
 }
 
-// c += a b for one 16x8x16 step.
+// 2^x in one MUFU instruction (exp2f adds a range fix-up for results below 2^-126, which the softmax
+// can flush to zero: they are negligible next to the row's maximum, whose term is 1).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// c += a b for one 16 x 8 x mma_k<T>() step.
 template <typename T>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    if constexpr (std::is_same_v<T, float>) {
+        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                     "{%8, %9}, {%0, %1, %2, %3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
         asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
                      "{%8, %9}, {%0, %1, %2, %3};\n"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -89,16 +118,23 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
     return r;
 }
 
+// A float rounded to TF32 (nearest, ties away), as the bits of an A fragment register.
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+    return r;
+}
+
 // Queues the copy of `rows` rows (row `r` at src + r * row_stride) of `width` elements into a
-// [rows, D + 8] shared tile; rows past `valid_rows` and columns past `width` become zeros.
+// [rows, mma_stride] shared tile; rows past `valid_rows` and columns past `width` become zeros.
 template <typename T, int D>
 __device__ __forceinline__ void load_tile_async(T* dst, int rows, const T* src, int64_t row_stride, int valid_rows,
                                                 int width) {
-    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    constexpr int kChunks = D / chunk<T>();  // 16-byte chunks per row
     for (int e = threadIdx.x; e < rows * kChunks; e += kMmaThreads) {
-        const int r = e / kChunks, d = (e % kChunks) * 8;
+        const int r = e / kChunks, d = (e % kChunks) * chunk<T>();
         const bool valid = r < valid_rows && d < width;
-        copy16_async(dst + r * mma_stride<D>() + d, valid ? src + r * row_stride + d : src, valid);
+        copy16_async(dst + r * mma_stride<T, D>() + d, valid ? src + r * row_stride + d : src, valid);
     }
 }
 
@@ -155,7 +191,8 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const Attent
     static_assert(D % 32 == 0, "Q Kᵀ takes the head dimension 32 at a time");
     constexpr int kRows = 16 * kRowGroups;
     constexpr int kKeyWarps = 4 / kRowGroups;
-    constexpr int kStride = mma_stride<D>();
+    constexpr int kStride = mma_stride<T, D>();
+    constexpr int kK = mma_k<T>();
     constexpr int kKeyBlocks = kAttentionKeyTile / 8 / kKeyWarps;  // this warp's 8-key blocks of S per tile
     constexpr int kValueBlocks = D / 8;                            // 8-column blocks of O
     extern __shared__ float4 smem_f4[];
@@ -190,7 +227,6 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const Attent
     if (tiles.begin < tiles.end) load_keys(tiles.begin, 0);
     copy_commit();
 
-    uint32_t q_frag[D / 16][4];
     float o[kValueBlocks][4] = {};
     float max2[2] = {-INFINITY, -INFINITY}, sum[2] = {0.f, 0.f};  // rows g and g + 8 of this warp
     const int row_lo = q0 + group * 16 + g;                       // query index of row g
@@ -200,12 +236,6 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const Attent
         const int buffer = (tile - tiles.begin) % 2;
         copy_wait_all();
         __syncthreads();  // this tile has landed for every thread, and the other buffer is free
-        if (tile == tiles.begin) {
-#pragma unroll
-            for (int kc = 0; kc < D / 16; ++kc)
-                ldmatrix_x4(q_frag[kc], q_s + (group * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride + kc * 16 +
-                                            lane / 16 * 8);
-        }
         if (tile + 1 < tiles.end) load_keys(tile + 1, 1 - buffer);
         copy_commit();
         if (warp_idle) continue;  // loads and barriers above are the block's; the math below is the warp's
@@ -214,27 +244,40 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const Attent
         const int key0 = kw * kKeyBlocks * 8;
         const T* k_tile = k_s + buffer * kAttentionKeyTile * kStride;
         const T* v_tile = v_s + buffer * kAttentionKeyTile * kStride;
+        // S = Q Kᵀ, two k steps at a time: Q's fragments come from shared memory per tile (keeping
+        // them in registers for the whole loop costs more occupancy than the reloads cost time).
         float s[kKeyBlocks][4] = {};
 #pragma unroll
-        for (int nb = 0; nb < kKeyBlocks; ++nb)
+        for (int kp = 0; kp < D / (2 * kK); ++kp) {
+            uint32_t qa[2][4];
 #pragma unroll
-            for (int kp = 0; kp < D / 32; ++kp) {
+            for (int step = 0; step < 2; ++step)
+                ldmatrix_x4(qa[step], q_s + (group * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride +
+                                          (2 * kp + step) * kK + lane / 16 * chunk<T>());
+#pragma unroll
+            for (int nb = 0; nb < kKeyBlocks; ++nb) {
                 uint32_t kb[4];
-                ldmatrix_x4(kb, k_tile + (key0 + nb * 8 + lane % 8) * kStride + kp * 32 + lane / 8 * 8);
-                mma16816<T>(s[nb], q_frag[2 * kp], kb[0], kb[1]);
-                mma16816<T>(s[nb], q_frag[2 * kp + 1], kb[2], kb[3]);
+                ldmatrix_x4(kb, k_tile + (key0 + nb * 8 + lane % 8) * kStride + 2 * kp * kK + lane / 8 * chunk<T>());
+                mma<T>(s[nb], qa[0], kb[0], kb[1]);
+                mma<T>(s[nb], qa[1], kb[2], kb[3]);
             }
+        }
 
+        // Plain tiles (no mask, bias, causal or ragged end; a positive scale) keep the raw q·k in s
+        // and fold the scale into the FFMA that feeds the exponential; other tiles are scaled and
+        // offset first.
         const int k0 = tile * kAttentionKeyTile + key0;
-        const bool plain = p.mask == nullptr && p.bias == nullptr && !p.causal &&
+        const bool plain = p.mask == nullptr && p.bias == nullptr && !p.causal && p.scale_log2 > 0.f &&
                            tile * kAttentionKeyTile + kAttentionKeyTile <= p.keys;
+        const float factor = plain ? p.scale_log2 : 1.f;
+        if (!plain) {
 #pragma unroll
-        for (int nb = 0; nb < kKeyBlocks; ++nb)
+            for (int nb = 0; nb < kKeyBlocks; ++nb)
 #pragma unroll
-            for (int x = 0; x < 4; ++x) {
-                s[nb][x] *= p.scale_log2;
-                if (!plain) s[nb][x] += score_offset(p, b, h, row_lo + (x / 2) * 8, k0 + nb * 8 + 2 * t + x % 2);
-            }
+                for (int x = 0; x < 4; ++x)
+                    s[nb][x] = s[nb][x] * p.scale_log2 +
+                               score_offset(p, b, h, row_lo + (x / 2) * 8, k0 + nb * 8 + 2 * t + x % 2);
+        }
 
         // Online softmax for rows g (x = 0, 1) and g + 8 (x = 2, 3); a row's scores sit in the 4
         // lanes 4g .. 4g + 3.
@@ -246,15 +289,15 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const Attent
             for (int nb = 0; nb < kKeyBlocks; ++nb) tile_max = fmaxf(tile_max, fmaxf(s[nb][2 * half], s[nb][2 * half + 1]));
             tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
             tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-            const float new_max = fmaxf(max2[half], tile_max);
+            const float new_max = fmaxf(max2[half], tile_max * factor);
             const float base = new_max == -INFINITY ? 0.f : new_max;
-            rescale[half] = exp2f(max2[half] - base);
+            rescale[half] = fast_exp2(max2[half] - base);
             max2[half] = new_max;
             float row_sum = 0.f;
 #pragma unroll
             for (int nb = 0; nb < kKeyBlocks; ++nb) {
-                s[nb][2 * half] = exp2f(s[nb][2 * half] - base);
-                s[nb][2 * half + 1] = exp2f(s[nb][2 * half + 1] - base);
+                s[nb][2 * half] = fast_exp2(fmaf(s[nb][2 * half], factor, -base));
+                s[nb][2 * half + 1] = fast_exp2(fmaf(s[nb][2 * half + 1], factor, -base));
                 row_sum += s[nb][2 * half] + s[nb][2 * half + 1];
             }
             sum[half] = sum[half] * rescale[half] + row_sum;  // this lane's share
@@ -265,18 +308,30 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const Attent
             o[vb][2] *= rescale[1], o[vb][3] *= rescale[1];
         }
 
+        if constexpr (std::is_same_v<T, float>) {
+            // TF32, one 8-key block per step, keys in the order 0, 2, 4, 6, 1, 3, 5, 7 (see the top).
 #pragma unroll
-        for (int kc = 0; kc < kKeyBlocks / 2; ++kc) {
-            const uint32_t a[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]), pack2<T>(s[2 * kc][2], s[2 * kc][3]),
-                                   pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                                   pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+            for (int nb = 0; nb < kKeyBlocks; ++nb) {
+                const uint32_t a[4] = {to_tf32(s[nb][0]), to_tf32(s[nb][2]), to_tf32(s[nb][1]), to_tf32(s[nb][3])};
+                const float* v_even = v_tile + (key0 + nb * 8 + 2 * t) * kStride + g;
 #pragma unroll
-            for (int vp = 0; vp < kValueBlocks / 2; ++vp) {
-                uint32_t vb[4];
-                ldmatrix_x4_trans(vb, v_tile + (key0 + kc * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride + vp * 16 +
-                                          lane / 16 * 8);
-                mma16816<T>(o[2 * vp], a, vb[0], vb[1]);
-                mma16816<T>(o[2 * vp + 1], a, vb[2], vb[3]);
+                for (int vb = 0; vb < kValueBlocks; ++vb)
+                    mma<T>(o[vb], a, __float_as_uint(v_even[vb * 8]), __float_as_uint(v_even[kStride + vb * 8]));
+            }
+        } else {
+#pragma unroll
+            for (int kc = 0; kc < kKeyBlocks / 2; ++kc) {
+                const uint32_t a[4] = {pack2<T>(s[2 * kc][0], s[2 * kc][1]), pack2<T>(s[2 * kc][2], s[2 * kc][3]),
+                                       pack2<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                                       pack2<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+                for (int vp = 0; vp < kValueBlocks / 2; ++vp) {
+                    uint32_t vb[4];
+                    ldmatrix_x4_trans(vb, v_tile + (key0 + kc * 16 + lane % 8 + (lane / 8) % 2 * 8) * kStride +
+                                              vp * 16 + lane / 16 * 8);
+                    mma<T>(o[2 * vp], a, vb[0], vb[1]);
+                    mma<T>(o[2 * vp + 1], a, vb[2], vb[3]);
+                }
             }
         }
     }
@@ -308,7 +363,7 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const Attent
 
 template <typename T, int D, int kRowGroups>
 cudaError_t launch_mma_for(const AttentionParams& p, cudaStream_t stream) {
-    constexpr size_t smem = mma_smem_bytes<D, kRowGroups>();
+    constexpr size_t smem = mma_smem_bytes<T, D, kRowGroups>();
     static_assert(4 * 32 * (D / 8 + 1) * sizeof(float4) <= smem, "the warps' states fit for the merge");
     auto kernel = attention_mma_kernel<T, D, kRowGroups>;
     if (smem > 48 * 1024) {
@@ -322,7 +377,7 @@ cudaError_t launch_mma_for(const AttentionParams& p, cudaStream_t stream) {
 
 template <typename T, int D>
 cudaError_t launch_mma_rows(const AttentionParams& p, cudaStream_t stream) {
-    switch (attention_query_tile(p.type, p.queries)) {
+    switch (attention_query_tile(p.type, p.tf32, p.queries)) {
         case 16: return launch_mma_for<T, D, 1>(p, stream);
         case 32: return launch_mma_for<T, D, 2>(p, stream);
         default: return launch_mma_for<T, D, 4>(p, stream);
@@ -342,14 +397,18 @@ bool aligned16(const void* x) { return reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }  // namespace
 
 bool attention_mma_supports(const AttentionParams& p, int compute_major) {
-    return compute_major >= 8 && p.type != ElementType::kF32 && p.head_dim > 0 && p.head_dim % 8 == 0 &&
+    return compute_major >= 8 && (p.type != ElementType::kF32 || p.tf32) && p.head_dim > 0 && p.head_dim % 8 == 0 &&
            p.value_dim % 8 == 0 && p.value_dim > 0 && max(p.head_dim, p.value_dim) <= 128 && aligned16(p.q) &&
            aligned16(p.k) && aligned16(p.v);
 }
 
 cudaError_t launch_attention_mma(const AttentionParams& p, cudaStream_t stream) {
-    return p.type == ElementType::kBF16 ? launch_mma_typed<__nv_bfloat16>(p, stream)
-                                        : launch_mma_typed<__half>(p, stream);
+    switch (p.type) {
+        case ElementType::kBF16: return launch_mma_typed<__nv_bfloat16>(p, stream);
+        case ElementType::kF16: return launch_mma_typed<__half>(p, stream);
+        case ElementType::kF32: return launch_mma_typed<float>(p, stream);
+    }
+    return cudaErrorInvalidValue;
 }
 
 }  // namespace mmf

@@ -336,9 +336,9 @@ cudaError_t launch_attention_combine(const AttentionParams& p, cudaStream_t stre
 }
 
 int attention_splits(int64_t blocks, int key_tiles, int sm_count) {
-    if (blocks <= 0 || blocks >= 2 * int64_t{sm_count}) return 1;
+    if (blocks <= 0 || blocks >= sm_count) return 1;
     const int64_t wanted = (2 * int64_t{sm_count} + blocks - 1) / blocks;
-    const int64_t most = min(int64_t{kAttentionMaxSplits}, int64_t{key_tiles} / 2);
+    const int64_t most = min(int64_t{kAttentionMaxSplits}, int64_t{key_tiles} / 4);
     return static_cast<int>(max(int64_t{1}, min(wanted, most)));
 }
 

@@ -76,6 +76,7 @@ struct AttentionParams {
     int32_t splits;          // key ranges computed by separate blocks and combined (split-KV), >= 1
     int32_t tiles_per_split; // key tiles of kAttentionKeyTile keys per split
     ElementType type;
+    int32_t tf32;            // fp32 inputs may run on tensor cores in TF32
 };
 
 // Keys per tile, in every attention kernel: the unit of split-KV ranges.
@@ -83,10 +84,10 @@ constexpr int kAttentionKeyTile = 64;
 // Query rows per block of the fp32 (SIMT) kernel.
 constexpr int kAttentionSimtRows = 32;
 
-// Query rows per block for a call: 32 for fp32 (SIMT); for 16-bit types 16, 32 or 64, the fewest
-// that cover Lq, since the tensor-core kernel's warps share the keys of rows it does not have.
-inline int attention_query_tile(ElementType type, int queries) {
-    if (type == ElementType::kF32) return kAttentionSimtRows;
+// Query rows per block for a call: 32 for fp32 on CUDA cores; on tensor cores 16, 32 or 64, the
+// fewest that cover Lq, since the kernel's warps share the keys of rows it does not have.
+inline int attention_query_tile(ElementType type, bool tf32, int queries) {
+    if (type == ElementType::kF32 && !tf32) return kAttentionSimtRows;
     return queries <= 16 ? 16 : queries <= 32 ? 32 : 64;
 }
 // Most key ranges of one split-KV call.
@@ -95,9 +96,11 @@ constexpr int kAttentionMaxSplits = 64;
 constexpr int kAttentionMaxHeadDim = 256;
 
 // Split-KV choice, from the number of blocks without splitting (B H ceil(Lq / rows), rows from
-// attention_query_tile) and the device's SM count: when the blocks cannot give every SM two of
-// them, cut the keys into ranges so that they can, keeping at least two key tiles per range (so
-// the combine pass stays small next to the work) and at most kAttentionMaxSplits ranges.
+// attention_query_tile) and the device's SM count: when the blocks cannot fill one wave, cut the
+// keys into ranges so that every SM gets about two blocks, keeping at least four key tiles per range
+// and at most kAttentionMaxSplits ranges. Measured on an H100 (bench/gpu/attention.py with
+// MMFUSE_SPLIT_SWEEP=1): splitting a grid that fills a wave, or ranges of fewer than four tiles, cost
+// more in the combine pass than it gained; 16 latents over 4096 keys ran 3x faster with 16 ranges.
 int attention_splits(int64_t blocks, int key_tiles, int sm_count);
 
 // Enqueues the attention on a device of compute capability `compute_major`.x: the fused kernel

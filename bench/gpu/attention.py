@@ -4,9 +4,10 @@ Run on a GPU machine by bench/gpu/attention.sh, which builds libmmfuse first. Fo
 type: checks MMFuse's output against an fp64 reference, then times MMFuse and PyTorch on the same
 tensors (20 calls captured in a CUDA graph, replays timed with CUDA events, median of 15 replays,
 spread = min-max).
-The peer is PyTorch's default SDPA dispatch for fp32 (memory-efficient kernel) and its FlashAttention-2
-backend for bf16/fp16. The last lines printed are the table. MMFUSE_DTYPES (e.g. "bfloat16") and MMFUSE_SHAPES (indices
-into SHAPES, e.g. "0,4") narrow the run, for profiling.
+The peer is PyTorch's default SDPA dispatch for fp32 (memory-efficient kernel; also the peer of
+MMFuse's TF32 rows) and its FlashAttention-2 backend for bf16/fp16. The last lines printed are the table. MMFUSE_DTYPES (e.g. "bfloat16") and MMFUSE_SHAPES (indices
+into SHAPES, e.g. "0,4") narrow the run, for profiling; MMFUSE_SPLIT_SWEEP=1 adds a table of times
+under forced split-KV counts.
 """
 import ctypes
 import os
@@ -19,26 +20,33 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 LIB = ctypes.CDLL(os.path.join(sys.argv[1] if len(sys.argv) > 1 else "/tmp/mmfuse-native", "libmmfuse.so"))
 LIB.mmf_attention_workspace_bytes.restype = ctypes.c_size_t
-LIB.mmf_attention_workspace_bytes.argtypes = [ctypes.c_int] * 8
-LIB.mmf_attention.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * 6 + [ctypes.c_float, ctypes.c_int] + \
+LIB.mmf_attention_workspace_bytes.argtypes = [ctypes.c_int] * 9
+LIB.mmf_attention.argtypes = [ctypes.c_int] * 8 + [ctypes.c_void_p] * 6 + [ctypes.c_float, ctypes.c_int] + \
     [ctypes.c_void_p] * 3 + [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 LIB.mmf_last_error.restype = ctypes.c_char_p
 DTYPES = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
-# Dense peaks of an H100 SXM (NVIDIA's datasheet): fp32 on CUDA cores, 16-bit on tensor cores.
-PEAK_TFLOPS = {torch.float32: 67.0, torch.bfloat16: 989.0, torch.float16: 989.0}
+TF32 = 1  # MMF_ATTENTION_TF32
+# What each row runs: name -> (torch dtype, MMFuse flags, dense peak of an H100 SXM in TFLOP/s from
+# NVIDIA's datasheet: fp32 on CUDA cores, TF32 and 16-bit on tensor cores).
+VARIANTS = {
+    "bfloat16": (torch.bfloat16, 0, 989.0),
+    "float16": (torch.float16, 0, 989.0),
+    "float32": (torch.float32, 0, 67.0),
+    "tf32": (torch.float32, TF32, 494.0),
+}
 
 
 class Attention:
     """One MMFuse call on [B, L, H, D] tensors, with its workspace allocated once."""
 
-    def __init__(self, q, k, v, causal=False, splits=0):
+    def __init__(self, q, k, v, causal=False, splits=0, flags=0):
         self.q, self.k, self.v, self.causal, self.splits = q, k, v, causal, splits
         b, lq, h, dh = q.shape
         lk, dv = k.shape[1], v.shape[3]
-        self.dims = (DTYPES[q.dtype], b, lq, lk, h, dh, dv)
+        self.dims = (DTYPES[q.dtype], flags, b, lq, lk, h, dh, dv)
         self.out = torch.empty(b, lq, h, dv, dtype=q.dtype, device=q.device)
         self.lse = torch.empty(b, h, lq, dtype=torch.float32, device=q.device)
-        size = LIB.mmf_attention_workspace_bytes(DTYPES[q.dtype], b, lq, lk, h, dv, 0, splits)
+        size = LIB.mmf_attention_workspace_bytes(DTYPES[q.dtype], flags, b, lq, lk, h, dv, 0, splits)
         self.workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=q.device)
         self.workspace_bytes = size
         self.scale = dh ** -0.5
@@ -112,20 +120,41 @@ SHAPES = [  # B, H, Lq, Lk, D, causal, what it stands for
 ]
 
 
+def split_sweep(variants, shapes):
+    """Per-call time (us) for forced split-KV counts beside the library's choice: the data behind
+    the heuristic in kernels/attention_simt.cu (attention_splits)."""
+    counts = (1, 2, 4, 8, 16, 32, 64)
+    print("\n| type | B x H  Lq x Lk  D | chosen | " + " | ".join(f"splits {c}" for c in counts) + " |")
+    print("|---|---|---|" + "---|" * len(counts))
+    for name in variants:
+        dtype, flags, _ = VARIANTS[name]
+        for b, h, lq, lk, d, causal, _ in shapes:
+            if b * h * lq * lk > 1 << 26:
+                continue
+            q = torch.randn(b, lq, h, d, device="cuda").to(dtype)
+            k = torch.randn(b, lk, h, d, device="cuda").to(dtype)
+            v = torch.randn(b, lk, h, d, device="cuda").to(dtype)
+            times = [time_ms(Attention(q, k, v, causal, c, flags), groups=7)[0] * 1e3 for c in counts]
+            chosen = time_ms(Attention(q, k, v, causal, 0, flags), groups=7)[0] * 1e3
+            print(f"| {name} | {b}x{h} {lq}x{lk} d{d} | {chosen:.1f} | "
+                  + " | ".join(f"{t:.1f}" for t in times) + " |")
+
+
 def main():
     torch.manual_seed(0)
     name = torch.cuda.get_device_name()
     print(f"device: {name}, torch {torch.__version__}")
     rows, failures = [], 0
-    dtypes = [getattr(torch, name) for name in os.environ.get("MMFUSE_DTYPES", "bfloat16,float16,float32").split(",")]
+    variants = os.environ.get("MMFUSE_DTYPES", ",".join(VARIANTS)).split(",")
     shapes = [SHAPES[int(i)] for i in os.environ["MMFUSE_SHAPES"].split(",")] if "MMFUSE_SHAPES" in os.environ else SHAPES
-    for dtype in dtypes:
-        tolerance = {torch.float32: 1e-4, torch.bfloat16: 1.6e-2, torch.float16: 4e-3}[dtype]
+    for name in variants:
+        dtype, flags, peak = VARIANTS[name]
+        tolerance = {"float32": 1e-4, "tf32": 4e-3, "bfloat16": 1.6e-2, "float16": 4e-3}[name]
         for b, h, lq, lk, d, causal, what in shapes:
             q = torch.randn(b, lq, h, d, device="cuda").to(dtype)
             k = torch.randn(b, lk, h, d, device="cuda").to(dtype)
             v = torch.randn(b, lk, h, d, device="cuda").to(dtype)
-            ours = Attention(q, k, v, causal)
+            ours = Attention(q, k, v, causal, 0, flags)
             error = (ours().double() - reference(q, k, v, causal)).abs().max().item()
             if not error <= tolerance * 4:  # |v| reaches about 4 for standard normal values
                 print(f"FAIL {dtype} {(b, h, lq, lk, d)}: max error {error:.3g}")
@@ -133,8 +162,10 @@ def main():
             peer = torch_sdpa(q, k, v, causal)
             ours_ms, peer_ms = time_ms(ours), time_ms(peer)
             flops = 4 * b * h * lq * lk * d * (0.5 if causal else 1)
-            rows.append((str(dtype).replace("torch.", ""), f"{b}x{h} {lq}x{lk} d{d}{' causal' if causal else ''}",
-                         what, ours_ms, peer_ms, flops / ours_ms[0] / 1e9, PEAK_TFLOPS[dtype], error))
+            rows.append((name, f"{b}x{h} {lq}x{lk} d{d}{' causal' if causal else ''}",
+                         what, ours_ms, peer_ms, flops / ours_ms[0] / 1e9, peak, error))
+    if os.environ.get("MMFUSE_SPLIT_SWEEP"):
+        split_sweep(variants, shapes)
     print()
     print("| type | B x H  Lq x Lk  D | stands for | mmfuse us [min-max] | torch us [min-max] | torch/mmfuse | TFLOP/s | /peak | max err |")
     print("|---|---|---|---|---|---|---|---|---|")

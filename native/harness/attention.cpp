@@ -17,6 +17,7 @@ namespace {
 
 struct AttentionProblem {
     int dtype, batch, queries, keys, heads, head_dim, value_dim;
+    bool tf32;      // fp32 inputs may run in TF32
     bool mask, causal, lse, weights;
     int bias;       // 0 none, 1 [B, H, Lq, Lk], 2 [Lq, Lk] (broadcast over B and H), 3 [B, 1, 1, Lk]
     int splits;     // 0: the library's choice
@@ -27,8 +28,8 @@ struct AttentionProblem {
 std::string describe(const AttentionProblem& p) {
     static const char* types[] = {"f32", "bf16", "f16"};
     char s[256];
-    std::snprintf(s, sizeof s, "%s B=%d Lq=%d Lk=%d H=%d Dh=%d Dv=%d mask=%d causal=%d bias=%d splits=%d lse=%d w=%d "
-                  "misalign=%d", types[p.dtype], p.batch, p.queries, p.keys, p.heads, p.head_dim, p.value_dim, p.mask,
+    std::snprintf(s, sizeof s, "%s%s B=%d Lq=%d Lk=%d H=%d Dh=%d Dv=%d mask=%d causal=%d bias=%d splits=%d lse=%d w=%d "
+                  "misalign=%d", types[p.dtype], p.tf32 ? "(tf32)" : "", p.batch, p.queries, p.keys, p.heads, p.head_dim, p.value_dim, p.mask,
                   p.causal, p.bias, p.splits, p.lse, p.weights, p.misalign);
     return s;
 }
@@ -165,10 +166,11 @@ bool check(const AttentionProblem& p) {
     CUDA_OK(cudaMemset(dout.at, 0xff, out_ref.size() * eb));  // NaN: a cell the kernel misses shows
     CUDA_OK(cudaMemset(dlse.at, 0xff, rows * 4));
     CUDA_OK(cudaMemset(dw.at, 0xff, rows * Lk * 4));
+    const int flags = p.tf32 ? MMF_ATTENTION_TF32 : 0;
     const size_t workspace_bytes =
-        mmf_attention_workspace_bytes(p.dtype, B, Lq, Lk, H, Dv, p.weights && !p.lse, p.splits);
+        mmf_attention_workspace_bytes(p.dtype, flags, B, Lq, Lk, H, Dv, p.weights && !p.lse, p.splits);
     DeviceBuffer workspace(workspace_bytes, 0);
-    MMF_OK_(mmf_attention(p.dtype, B, Lq, Lk, H, Dh, Dv, dq.at, dk.at, dv.at,
+    MMF_OK_(mmf_attention(p.dtype, flags, B, Lq, Lk, H, Dh, Dv, dq.at, dk.at, dv.at,
                           p.mask ? reinterpret_cast<float*>(dmask.at) : nullptr,
                           p.bias ? reinterpret_cast<float*>(dbias.at) : nullptr, p.bias ? bias_strides : nullptr,
                           static_cast<float>(scale), p.causal, dout.at, p.lse ? reinterpret_cast<float*>(dlse.at) : nullptr,
@@ -179,10 +181,13 @@ bool check(const AttentionProblem& p) {
     // compare: tolerances from the precision of what the kernel rounds (P and the output for 16-bit types)
     // fp32: score errors grow with the logits' magnitude; 16-bit: P and the output are rounded once
     // each (2^-9 relative for bf16, 2^-12 for fp16), the scores are exact products summed in fp32.
-    const double out_tolerance = p.dtype == MMF_F32    ? 1e-5 * (1 + logit_magnitude) * v_max
+    // TF32: products of 10-bit mantissas (inputs truncated), so the scores carry about 2^-10 of the
+    // logits' magnitude, and P is rounded to 2^-11.
+    const double out_tolerance = p.tf32                ? 2e-3 * (1 + logit_magnitude) * v_max
+                                 : p.dtype == MMF_F32    ? 1e-5 * (1 + logit_magnitude) * v_max
                                  : p.dtype == MMF_BF16 ? 8e-3 * v_max
                                                        : 2e-3 * v_max;
-    const double lse_tolerance = 1e-4 * (1 + logit_magnitude);
+    const double lse_tolerance = (p.tf32 ? 2e-3 : 1e-4) * (1 + logit_magnitude);
     std::vector<unsigned char> out_bytes(out_ref.size() * eb);
     CUDA_OK(cudaMemcpy(out_bytes.data(), dout.at, out_bytes.size(), cudaMemcpyDeviceToHost));
     double worst = 0;
@@ -221,30 +226,36 @@ bool check(const AttentionProblem& p) {
 }
 
 std::vector<AttentionProblem> problems() {
-    //                 dtype    B   Lq    Lk  H   Dh   Dv  mask  causal lse  weights bias splits mis q_scale
+    //                 dtype    B   Lq    Lk  H   Dh   Dv  tf32   mask  causal lse  weights bias splits mis q_scale
     std::vector<AttentionProblem> list = {
-        {MMF_F32,  1,   1,    1, 1,   1,   1, false, false, true, true,  0, 0, 0, 1.f},
-        {MMF_F32,  2,   5,    0, 2,  16,  16, false, false, true, false, 0, 0, 0, 1.f},   // no keys: zeros
-        {MMF_BF16, 2,   5,    0, 2,  64,  64, false, false, true, false, 0, 0, 0, 1.f},
-        {MMF_F32,  3,  17,   70, 2,  33,  17, true,  false, true, true,  1, 0, 0, 1.f},   // odd widths
-        {MMF_F32,  2,  70,   20, 3,  64,  64, false, true,  true, true,  0, 0, 0, 1.f},   // causal, Lq > Lk
-        {MMF_F32,  1, 130,  130, 2,  32,  32, false, true,  true, false, 2, 0, 0, 3.f},   // causal square
-        {MMF_F32,  2,   9,  300, 1, 256, 256, true,  false, true, true,  3, 0, 0, 1.f},   // widest heads
-        {MMF_F32,  1,  16, 1000, 2, 128, 128, false, false, true, false, 0, 0, 0, 4.f},   // split-KV chosen
-        {MMF_F32,  2,   3,  300, 2,  64,  48, true,  true,  true, true,  1, 7, 0, 1.f},   // forced splits
-        {MMF_BF16, 2,  64,  256, 4,  64,  64, false, false, true, false, 0, 1, 0, 1.f},   // tensor cores
-        {MMF_BF16, 2, 100,  190, 2, 128, 128, true,  true,  true, true,  1, 0, 0, 2.f},
-        {MMF_BF16, 1,  16, 2000, 2,  64, 128, true,  false, true, false, 3, 0, 0, 1.f},   // split-KV, Dv > Dh
-        {MMF_F16,  3,  33,   97, 2,  32,  32, false, true,  true, true,  2, 3, 0, 1.f},
-        {MMF_F16,  2,  65,  129, 3, 128,  64, true,  false, false, true, 0, 0, 0, 2.f},
-        {MMF_BF16, 2,  20,   50, 2,  64,  64, false, false, true, false, 0, 0, 1, 1.f},   // misaligned: SIMT
-        {MMF_F16,  1,   7,   77, 2,  40,  24, true,  false, true, true,  0, 0, 0, 1.f},   // Dh % 8 == 0, not 32
-        {MMF_BF16, 1,   7,   77, 2,  36,  36, false, false, true, false, 0, 0, 0, 1.f},   // Dh % 8 != 0: SIMT
+        {MMF_F32,  1,   1,    1, 1,   1,   1, false, false, false, true, true,  0, 0, 0, 1.f},
+        {MMF_F32,  2,   5,    0, 2,  16,  16, false, false, false, true, false, 0, 0, 0, 1.f},   // no keys: zeros
+        {MMF_BF16, 2,   5,    0, 2,  64,  64, false, false, false, true, false, 0, 0, 0, 1.f},
+        {MMF_F32,  3,  17,   70, 2,  33,  17, false, true,  false, true, true,  1, 0, 0, 1.f},   // odd widths
+        {MMF_F32,  2,  70,   20, 3,  64,  64, false, false, true,  true, true,  0, 0, 0, 1.f},   // causal, Lq > Lk
+        {MMF_F32,  1, 130,  130, 2,  32,  32, false, false, true,  true, false, 2, 0, 0, 3.f},   // causal square
+        {MMF_F32,  2,   9,  300, 1, 256, 256, false, true,  false, true, true,  3, 0, 0, 1.f},   // widest heads
+        {MMF_F32,  1,  16, 1000, 2, 128, 128, false, false, false, true, false, 0, 0, 0, 4.f},   // split-KV chosen
+        {MMF_F32,  2,   3,  300, 2,  64,  48, false, true,  true,  true, true,  1, 7, 0, 1.f},   // forced splits
+        {MMF_BF16, 2,  64,  256, 4,  64,  64, false, false, false, true, false, 0, 1, 0, 1.f},   // tensor cores
+        {MMF_BF16, 2, 100,  190, 2, 128, 128, false, true,  true,  true, true,  1, 0, 0, 2.f},
+        {MMF_BF16, 1,  16, 2000, 2,  64, 128, false, true,  false, true, false, 3, 0, 0, 1.f},   // split-KV, Dv > Dh
+        {MMF_F16,  3,  33,   97, 2,  32,  32, false, false, true,  true, true,  2, 3, 0, 1.f},
+        {MMF_F16,  2,  65,  129, 3, 128,  64, false, true,  false, false, true, 0, 0, 0, 2.f},
+        {MMF_BF16, 2,  20,   50, 2,  64,  64, false, false, false, true, false, 0, 0, 1, 1.f},   // misaligned: SIMT
+        {MMF_F16,  1,   7,   77, 2,  40,  24, false, true,  false, true, true,  0, 0, 0, 1.f},   // Dh % 8 == 0, not 32
+        {MMF_BF16, 1,   7,   77, 2,  36,  36, false, false, false, true, false, 0, 0, 0, 1.f},   // Dh % 8 != 0: SIMT
+        {MMF_F32,  2,  64,  256, 4,  64,  64, true,  false, false, true, false, 0, 1, 0, 1.f},   // TF32
+        {MMF_F32,  2, 100,  190, 2, 128, 128, true,  true,  true,  true, true,  1, 0, 0, 2.f},
+        {MMF_F32,  1,  16, 2000, 2,  64, 128, true,  true,  false, true, false, 3, 0, 0, 1.f},   // TF32 split-KV
+        {MMF_F32,  3,   9,   97, 2,  32,  32, true,  false, true,  true, true,  2, 3, 0, 1.f},
+        {MMF_F32,  2,  20,   50, 2,  64,  64, true,  false, false, true, false, 0, 0, 1, 1.f},   // misaligned: SIMT
     };
     const int dims[] = {1, 8, 16, 24, 32, 40, 64, 72, 96, 128, 130, 256};
     for (int t = 0; t < 60; ++t) {
         AttentionProblem p{};
         p.dtype = static_cast<int>(uniform(0, 2));
+        p.tf32 = p.dtype == MMF_F32 && uniform(0, 1);
         p.batch = static_cast<int>(uniform(1, 3));
         p.queries = static_cast<int>(uniform(1, t % 4 == 0 ? 200 : 40));
         p.keys = static_cast<int>(uniform(0, t % 3 == 0 ? 700 : 130));

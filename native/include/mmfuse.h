@@ -81,16 +81,21 @@ int mmf_split_f32(int n_pieces, float* const* pieces, const int64_t* piece_width
  *   weights [B, H, Lq, Lk] fp32 or NULL: the softmax probabilities (a second pass over q kᵀ).
  *   splits: key ranges for split-KV (at most 64 and one per 64 keys are used), 0 to let the library
  *     choose from the device's SM count.
- * bf16 and fp16 inputs run on tensor cores (fp32 accumulation) when Dh and Dv are multiples of 8
- * up to 128 and q, k, v are 16-byte aligned, on CUDA cores otherwise; fp32 runs on CUDA cores. */
+ *   flags: 0, or MMF_ATTENTION_TF32 to let fp32 inputs run on tensor cores in TF32 (about 1e-3
+ *     relative error instead of fp32's 1e-6).
+ * bf16, fp16 and (with MMF_ATTENTION_TF32) fp32 inputs run on tensor cores with fp32 accumulation
+ * when Dh and Dv are multiples of 8 up to 128 and q, k, v are 16-byte aligned; everything else runs
+ * on CUDA cores in fp32. */
 typedef enum mmf_dtype { MMF_F32 = 0, MMF_BF16 = 1, MMF_F16 = 2 } mmf_dtype;
+
+#define MMF_ATTENTION_TF32 1
 
 #define MMF_ATTENTION_MAX_HEAD_DIM 256
 
-size_t mmf_attention_workspace_bytes(int dtype, int batch, int queries, int keys, int heads, int value_dim,
-                                     int with_weights, int splits);
+size_t mmf_attention_workspace_bytes(int dtype, int flags, int batch, int queries, int keys, int heads,
+                                     int value_dim, int with_weights, int splits);
 
-int mmf_attention(int dtype, int batch, int queries, int keys, int heads, int head_dim, int value_dim,
+int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int heads, int head_dim, int value_dim,
                   const void* q, const void* k, const void* v, const float* key_mask, const float* bias,
                   const int64_t* bias_strides, float scale, int causal, void* out, float* lse, float* weights,
                   int splits, void* workspace, size_t workspace_bytes, void* stream);

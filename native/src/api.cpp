@@ -132,11 +132,11 @@ DeviceTraits current_device_traits() {
 // Split-KV ranges for an attention call: the caller's count (at most one per key tile and
 // kAttentionMaxSplits), or the
 // heuristic's for the current device.
-int attention_split_count(int dtype, int batch, int queries, int keys, int heads, int requested) {
+int attention_split_count(int dtype, bool tf32, int batch, int queries, int keys, int heads, int requested) {
     const int key_tiles = (keys + mmf::kAttentionKeyTile - 1) / mmf::kAttentionKeyTile;
     if (key_tiles <= 1) return 1;
     if (requested > 0) return std::min({requested, key_tiles, mmf::kAttentionMaxSplits});
-    const int rows = mmf::attention_query_tile(static_cast<mmf::ElementType>(dtype), queries);
+    const int rows = mmf::attention_query_tile(static_cast<mmf::ElementType>(dtype), tf32, queries);
     const int64_t blocks = int64_t{batch} * heads * ((queries + rows - 1) / rows);
     const int sm_count = current_device_traits().sm_count;
     return sm_count > 0 ? mmf::attention_splits(blocks, key_tiles, sm_count) : 1;
@@ -209,14 +209,15 @@ int mmf_split_f32(int n_pieces, float* const* pieces, const int64_t* piece_width
                       whole_width, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
 }
 
-size_t mmf_attention_workspace_bytes(int dtype, int batch, int queries, int keys, int heads, int value_dim,
-                                     int with_weights, int splits) {
+size_t mmf_attention_workspace_bytes(int dtype, int flags, int batch, int queries, int keys, int heads,
+                                     int value_dim, int with_weights, int splits) {
     if (batch <= 0 || queries <= 0 || keys <= 0 || heads <= 0 || value_dim < 0) return 0;
-    const int chosen = attention_split_count(dtype, batch, queries, keys, heads, splits);
+    const bool tf32 = (flags & MMF_ATTENTION_TF32) != 0;
+    const int chosen = attention_split_count(dtype, tf32, batch, queries, keys, heads, splits);
     return AttentionWorkspace(batch, queries, heads, value_dim, with_weights != 0, chosen).total;
 }
 
-int mmf_attention(int dtype, int batch, int queries, int keys, int heads, int head_dim, int value_dim,
+int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int heads, int head_dim, int value_dim,
                   const void* q, const void* k, const void* v, const float* key_mask, const float* bias,
                   const int64_t* bias_strides, float scale, int causal, void* out, float* lse, float* weights,
                   int splits, void* workspace, size_t workspace_bytes, void* stream) {
@@ -233,6 +234,8 @@ int mmf_attention(int dtype, int batch, int queries, int keys, int heads, int he
         return fail(MMF_ERR_INVALID_ARGUMENT, "%s: B * H = %lld or Lq = %d exceeds one grid", op,
                     static_cast<long long>(int64_t{batch} * heads), queries);
     if (splits < 0) return fail(MMF_ERR_INVALID_ARGUMENT, "%s: splits = %d < 0", op, splits);
+    if ((flags & ~MMF_ATTENTION_TF32) != 0) return fail(MMF_ERR_INVALID_ARGUMENT, "%s: unknown flags %#x", op, flags);
+    const bool tf32 = (flags & MMF_ATTENTION_TF32) != 0;
     if (batch == 0 || queries == 0 || heads == 0 || (value_dim == 0 && weights == nullptr && lse == nullptr))
         return succeed();  // nothing to compute
     if (q == nullptr || k == nullptr || v == nullptr || out == nullptr)
@@ -241,7 +244,7 @@ int mmf_attention(int dtype, int batch, int queries, int keys, int heads, int he
         return fail(MMF_ERR_INVALID_ARGUMENT, "%s: bias without bias_strides", op);
 
     const DeviceTraits traits = current_device_traits();
-    const int chosen = attention_split_count(dtype, batch, queries, keys, heads, splits);
+    const int chosen = attention_split_count(dtype, tf32, batch, queries, keys, heads, splits);
     const AttentionWorkspace parts(batch, queries, heads, value_dim, weights != nullptr && lse == nullptr, chosen);
     if (parts.total > 0 && (workspace == nullptr || workspace_bytes < parts.total))
         return fail(MMF_ERR_WORKSPACE, "%s: workspace of %zu bytes, %zu needed", op, workspace_bytes, parts.total);
@@ -263,6 +266,7 @@ int mmf_attention(int dtype, int batch, int queries, int keys, int heads, int he
     const int key_tiles = (keys + mmf::kAttentionKeyTile - 1) / mmf::kAttentionKeyTile;
     p.tiles_per_split = (key_tiles + chosen - 1) / chosen;
     p.type = static_cast<mmf::ElementType>(dtype);
+    p.tf32 = tf32;
     const cudaError_t error = mmf::attention_launch(p, traits.compute_major, static_cast<cudaStream_t>(stream));
     return error == cudaSuccess ? succeed() : fail_cuda(error, op);
 }

@@ -6,7 +6,7 @@ package org.mmfuse;
  * not causal, the output alone.
  */
 public final class AttentionOptions {
-    public static final AttentionOptions DEFAULT = new AttentionOptions(Double.NaN, false, null, null, 0, false, false);
+    public static final AttentionOptions DEFAULT = new AttentionOptions(Double.NaN, false, null, null, 0, false, false, false);
 
     private final double scale;
     private final boolean causal;
@@ -15,9 +15,10 @@ public final class AttentionOptions {
     private final int heads;
     private final boolean returnLse;
     private final boolean returnWeights;
+    private final boolean allowTf32;
 
     private AttentionOptions(double scale, boolean causal, Tensor keyPaddingMask, Tensor bias, int heads,
-            boolean returnLse, boolean returnWeights) {
+            boolean returnLse, boolean returnWeights, boolean allowTf32) {
         this.scale = scale;
         this.causal = causal;
         this.keyPaddingMask = keyPaddingMask;
@@ -25,11 +26,12 @@ public final class AttentionOptions {
         this.heads = heads;
         this.returnLse = returnLse;
         this.returnWeights = returnWeights;
+        this.allowTf32 = allowTf32;
     }
 
     /** The factor applied to q·k; default 1/sqrt(Dh). */
     public AttentionOptions scale(double scale) {
-        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights, allowTf32);
     }
 
     /**
@@ -38,7 +40,7 @@ public final class AttentionOptions {
      * {@code is_causal} aligns top-left instead (j <= i), so results differ there.
      */
     public AttentionOptions causal(boolean causal) {
-        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights, allowTf32);
     }
 
     /**
@@ -46,7 +48,7 @@ public final class AttentionOptions {
      * "true = attend", held in a float tensor until MMFuse has boolean tensors). Null: every key.
      */
     public AttentionOptions keyPaddingMask(Tensor mask) {
-        return new AttentionOptions(scale, causal, mask, bias, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, mask, bias, heads, returnLse, returnWeights, allowTf32);
     }
 
     /**
@@ -54,22 +56,37 @@ public final class AttentionOptions {
      * (sizes aligned right, each equal or 1; -infinity masks). Null: none.
      */
     public AttentionOptions bias(Tensor bias) {
-        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights, allowTf32);
     }
 
     /** The head count, needed only for packed [B, L, H*D] inputs. */
     public AttentionOptions heads(int heads) {
-        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights, allowTf32);
     }
 
     /** Also return the natural log of each query's softmax denominator, [B, H, Lq]. */
     public AttentionOptions withLogSumExp() {
-        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, true, returnWeights);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, true, returnWeights, allowTf32);
     }
 
     /** Also return the attention weights [B, H, Lq, Lk] (Lq x Lk memory per head: only on request). */
     public AttentionOptions withWeights() {
-        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, true);
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, true, allowTf32);
+    }
+
+    /**
+     * Lets F32 inputs run on tensor cores in TF32 (10-bit mantissa products, fp32 accumulation):
+     * about 1e-3 relative error instead of fp32's 1e-6, for several times the speed on large shapes.
+     * PyTorch's {@code torch.backends.cuda.matmul.allow_tf32}, per call. The CPU backends compute in
+     * fp32 whatever this says; the CUDA backend takes it where its tensor-core kernel takes the shape
+     * (Dh and Dv multiples of 8 up to 128).
+     */
+    public AttentionOptions allowTf32(boolean allow) {
+        return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights, allow);
+    }
+
+    public boolean allowsTf32() {
+        return allowTf32;
     }
 
     /** The scale, or NaN for the default. */

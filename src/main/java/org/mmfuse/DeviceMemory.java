@@ -18,6 +18,12 @@ public interface DeviceMemory extends AutoCloseable {
     /** Copies the start of this memory into {@code dst} after all work queued by this thread has finished. */
     void copyToHost(float[] dst);
 
+    /** As {@link #copyFromHost(float[])}, for 16-bit elements (BF16 or F16 bit patterns). */
+    void copyFromHost(short[] src);
+
+    /** As {@link #copyToHost(float[])}, for 16-bit elements. */
+    void copyToHost(short[] dst);
+
     /** Frees the memory; idempotent. */
     @Override
     void close();

@@ -55,7 +55,9 @@ public interface Ops {
      * {@code F.scaled_dot_product_attention}: softmax(scale · q kᵀ + masks) v per batch and head, with
      * q [B, Lq, H, Dh], k [B, Lk, H, Dh], v [B, Lk, H, Dv] (or all packed [B, L, H*D] with
      * {@link AttentionOptions#heads}). A query whose keys are all masked gets zeros (PyTorch gives NaN).
-     * NaN in the inputs propagates to the outputs it reaches.
+     * NaN in the inputs propagates to the outputs it reaches. q, k, v are F32, or on the CUDA backend
+     * all BF16 or all F16 (tensor cores, fp32 accumulation; the output takes their dtype); the mask,
+     * the bias, the lse and the weights are F32.
      */
     AttentionResult attention(Tensor q, Tensor k, Tensor v, AttentionOptions options);
 }

@@ -135,41 +135,61 @@ public final class Tensor implements AutoCloseable {
         return memory;
     }
 
-    /** A new host array with the tensor's elements (for a CUDA tensor, after this thread's queued work). */
+    /**
+     * A new host array with the tensor's elements (for a CUDA tensor, after this thread's queued work);
+     * BF16 and F16 elements are widened to float, exactly.
+     */
     public float[] toArray() {
         checkOpen("tensor");
-        checkF32("toArray");
         if (device.isCpu()) return array().clone();
         long n = numel();
         if (n > Shapes.MAX_HOST_ELEMENTS) throw new IllegalStateException(describe() + " is too large for a host array");
-        float[] out = new float[(int) n];
-        memory.copyToHost(out);
-        return out;
+        if (dtype == DType.F32) {
+            float[] out = new float[(int) n];
+            memory.copyToHost(out);
+            return out;
+        }
+        short[] bits = new short[(int) n];
+        memory.copyToHost(bits);
+        return HalfFloats.decode(bits, dtype);
     }
 
-    /** A copy of this tensor on {@code target}, owned by the caller (also when target is this tensor's device). */
+    /**
+     * A copy of this tensor on {@code target}, of the same dtype, owned by the caller (also when
+     * target is this tensor's device). Host tensors are F32: a BF16 or F16 tensor comes back widened.
+     */
     public Tensor to(Device target) {
+        return to(target, target.isCpu() ? DType.F32 : dtype);
+    }
+
+    /**
+     * A copy on {@code target} in {@code dtype}, rounding to nearest (ties to even) when narrowing
+     * to BF16 or F16; those live on devices only, so a host target takes F32. Conversions run on the
+     * host: a device-to-device copy goes through it.
+     */
+    public Tensor to(Device target, DType dtype) {
         Objects.requireNonNull(target, "target");
+        Objects.requireNonNull(dtype, "dtype");
         checkOpen("tensor");
-        checkF32("to");
-        if (target.isCpu()) return Tensor.of(toArray(), shape);
+        if (target.isCpu()) {
+            if (dtype != DType.F32) {
+                throw new IllegalArgumentException("to: host tensors are F32; " + describe() + " cannot become "
+                        + dtype + " on the cpu");
+            }
+            return Tensor.of(toArray(), shape);
+        }
         DeviceMemory copy = MMFuse.allocate(target, Math.multiplyExact(numel(), (long) dtype.bytes()));
         try {
-            if (device.isCpu()) {
-                copy.copyFromHost(array());
+            float[] values = device.isCpu() ? array() : toArray();
+            if (dtype == DType.F32) {
+                copy.copyFromHost(values);
             } else {
-                copy.copyFromHost(toArray()); // device to device through the host: rare, and explicit
+                copy.copyFromHost(HalfFloats.encode(values, dtype));
             }
             return wrap(copy, dtype, shape);
         } catch (RuntimeException e) {
             copy.close();
             throw e;
-        }
-    }
-
-    private void checkF32(String op) {
-        if (dtype != DType.F32) {
-            throw new UnsupportedOperationException(op + ": " + describe() + ": only F32 tensors move between devices yet");
         }
     }
 

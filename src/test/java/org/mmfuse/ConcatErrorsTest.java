@@ -34,6 +34,8 @@ class ConcatErrorsTest {
         @Override public Device device() { return device; }
         @Override public void copyFromHost(float[] src) { throw new AssertionError("touched"); }
         @Override public void copyToHost(float[] dst) { throw new AssertionError("touched"); }
+        @Override public void copyFromHost(short[] src) { throw new AssertionError("touched"); }
+        @Override public void copyToHost(short[] dst) { throw new AssertionError("touched"); }
         @Override public void close() {}
     }
 

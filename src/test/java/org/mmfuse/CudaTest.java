@@ -76,6 +76,16 @@ class CudaTest {
                 staging.get(dst);
             }
         }
+
+        @Override
+        public void copyFromHost(short[] src) {
+            throw new UnsupportedOperationException("the shifted view is for F32 tests");
+        }
+
+        @Override
+        public void copyToHost(short[] dst) {
+            throw new UnsupportedOperationException("the shifted view is for F32 tests");
+        }
     }
 
     private static Tensor shifted(Tensor host) {
@@ -95,6 +105,50 @@ class CudaTest {
             try (Tensor outShifted = shifted(Tensor.zeros(33, 192))) {
                 cuda().concatInto(outShifted, List.of(a, b), 1);
                 assertArrayEquals(TestSupport.referenceConcat(host, 1), outShifted.toArray());
+            }
+        }
+    }
+
+    /** BF16, F16 and TF32 attention (tensor cores) against a double reference on the rounded inputs. */
+    @Test
+    void tensorCoreAttentionMatchesTheReferenceOnRoundedInputs() {
+        Ops ops = cuda();
+        Random rng = new Random(5);
+        int b = 2, lq = 37, lk = 150, h = 3, d = 64;
+        for (DType dtype : new DType[] {DType.BF16, DType.F16, DType.F32}) {
+            boolean tf32 = dtype == DType.F32;
+            Tensor[] host = {TestSupport.random(rng, b, lq, h, d), TestSupport.random(rng, b, lk, h, d),
+                    TestSupport.random(rng, b, lk, h, d)};
+            for (Tensor t : host) for (int i = 0; i < t.array().length; i++) t.array()[i] *= 0.1f;
+            Tensor q = host[0].to(ops.device(), dtype), k = host[1].to(ops.device(), dtype), v = host[2].to(ops.device(), dtype);
+            AttentionOptions options = AttentionOptions.DEFAULT.causal(true).withLogSumExp().allowTf32(tf32);
+            try (AttentionResult r = ops.attention(q, k, v, options)) {
+                assertEquals(dtype, r.output().dtype());
+                float[] qr = q.toArray(), kr = k.toArray(), vr = v.toArray(), out = r.output().toArray();
+                double worst = 0;
+                for (int bi = 0; bi < b; bi++) for (int hi = 0; hi < h; hi++) for (int i = 0; i < lq; i++) {
+                    double[] w = new double[lk];
+                    double max = Double.NEGATIVE_INFINITY, sum = 0;
+                    for (int j = 0; j <= i + lk - lq; j++) {
+                        double dot = 0;
+                        for (int x = 0; x < d; x++) dot += (double) qr[((bi * lq + i) * h + hi) * d + x] * kr[((bi * lk + j) * h + hi) * d + x];
+                        w[j] = dot / Math.sqrt(d);
+                        max = Math.max(max, w[j]);
+                    }
+                    for (int j = 0; j <= i + lk - lq; j++) sum += w[j] = Math.exp(w[j] - max);
+                    for (int x = 0; x < d; x++) {
+                        double expected = 0;
+                        for (int j = 0; j <= i + lk - lq; j++) expected += w[j] / sum * vr[((bi * lk + j) * h + hi) * d + x];
+                        worst = Math.max(worst, Math.abs(expected - out[((bi * lq + i) * h + hi) * d + x]));
+                    }
+                }
+                // |v| <= 1: the probabilities and the output are rounded once each (2^-9 for bf16);
+                // TF32 truncates q, k, v to 10-bit mantissas in the products (logits here are below 1)
+                double tolerance = dtype == DType.BF16 ? 8e-3 : dtype == DType.F16 ? 2e-3 : 3e-3;
+                assertTrue(worst < tolerance, dtype + (tf32 ? " (tf32)" : "") + ": worst error " + worst);
+                assertTrue(tf32 ? worst > 1e-6 : true, "TF32 rounding shows (" + worst + "): the tensor-core path ran");
+            } finally {
+                for (Tensor t : new Tensor[] {q, k, v}) t.close();
             }
         }
     }

@@ -81,12 +81,38 @@ class TensorTest {
         }
     }
 
+    /** Device memory in a Java array: what a tensor writes and reads through it, without a GPU. */
+    private static final class ArrayMemory implements DeviceMemory {
+        final short[] halves;
+
+        ArrayMemory(short[] halves) {
+            this.halves = halves;
+        }
+
+        @Override public long address() { return 0x1000; }
+        @Override public long bytes() { return halves.length * 2L; }
+        @Override public Device device() { return Device.cuda(0); }
+        @Override public void copyFromHost(float[] src) { throw new AssertionError("F32 path"); }
+        @Override public void copyToHost(float[] dst) { throw new AssertionError("F32 path"); }
+        @Override public void copyFromHost(short[] src) { System.arraycopy(src, 0, halves, 0, src.length); }
+        @Override public void copyToHost(short[] dst) { System.arraycopy(halves, 0, dst, 0, dst.length); }
+        @Override public void close() {}
+    }
+
     @Test
-    void halfPrecisionDeviceTensorsDoNotMoveYet() {
-        Tensor bf16 = Tensor.wrap(new ConcatErrorsTest.UntouchableMemory(Device.cuda(0)), DType.BF16, 4, 4);
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, bf16::toArray);
-        assertTrue(e.getMessage().contains("bf16"), e.getMessage());
-        assertThrows(UnsupportedOperationException.class, () -> bf16.to(Device.CPU));
+    void halfPrecisionDeviceTensorsWidenOnTheWayHome() {
+        short[] bits = {HalfFloats.toBf16(1.5f), HalfFloats.toBf16(-3.25f), HalfFloats.toBf16(1f / 3), (short) 0x7f80};
+        Tensor bf16 = Tensor.wrap(new ArrayMemory(bits), DType.BF16, 2, 2);
+        float[] back = bf16.toArray();
+        assertArrayEquals(new float[] {1.5f, -3.25f, HalfFloats.fromBf16(HalfFloats.toBf16(1f / 3)),
+                Float.POSITIVE_INFINITY}, back);
+        assertTrue(Math.abs(back[2] - 1f / 3) < 1f / 3 * 0x1p-8, "rounded to 8 significant bits");
+        try (Tensor host = bf16.to(Device.CPU)) {
+            assertEquals(DType.F32, host.dtype());
+            assertArrayEquals(back, host.array());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> bf16.to(Device.CPU, DType.BF16));
+        assertTrue(e.getMessage().contains("host tensors are F32"), e.getMessage());
     }
 
     @Test

@@ -28,6 +28,17 @@ public abstract class AbstractOps implements Ops {
     /** A new F32 tensor on this backend's device, contents unspecified: the caller overwrites it whole. */
     protected abstract Tensor allocate(long[] shape);
 
+    /** As {@link #allocate(long[])} in {@code dtype}; backends with 16-bit kernels take BF16 and F16. */
+    protected Tensor allocate(long[] shape, DType dtype) {
+        if (dtype != DType.F32) throw new IllegalStateException(backend() + " allocates F32 only, not " + dtype);
+        return allocate(shape);
+    }
+
+    /** Whether attention takes BF16 and F16 q, k, v (tensor-core kernels), besides F32. */
+    protected boolean takesHalfAttention() {
+        return false;
+    }
+
     /** Whether two tensors of this backend's device share any memory. */
     protected abstract boolean overlaps(Tensor a, Tensor b);
 
@@ -241,9 +252,9 @@ public abstract class AbstractOps implements Ops {
     @Override
     public final AttentionResult attention(Tensor q, Tensor k, Tensor v, AttentionOptions options) {
         Objects.requireNonNull(options, "attention: options is null");
-        checkTensor("attention", "q", q);
-        checkTensor("attention", "k", k);
-        checkTensor("attention", "v", v);
+        checkAttentionInput("q", q, q);
+        checkAttentionInput("k", k, q);
+        checkAttentionInput("v", v, q);
         boolean packed = q.rank() == 3;
         if (q.rank() != 4 && !packed || k.rank() != q.rank() || v.rank() != q.rank()) {
             throw new IllegalArgumentException("attention: q, k, v must all be [B, L, H, D] or all [B, L, H*D], got q "
@@ -279,10 +290,10 @@ public abstract class AbstractOps implements Ops {
         if (options.returnsWeights()) Shapes.numel("attention: weights", batch, heads, lq, lk);
         AttentionShape s = new AttentionShape(Math.toIntExact(batch), Math.toIntExact(lq), Math.toIntExact(lk),
                 Math.toIntExact(heads), Math.toIntExact(dh), Math.toIntExact(dv), (float) scale, options.causal(),
-                biasStrides);
+                biasStrides, options.allowsTf32());
         Tensor out = null, lse = null, weights = null;
         try {
-            out = allocate(outShape);
+            out = allocate(outShape, q.dtype());
             if (options.returnsLogSumExp()) lse = allocate(new long[] {batch, heads, lq});
             if (options.returnsWeights()) weights = allocate(new long[] {batch, heads, lq, lk});
             attention(s, q, k, v, mask, options.bias(), out, lse, weights);
@@ -328,7 +339,31 @@ public abstract class AbstractOps implements Ops {
     // ---- shared checks ----------------------------------------------------------------------------
 
     /** Null, closed, wrong device and wrong dtype, each with a message naming {@code argument}. */
+    /** q, k and v: placed like every input, F32 or (where the backend takes them) 16-bit, all of q's dtype. */
+    private void checkAttentionInput(String argument, Tensor t, Tensor q) {
+        checkPlacement("attention", argument, t);
+        boolean half = t.dtype() == DType.BF16 || t.dtype() == DType.F16;
+        if (t.dtype() != DType.F32 && !(half && takesHalfAttention())) {
+            throw new IllegalArgumentException("attention: " + argument + " " + t.describe() + " has dtype " + t.dtype()
+                    + "; the " + backend().name().toLowerCase() + " backend takes F32" + (takesHalfAttention()
+                            ? ", BF16 or F16" : " (BF16 and F16 run on the CUDA backend)"));
+        }
+        if (t.dtype() != q.dtype()) {
+            throw new IllegalArgumentException("attention: " + argument + " " + t.describe() + " must have q's dtype, "
+                    + q.dtype());
+        }
+    }
+
     protected final void checkTensor(String op, String argument, Tensor t) {
+        checkPlacement(op, argument, t);
+        if (t.dtype() != DType.F32) {
+            throw new IllegalArgumentException(op + ": " + argument + " " + t.describe() + " has dtype " + t.dtype()
+                    + "; this operation takes F32");
+        }
+    }
+
+    /** Not null, open, and on this backend's device. */
+    private void checkPlacement(String op, String argument, Tensor t) {
         Objects.requireNonNull(t, op + ": " + argument + " is null");
         t.checkOpen(op + ": " + argument);
         Device device = device();
@@ -336,10 +371,6 @@ public abstract class AbstractOps implements Ops {
             throw new IllegalArgumentException(op + ": " + argument + " " + t.describe() + " is on " + t.device()
                     + " but the " + backend().name().toLowerCase() + " backend computes on " + device
                     + "; move it explicitly with Tensor.to(" + device + ")");
-        }
-        if (t.dtype() != DType.F32) {
-            throw new IllegalArgumentException(op + ": " + argument + " " + t.describe() + " has dtype " + t.dtype()
-                    + "; this operation takes F32");
         }
     }
 }

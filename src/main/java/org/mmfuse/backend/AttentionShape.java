@@ -15,9 +15,11 @@ public final class AttentionShape {
     public final boolean causal;
     /** Element strides of the bias along (b, h, i, j), 0 where it broadcasts; null without a bias. */
     public final int[] biasStrides;
+    /** F32 inputs may run in TF32 (backends with tensor cores). */
+    public final boolean allowTf32;
 
     AttentionShape(int batch, int queries, int keys, int heads, int headDim, int valueDim, float scale, boolean causal,
-            int[] biasStrides) {
+            int[] biasStrides, boolean allowTf32) {
         this.batch = batch;
         this.queries = queries;
         this.keys = keys;
@@ -27,6 +29,7 @@ public final class AttentionShape {
         this.scale = scale;
         this.causal = causal;
         this.biasStrides = biasStrides;
+        this.allowTf32 = allowTf32;
     }
 
     /** Where the bias of (b, h, query i, key 0) lies; keys follow at {@code biasStrides[3]}. */

@@ -11,6 +11,7 @@ import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 import java.lang.ref.Cleaner;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.ShortPointer;
 import org.mmfuse.Device;
 import org.mmfuse.DeviceMemory;
 
@@ -59,30 +60,55 @@ final class CudaMemory implements DeviceMemory {
 
     @Override
     public void copyFromHost(float[] src) {
-        checkFits(src.length);
+        checkFits(src.length * 4L);
         try (FloatPointer staging = new FloatPointer(src)) {
-            Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
-            Cuda.check(cudaMemcpyAsync(pointer, staging, src.length * 4L, cudaMemcpyHostToDevice, Cuda.stream()),
-                    "cudaMemcpyAsync(host to device)");
-            Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
+            upload(staging, src.length * 4L);
         }
     }
 
     @Override
     public void copyToHost(float[] dst) {
-        checkFits(dst.length);
+        checkFits(dst.length * 4L);
         try (FloatPointer staging = new FloatPointer(dst.length)) {
-            Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
-            Cuda.check(cudaMemcpyAsync(staging, pointer, dst.length * 4L, cudaMemcpyDeviceToHost, Cuda.stream()),
-                    "cudaMemcpyAsync(device to host)");
-            Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
+            download(staging, dst.length * 4L);
             staging.get(dst);
         }
     }
 
-    private void checkFits(int floats) {
-        if (floats * 4L > bytes) {
-            throw new IllegalArgumentException(floats + " floats do not fit in " + bytes + " bytes of device memory");
+    @Override
+    public void copyFromHost(short[] src) {
+        checkFits(src.length * 2L);
+        try (ShortPointer staging = new ShortPointer(src)) {
+            upload(staging, src.length * 2L);
+        }
+    }
+
+    @Override
+    public void copyToHost(short[] dst) {
+        checkFits(dst.length * 2L);
+        try (ShortPointer staging = new ShortPointer(dst.length)) {
+            download(staging, dst.length * 2L);
+            staging.get(dst);
+        }
+    }
+
+    private void upload(Pointer staging, long bytes) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.check(cudaMemcpyAsync(pointer, staging, bytes, cudaMemcpyHostToDevice, Cuda.stream()),
+                "cudaMemcpyAsync(host to device)");
+        Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
+    }
+
+    private void download(Pointer staging, long bytes) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.check(cudaMemcpyAsync(staging, pointer, bytes, cudaMemcpyDeviceToHost, Cuda.stream()),
+                "cudaMemcpyAsync(device to host)");
+        Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
+    }
+
+    private void checkFits(long wanted) {
+        if (wanted > bytes) {
+            throw new IllegalArgumentException(wanted + " bytes do not fit in " + bytes + " bytes of device memory");
         }
     }
 

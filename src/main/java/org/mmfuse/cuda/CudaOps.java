@@ -89,8 +89,18 @@ public final class CudaOps extends AbstractOps {
 
     @Override
     protected Tensor allocate(long[] shape) {
-        long bytes = Math.multiplyExact(Shapes.numel("shape", shape), (long) DType.F32.bytes());
-        return Tensor.wrap(CudaMemory.allocate(device, bytes), DType.F32, shape);
+        return allocate(shape, DType.F32);
+    }
+
+    @Override
+    protected Tensor allocate(long[] shape, DType dtype) {
+        long bytes = Math.multiplyExact(Shapes.numel("shape", shape), (long) dtype.bytes());
+        return Tensor.wrap(CudaMemory.allocate(device, bytes), dtype, shape);
+    }
+
+    @Override
+    protected boolean takesHalfAttention() {
+        return true;
     }
 
     @Override
@@ -139,7 +149,9 @@ public final class CudaOps extends AbstractOps {
     }
 
     /**
-     * The fused attention kernels of libmmfuse (fp32 inputs run on CUDA cores with fp32 arithmetic).
+     * The fused attention kernels of libmmfuse: F32 inputs run on CUDA cores with fp32 arithmetic,
+     * BF16 and F16 (and F32 where TF32 is allowed) on tensor cores with fp32 accumulation; the output
+     * has the inputs' dtype.
      * Split-KV is chosen by the library from the device's SM count; its scratch, and the lse the
      * weights pass needs when the caller did not ask for it, come from this thread's workspace.
      */
@@ -157,13 +169,15 @@ public final class CudaOps extends AbstractOps {
                     + " queries, got Lq = " + s.queries);
         }
         Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
-        int dtype = MmfNative.MMF_F32;
-        long workspaceBytes = MmfNative.mmf_attention_workspace_bytes(dtype, s.batch, s.queries, s.keys, s.heads,
-                s.valueDim, weights != null && lse == null ? 1 : 0, 0);
+        int dtype = q.dtype() == DType.BF16 ? MmfNative.MMF_BF16 : q.dtype() == DType.F16 ? MmfNative.MMF_F16
+                : MmfNative.MMF_F32;
+        int flags = s.allowTf32 ? MmfNative.MMF_ATTENTION_TF32 : 0;
+        long workspaceBytes = MmfNative.mmf_attention_workspace_bytes(dtype, flags, s.batch, s.queries, s.keys,
+                s.heads, s.valueDim, weights != null && lse == null ? 1 : 0, 0);
         Pointer scratch = workspaceBytes == 0 ? null : Cuda.at(workspace(workspaceBytes).address());
         try (LongPointer biasStrides = bias == null ? null : new LongPointer(4)) {
             if (biasStrides != null) for (int i = 0; i < 4; i++) biasStrides.put(i, s.biasStrides[i]);
-            int status = MmfNative.mmf_attention(dtype, s.batch, s.queries, s.keys, s.heads, s.headDim, s.valueDim,
+            int status = MmfNative.mmf_attention(dtype, flags, s.batch, s.queries, s.keys, s.heads, s.headDim, s.valueDim,
                     at(q), at(k), at(v), at(mask), at(bias), biasStrides, s.scale, s.causal ? 1 : 0, at(out), at(lse),
                     at(weights), 0, scratch, workspaceBytes, Cuda.stream());
             checkStatus(status, "attention");

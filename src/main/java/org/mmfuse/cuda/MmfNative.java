@@ -55,11 +55,12 @@ public final class MmfNative {
     public static final int MMF_BF16 = 1;
     public static final int MMF_F16 = 2;
     public static final int MMF_ATTENTION_MAX_HEAD_DIM = 256;
+    public static final int MMF_ATTENTION_TF32 = 1;
 
-    public static native @Cast("size_t") long mmf_attention_workspace_bytes(int dtype, int batch, int queries, int keys,
-            int heads, int valueDim, int withWeights, int splits);
+    public static native @Cast("size_t") long mmf_attention_workspace_bytes(int dtype, int flags, int batch,
+            int queries, int keys, int heads, int valueDim, int withWeights, int splits);
 
-    public static native int mmf_attention(int dtype, int batch, int queries, int keys, int heads, int headDim,
+    public static native int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int heads, int headDim,
             int valueDim, @Cast("const void*") Pointer q, @Cast("const void*") Pointer k, @Cast("const void*") Pointer v,
             @Cast("const float*") Pointer keyMask, @Cast("const float*") Pointer bias,
             @Cast("const int64_t*") LongPointer biasStrides, float scale, int causal, Pointer out,
