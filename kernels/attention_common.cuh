@@ -42,6 +42,30 @@ __device__ __forceinline__ float score_offset(const AttentionParams& p, int b, i
     return p.bias[at] * kLog2e;
 }
 
+// The (batch, head, first query) of this block. Grids are linear over (batch, head) x query blocks.
+// Without the causal mask the query blocks vary fastest, so the blocks that read one head's keys
+// and values run together and all but the first find them in L2. Under the causal mask later query
+// blocks see more keys: the grid starts with the last query block of every head and ends with the
+// first ones, so the short blocks fill its tail (measured on an H100: 1.4x faster than going head
+// by head).
+struct BlockRows {
+    int b, h, q0;
+};
+
+__device__ __forceinline__ BlockRows block_rows(const AttentionParams& p, int rows) {
+    const int query_blocks = (p.queries + rows - 1) / rows;
+    const int heads = p.batch * p.heads;
+    int bh, qb;
+    if (p.causal) {
+        bh = static_cast<int>(blockIdx.x % heads);
+        qb = query_blocks - 1 - static_cast<int>(blockIdx.x / heads);
+    } else {
+        bh = static_cast<int>(blockIdx.x / query_blocks);
+        qb = static_cast<int>(blockIdx.x % query_blocks);
+    }
+    return {bh / p.heads, bh % p.heads, qb * rows};
+}
+
 // The key tiles [begin, end) that split `split` of a block covering queries [q0, q0 + rows) visits:
 // its share of all tiles, cut short where the causal mask hides every later key from the block.
 struct KeyTiles {

@@ -127,14 +127,22 @@ __device__ __forceinline__ uint32_t to_tf32(float x) {
 
 // Queues the copy of `rows` rows (row `r` at src + r * row_stride) of `width` elements into a
 // [rows, mma_stride] shared tile; rows past `valid_rows` and columns past `width` become zeros.
+// Thread t moves chunk t % kChunks of rows t / kChunks + i * (threads / kChunks): its column is the
+// same for every i, so the addresses advance by fixed steps (this runs for every key tile).
 template <typename T, int D>
 __device__ __forceinline__ void load_tile_async(T* dst, int rows, const T* src, int64_t row_stride, int valid_rows,
                                                 int width) {
     constexpr int kChunks = D / chunk<T>();  // 16-byte chunks per row
-    for (int e = threadIdx.x; e < rows * kChunks; e += kMmaThreads) {
-        const int r = e / kChunks, d = (e % kChunks) * chunk<T>();
-        const bool valid = r < valid_rows && d < width;
-        copy16_async(dst + r * mma_stride<T, D>() + d, valid ? src + r * row_stride + d : src, valid);
+    static_assert(kMmaThreads % kChunks == 0, "a thread keeps its column");
+    constexpr int kRowStep = kMmaThreads / kChunks;
+    const int row = threadIdx.x / kChunks, d = threadIdx.x % kChunks * chunk<T>();
+    const bool column_valid = d < width;
+    T* to = dst + row * mma_stride<T, D>() + d;
+    const T* from = src + row * row_stride + d;
+    const int64_t from_step = kRowStep * row_stride;
+    for (int r = row; r < rows; r += kRowStep, to += kRowStep * mma_stride<T, D>(), from += from_step) {
+        const bool valid = column_valid && r < valid_rows;
+        copy16_async(to, valid ? from : src, valid);
     }
 }
 
@@ -186,8 +194,10 @@ __device__ __forceinline__ void merge_key_warps(float4* smem, int warp, int kw, 
 // share its rows and split each key tile between them (warp share `kw` takes 64 / kKeyWarps keys),
 // each with its own online-softmax state, merged through shared memory at the end. With few queries
 // this keeps all four warps busy instead of one.
+// D = 64 is held to 128 registers so that four blocks share an SM (a few bytes spill outside the
+// key loop); wider heads need their registers more than the occupancy.
 template <typename T, int D, int kRowGroups>
-__global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const AttentionParams p) {
+__global__ void __launch_bounds__(kMmaThreads, D == 64 ? 4 : 1) attention_mma_kernel(const AttentionParams p) {
     static_assert(D % 32 == 0, "Q Kᵀ takes the head dimension 32 at a time");
     constexpr int kRows = 16 * kRowGroups;
     constexpr int kKeyWarps = 4 / kRowGroups;
@@ -200,11 +210,8 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(const Attent
     T* k_s = q_s + kRows * kStride;                   // two buffers
     T* v_s = k_s + 2 * kAttentionKeyTile * kStride;   // two buffers
 
-    const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads;
-    // Under the causal mask later query blocks see more keys: start those first, so the short ones
-    // fill the tail of the grid.
-    const int q0 = (p.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * kRows;
-    const int split = blockIdx.z;
+    const auto [b, h, q0] = block_rows(p, kRows);
+    const int split = blockIdx.y;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int group = warp / kKeyWarps, kw = warp % kKeyWarps;
     const T* q = static_cast<const T*>(p.q);
@@ -370,7 +377,8 @@ cudaError_t launch_mma_for(const AttentionParams& p, cudaStream_t stream) {
         const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         if (e != cudaSuccess) return e;
     }
-    const dim3 grid(p.batch * p.heads, (p.queries + 16 * kRowGroups - 1) / (16 * kRowGroups), p.splits);
+    const int64_t blocks = int64_t{p.batch} * p.heads * ((p.queries + 16 * kRowGroups - 1) / (16 * kRowGroups));
+    const dim3 grid(static_cast<unsigned>(blocks), p.splits);
     kernel<<<grid, kMmaThreads, smem, stream>>>(p);
     return cudaGetLastError();
 }

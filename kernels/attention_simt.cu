@@ -166,9 +166,8 @@ __global__ void __launch_bounds__(kSimtThreads) attention_simt_kernel(const Atte
     float* v_s = k_s + kAttentionKeyTile * kStride;  // (not in the weights pass)
     float* p_s = v_s + kAttentionKeyTile * kStride;
 
-    const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads;
-    const int q0 = (p.causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * kAttentionSimtRows;  // long rows first
-    const int split = blockIdx.z;
+    const auto [b, h, q0] = block_rows(p, kAttentionSimtRows);
+    const int split = blockIdx.y;
     const int row0 = (threadIdx.x / 16) * 4, c = threadIdx.x % 16;
     const T* q = static_cast<const T*>(p.q);
     const T* k = static_cast<const T*>(p.k);
@@ -293,7 +292,8 @@ cudaError_t launch_simt_for(const AttentionParams& p, cudaStream_t stream) {
     const int vec_bytes = 4 * static_cast<int>(sizeof(T));
     const bool vec_qk = p.head_dim % 4 == 0 && aligned(p.q, vec_bytes) && aligned(p.k, vec_bytes);
     const bool vec_v = p.value_dim % 4 == 0 && aligned(p.v, vec_bytes);
-    const dim3 grid(p.batch * p.heads, (p.queries + kAttentionSimtRows - 1) / kAttentionSimtRows, kWeights ? 1 : p.splits);
+    const int64_t blocks = int64_t{p.batch} * p.heads * ((p.queries + kAttentionSimtRows - 1) / kAttentionSimtRows);
+    const dim3 grid(static_cast<unsigned>(blocks), kWeights ? 1 : p.splits);
     kernel<<<grid, kSimtThreads, smem, stream>>>(p, vec_qk, vec_v);
     return cudaGetLastError();
 }

@@ -230,9 +230,9 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
     if (head_dim > MMF_ATTENTION_MAX_HEAD_DIM || value_dim > MMF_ATTENTION_MAX_HEAD_DIM)
         return fail(MMF_ERR_INVALID_ARGUMENT, "%s: Dh = %d, Dv = %d: at most %d", op, head_dim, value_dim,
                     MMF_ATTENTION_MAX_HEAD_DIM);
-    if (int64_t{batch} * heads > 0x7fffffff || (queries + mmf::kAttentionSimtRows - 1) / mmf::kAttentionSimtRows > 65535)
-        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: B * H = %lld or Lq = %d exceeds one grid", op,
-                    static_cast<long long>(int64_t{batch} * heads), queries);
+    if (int64_t{batch} * heads * ((queries + 15) / 16) > 0x7fffffff)  // blocks of the smallest query tile
+        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: B * H * ceil(Lq / 16) = %lld blocks exceed one grid", op,
+                    static_cast<long long>(int64_t{batch} * heads * ((queries + 15) / 16)));
     if (splits < 0) return fail(MMF_ERR_INVALID_ARGUMENT, "%s: splits = %d < 0", op, splits);
     if ((flags & ~MMF_ATTENTION_TF32) != 0) return fail(MMF_ERR_INVALID_ARGUMENT, "%s: unknown flags %#x", op, flags);
     const bool tf32 = (flags & MMF_ATTENTION_TF32) != 0;

@@ -164,9 +164,10 @@ public final class CudaOps extends AbstractOps {
                     + ", got Dh = " + s.headDim + ", Dv = " + s.valueDim + " (q " + Shapes.toString(q.shape()) + ", v "
                     + Shapes.toString(v.shape()) + ")");
         }
-        if ((s.queries + 31L) / 32 > 65535) {
-            throw new IllegalArgumentException("attention: the CUDA kernels take at most " + 65535 * 32
-                    + " queries, got Lq = " + s.queries);
+        long blocks = (long) s.batch * s.heads * ((s.queries + 15L) / 16);
+        if (blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("attention: B * H * ceil(Lq / 16) = " + blocks + " blocks exceed one CUDA"
+                    + " grid (B = " + s.batch + ", H = " + s.heads + ", Lq = " + s.queries + ")");
         }
         Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
         int dtype = q.dtype() == DType.BF16 ? MmfNative.MMF_BF16 : q.dtype() == DType.F16 ? MmfNative.MMF_F16

@@ -39,39 +39,19 @@ public class AttentionBench {
     private Tensor q, k, v;
     private org.bytedeco.pytorch.Tensor tq, tk, tv;
 
-    /** B, H, Lq, Lk, Dh. */
-    static int[] dims(String shape) {
-        String[] p = shape.split(",");
-        int[] d = new int[p.length];
-        for (int i = 0; i < p.length; i++) d[i] = Integer.parseInt(p[i]);
-        return d;
-    }
-
-    /** 4 B H Lq Lk Dh: two products of Lq x Lk x Dh multiply-adds. */
-    static double flops(String shape) {
-        int[] d = dims(shape);
-        return 4.0 * d[0] * d[1] * d[2] * d[3] * d[4];
-    }
-
     @Setup(Level.Trial)
     public void setUp() {
-        int[] d = dims(shape);
+        int[] d = AttentionShapes.dims(shape);
         int b = d[0], h = d[1], lq = d[2], lk = d[3], dh = d[4];
         vector = MMFuse.ops(Backend.VECTOR);
         Random rng = new Random(1);
-        q = random(rng, b, lq, h, dh);
-        k = random(rng, b, lk, h, dh);
-        v = random(rng, b, lk, h, dh);
+        q = AttentionShapes.random(rng, b, lq, h, dh);
+        k = AttentionShapes.random(rng, b, lk, h, dh);
+        v = AttentionShapes.random(rng, b, lk, h, dh);
         torch.set_num_threads(Runtime.getRuntime().availableProcessors());
         tq = torch.rand(b, h, lq, dh);
         tk = torch.rand(b, h, lk, dh);
         tv = torch.rand(b, h, lk, dh);
-    }
-
-    private static Tensor random(Random rng, long... shape) {
-        float[] data = new float[Math.toIntExact(shape[0] * shape[1] * shape[2] * shape[3])];
-        for (int i = 0; i < data.length; i++) data[i] = rng.nextFloat() - 0.5f;
-        return Tensor.of(data, shape);
     }
 
     @TearDown(Level.Trial)

@@ -44,7 +44,10 @@ public final class QuickBench {
             includes.add("GemmBench");
             includes.add("AttentionBench");
             includes.add("PeakBench");
-            if (MMFuse.report().isAvailable(Backend.CUDA)) includes.add("ConcatCudaBench");
+            if (MMFuse.report().isAvailable(Backend.CUDA)) {
+                includes.add("ConcatCudaBench");
+                includes.add("AttentionCudaBench");
+            }
         }
         ChainedOptionsBuilder options = new OptionsBuilder()
                 .warmupIterations(longRun ? 5 : 3).warmupTime(TimeValue.milliseconds(longRun ? 1000 : 300))
@@ -131,6 +134,7 @@ public final class QuickBench {
     }
 
     private static void printAttention(Collection<RunResult> results) {
+        printCudaAttention(results);
         Map<String, Map<String, RunResult>> table = byShape(results, "AttentionBench");
         if (table.isEmpty()) return;
         double peak = peakGflops(results);
@@ -139,12 +143,32 @@ public final class QuickBench {
                 + " peak as above = %.0f GFLOP/s.%n", peak);
         System.out.printf(Locale.ROOT, "%-20s %21s %21s %8s %8s%n", "shape", "vector", "torch sdpa", "vec/tor", "vec/peak");
         for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
-            double flops = AttentionBench.flops(e.getKey());
+            double flops = AttentionShapes.flops(e.getKey());
             RunResult ours = e.getValue().get("vectorAttention");
             String ofPeak = ours == null || Double.isNaN(peak) ? "-" : String.format(Locale.ROOT, "%.2f",
                     flops / 1e3 / ours.getPrimaryResult().getStatistics().getPercentile(50) / peak);
             System.out.printf(Locale.ROOT, "%-20s %21s %21s %8s %8s%n", e.getKey(), rate(ours, flops),
                     rate(e.getValue().get("torchSdpa"), flops), ratio(e.getValue().get("torchSdpa"), ours), ofPeak);
+        }
+    }
+
+    private static void printCudaAttention(Collection<RunResult> results) {
+        Map<String, Map<String, RunResult>> table = new TreeMap<>(); // shape -> precision -> result
+        for (RunResult r : results) {
+            if (!r.getParams().getBenchmark().contains(".AttentionCudaBench.")) continue;
+            table.computeIfAbsent(r.getParams().getParam("shape"), k -> new TreeMap<>())
+                    .put(r.getParams().getParam("precision"), r);
+        }
+        if (table.isEmpty()) return;
+        System.out.println();
+        System.out.println("Attention on the GPU from Java (checks, allocation, launch, sync per call)."
+                + " GFLOP/s = 4 B H Lq Lk Dh / median time [min-max].");
+        System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s%n", "shape", "f32", "tf32", "bf16");
+        for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
+            double flops = AttentionShapes.flops(e.getKey());
+            Map<String, RunResult> m = e.getValue();
+            System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s%n", e.getKey(), rate(m.get("f32"), flops),
+                    rate(m.get("tf32"), flops), rate(m.get("bf16"), flops));
         }
     }
 

@@ -1,0 +1,33 @@
+package org.mmfuse.bench;
+
+import java.util.Random;
+import org.mmfuse.Tensor;
+
+/**
+ * The attention benchmarks' shape parameter, {@code "B,H,Lq,Lk,Dh"}. Kept apart from the benchmark
+ * classes so that reading it loads no libtorch class (a GPU machine's bundle has none).
+ */
+final class AttentionShapes {
+    private AttentionShapes() {}
+
+    /** B, H, Lq, Lk, Dh. */
+    static int[] dims(String shape) {
+        String[] p = shape.split(",");
+        int[] d = new int[p.length];
+        for (int i = 0; i < p.length; i++) d[i] = Integer.parseInt(p[i]);
+        return d;
+    }
+
+    /** 4 B H Lq Lk Dh: two products of Lq x Lk x Dh multiply-adds. */
+    static double flops(String shape) {
+        int[] d = dims(shape);
+        return 4.0 * d[0] * d[1] * d[2] * d[3] * d[4];
+    }
+
+    /** A host tensor of uniform values in [-0.5, 0.5). */
+    static Tensor random(Random rng, long... shape) {
+        float[] data = new float[Math.toIntExact(shape[0] * shape[1] * shape[2] * shape[3])];
+        for (int i = 0; i < data.length; i++) data[i] = rng.nextFloat() - 0.5f;
+        return Tensor.of(data, shape);
+    }
+}
