@@ -128,6 +128,15 @@ class AttentionTest {
             assertClose(ref.out, r.output().toArray(), 10 * scoreError, what + " output");
             assertClose(ref.lse, r.logSumExp().toArray(), scoreError * 10, what + " lse");
         }
+        // without the weights (a CPU backend may then take another kernel: lanes over queries)
+        AttentionOptions withoutWeights = AttentionOptions.DEFAULT.causal(causal).bias(options.bias())
+                .withLogSumExp().heads(options.heads());
+        if (mask != null) withoutWeights = withoutWeights.keyPaddingMask(mask);
+        try (AttentionResult r = ops.attention(q, k, v, withoutWeights)) {
+            double scoreError = 4 * dh * 6e-8 * ref.logitMagnitude + 1e-6;
+            assertClose(ref.out, r.output().toArray(), 10 * scoreError, what + " output (no weights)");
+            assertClose(ref.lse, r.logSumExp().toArray(), scoreError * 10, what + " lse (no weights)");
+        }
     }
 
     @ParameterizedTest
