@@ -12,11 +12,12 @@ import jdk.incubator.vector.VectorSpecies;
  * key's scores for all QL queries at once. The keys and values are read in place, row by row (no
  * transposed copy of the head's keys, which {@link VectorAttention} needs for its key lanes), each
  * head's keys once per tile of QL queries; the online softmax is elementwise over the lanes (no
- * horizontal reductions); the output accumulates transposed, oᵀ [Dv, QL], and is written back once
- * per tile. Taken for at least L queries and no weights (see {@link #takes}).
+ * horizontal reductions). P V then turns to lanes over Dv, reading the probabilities as broadcast
+ * scalars, so the output accumulates in its own layout [QL, Dv]. Taken for at least L queries and
+ * no weights (see {@link #takes}).
  *
  * <p>Two register-tiled micro-kernels, 8 x 2 vectors each: {@code scores8} (8 keys x QL queries,
- * over Dh) and {@code values8} (8 output columns x QL queries, over a block's keys). Written out
+ * over Dh) and {@code values8} (8 queries x 2L output columns, over a block's keys). Written out
  * without helpers taking vectors, which C2 would not inline at this size (see VectorGemm).
  */
 final class QueryLaneAttention {
@@ -33,12 +34,11 @@ final class QueryLaneAttention {
 
     /** Per-thread scratch, grown on demand and reused (fresh arrays are zeroed in cold memory). */
     private static final class Workspace {
-        float[] queriesT = new float[0], outputT = new float[0];
+        float[] queriesT = new float[0], output = new float[0];
         final float[] scoresT = new float[KEY_BLOCK * QL];
         /** Per query lane: the running maximum and denominator, and the last block's rescaling. */
         final float[] max = new float[QL], sum = new float[QL], alpha = new float[QL];
         final int[] keyRows = new int[8];
-        final int[] rowIndex = new int[L];
         final int[] biasIndex = new int[L];
         final float[] biasLanes = new float[L];
     }
@@ -67,11 +67,11 @@ final class QueryLaneAttention {
             float[] bias, float[] out, float[] lse, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, rows = Math.min(QL, s.queries - i0);
         float[] qT = w.queriesT = w.queriesT.length >= dh * QL ? w.queriesT : new float[dh * QL];
-        int dvPadded = (dv + 7) / 8 * 8;
-        float[] oT = w.outputT = w.outputT.length >= dvPadded * QL ? w.outputT : new float[dvPadded * QL];
+        int ldo = Math.max(dv, 1);
+        float[] o = w.output = w.output.length >= QL * ldo ? w.output : new float[QL * ldo];
         float[] sT = w.scoresT, max = w.max, sum = w.sum, alpha = w.alpha;
-        packQueries(q, ((b * s.queries + i0) * s.heads + h) * dh, s.heads * dh, rows, dh, s.scale, qT, w.rowIndex);
-        Arrays.fill(oT, 0, dvPadded * QL, 0f);
+        packQueries(q, ((b * s.queries + i0) * s.heads + h) * dh, s.heads * dh, rows, dh, s.scale, qT);
+        Arrays.fill(o, 0, QL * ldo, 0f);
         Arrays.fill(max, Float.NEGATIVE_INFINITY);
         Arrays.fill(sum, 0f);
 
@@ -90,58 +90,35 @@ final class QueryLaneAttention {
             maskBlock(s, b, h, i0, j0, n, mask, bias, sT, w);
 
             softmaxBlock(n, sT, max, sum, alpha);
+            // o = o · alpha + P V, lanes over Dv: groups of 8 queries times 2L columns
             int vAt = vFirst + j0 * vRow, c = 0;
-            for (; c + 8 <= dv; c += 8) values8(n, sT, v, vAt + c, vRow, oT, c * QL, alpha);
-            for (; c < dv; c++) valuesOne(n, sT, v, vAt + c, vRow, oT, c * QL, alpha);
+            for (; c + 2 * L <= dv; c += 2 * L) {
+                for (int g = 0; g < rows; g += 8) values8(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
+            }
+            if (c < dv) valuesTail(n, sT, rows, v, vAt, vRow, c, dv, o, ldo, alpha);
         }
 
-        for (int i = 0; i < rows; i++) alpha[i] = sum[i] == 0f ? 0f : 1f / sum[i]; // alpha is free by now
-        unpackOutput(oT, alpha, rows, dv, out, ((b * s.queries + i0) * s.heads + h) * dv, s.heads * dv, w.rowIndex);
-        for (int i = 0; lse != null && i < rows; i++) {
-            lse[(b * s.heads + h) * s.queries + i0 + i] =
-                    sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
+        for (int i = 0; i < rows; i++) {
+            int row = (b * s.heads + h) * s.queries + i0 + i;
+            float inverse = sum[i] == 0f ? 0f : 1f / sum[i];
+            int at = ((b * s.queries + i0 + i) * s.heads + h) * dv, c = 0;
+            for (; c + L <= dv; c += L) FloatVector.fromArray(S, o, i * ldo + c).mul(inverse).intoArray(out, at + c);
+            for (; c < dv; c++) out[at + c] = o[i * ldo + c] * inverse;
+            if (lse != null) lse[row] = sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
         }
     }
 
-    // The transpositions and the vector kernels are methods of their own, which keeps tile() small:
+    // The transposition and the vector kernels are methods of their own, which keeps tile() small:
     // C2 gives up intrinsifying Vector API calls inlined into a method past its node budget.
 
-    /**
-     * qᵀ[d, i] = scale · q[first + i qRow + d] for i < rows, 0 for the lanes past them. A full tile
-     * gathers each row of qᵀ (two gathers per d); a partial one goes element by element.
-     */
-    private static void packQueries(float[] q, int first, int qRow, int rows, int dh, float scale, float[] qT,
-            int[] rowIndex) {
-        if (rows == QL) {
-            for (int l = 0; l < L; l++) rowIndex[l] = l * qRow;
-            for (int d = 0; d < dh; d++) {
-                FloatVector.fromArray(S, q, first + d, rowIndex, 0).mul(scale).intoArray(qT, d * QL);
-                FloatVector.fromArray(S, q, first + L * qRow + d, rowIndex, 0).mul(scale).intoArray(qT, d * QL + L);
-            }
-            return;
-        }
+    /** qᵀ[d, i] = scale · q[first + i qRow + d] for i < rows, 0 for the lanes past them. Row by row: read
+     *  with d outer, the loads would walk q at a stride of H Dh floats, which maps its rows onto a few
+     *  L1 sets (measured twice as slow; hardware gathers measured no faster than this). */
+    private static void packQueries(float[] q, int first, int qRow, int rows, int dh, float scale, float[] qT) {
         for (int i = 0, from = first; i < rows; i++, from += qRow) {
             for (int d = 0; d < dh; d++) qT[d * QL + i] = q[from + d] * scale;
         }
         for (int d = 0; d < dh; d++) Arrays.fill(qT, d * QL + rows, (d + 1) * QL, 0f);
-    }
-
-    /** out[first + i oRow + c] = oᵀ[c, i] · inverse[i] for i < rows: scatters for a full tile. */
-    private static void unpackOutput(float[] oT, float[] inverse, int rows, int dv, float[] out, int first, int oRow,
-            int[] rowIndex) {
-        if (rows == QL) {
-            for (int l = 0; l < L; l++) rowIndex[l] = l * oRow;
-            FloatVector inverse0 = FloatVector.fromArray(S, inverse, 0), inverse1 = FloatVector.fromArray(S, inverse, L);
-            for (int c = 0; c < dv; c++) {
-                FloatVector.fromArray(S, oT, c * QL).mul(inverse0).intoArray(out, first + c, rowIndex, 0);
-                FloatVector.fromArray(S, oT, c * QL + L).mul(inverse1).intoArray(out, first + L * oRow + c, rowIndex, 0);
-            }
-            return;
-        }
-        for (int c = 0; c < dv; c++) {
-            int at = c * QL;
-            for (int i = 0, to = first + c; i < rows; i++, to += oRow) out[to] = oT[at + i] * inverse[i];
-        }
     }
 
     /**
@@ -265,81 +242,82 @@ final class QueryLaneAttention {
     }
 
     /**
-     * Rows [oAt / QL, + 8) of oᵀ: oᵀ[c] = oᵀ[c] · alpha + Σ_{j < n} pᵀ[j] · v[vAt + j vRow + c - c0] for
-     * the 8 columns from the one at vAt.
+     * o[g + x][c .. c + 2L) = o[g + x][..] · alpha[g + x] + Σ_{j < n} pᵀ[j, g + x] · v[vAt + j vRow ..] for the
+     * 8 queries g + x (o's rows are ldo apart, from oAt). In the tile's last group the rows past Lq
+     * accumulate what their zero queries give and are never written out; o has room for all QL rows.
      */
-    private static void values8(int n, float[] pT, float[] v, int vAt, int vRow, float[] oT, int oAt, float[] alpha) {
-        FloatVector r0 = FloatVector.fromArray(S, alpha, 0), r1 = FloatVector.fromArray(S, alpha, L);
-        FloatVector o00 = FloatVector.fromArray(S, oT, oAt).mul(r0), o01 = FloatVector.fromArray(S, oT, oAt + L).mul(r1);
-        FloatVector o10 = FloatVector.fromArray(S, oT, oAt + QL).mul(r0);
-        FloatVector o11 = FloatVector.fromArray(S, oT, oAt + QL + L).mul(r1);
-        FloatVector o20 = FloatVector.fromArray(S, oT, oAt + 2 * QL).mul(r0);
-        FloatVector o21 = FloatVector.fromArray(S, oT, oAt + 2 * QL + L).mul(r1);
-        FloatVector o30 = FloatVector.fromArray(S, oT, oAt + 3 * QL).mul(r0);
-        FloatVector o31 = FloatVector.fromArray(S, oT, oAt + 3 * QL + L).mul(r1);
-        FloatVector o40 = FloatVector.fromArray(S, oT, oAt + 4 * QL).mul(r0);
-        FloatVector o41 = FloatVector.fromArray(S, oT, oAt + 4 * QL + L).mul(r1);
-        FloatVector o50 = FloatVector.fromArray(S, oT, oAt + 5 * QL).mul(r0);
-        FloatVector o51 = FloatVector.fromArray(S, oT, oAt + 5 * QL + L).mul(r1);
-        FloatVector o60 = FloatVector.fromArray(S, oT, oAt + 6 * QL).mul(r0);
-        FloatVector o61 = FloatVector.fromArray(S, oT, oAt + 6 * QL + L).mul(r1);
-        FloatVector o70 = FloatVector.fromArray(S, oT, oAt + 7 * QL).mul(r0);
-        FloatVector o71 = FloatVector.fromArray(S, oT, oAt + 7 * QL + L).mul(r1);
-        for (int j = 0, at = vAt; j < n; j++, at += vRow) {
-            FloatVector p0 = FloatVector.fromArray(S, pT, j * QL), p1 = FloatVector.fromArray(S, pT, j * QL + L);
-            FloatVector x = FloatVector.broadcast(S, v[at]);
-            o00 = x.fma(p0, o00);
-            o01 = x.fma(p1, o01);
-            x = FloatVector.broadcast(S, v[at + 1]);
-            o10 = x.fma(p0, o10);
-            o11 = x.fma(p1, o11);
-            x = FloatVector.broadcast(S, v[at + 2]);
-            o20 = x.fma(p0, o20);
-            o21 = x.fma(p1, o21);
-            x = FloatVector.broadcast(S, v[at + 3]);
-            o30 = x.fma(p0, o30);
-            o31 = x.fma(p1, o31);
-            x = FloatVector.broadcast(S, v[at + 4]);
-            o40 = x.fma(p0, o40);
-            o41 = x.fma(p1, o41);
-            x = FloatVector.broadcast(S, v[at + 5]);
-            o50 = x.fma(p0, o50);
-            o51 = x.fma(p1, o51);
-            x = FloatVector.broadcast(S, v[at + 6]);
-            o60 = x.fma(p0, o60);
-            o61 = x.fma(p1, o61);
-            x = FloatVector.broadcast(S, v[at + 7]);
-            o70 = x.fma(p0, o70);
-            o71 = x.fma(p1, o71);
+    private static void values8(int n, float[] pT, int g, float[] v, int vAt, int vRow, float[] o, int oAt, int ldo,
+            float[] alpha) {
+        FloatVector o00 = FloatVector.fromArray(S, o, oAt).mul(alpha[g]);
+        FloatVector o01 = FloatVector.fromArray(S, o, oAt + L).mul(alpha[g]);
+        FloatVector o10 = FloatVector.fromArray(S, o, oAt + ldo).mul(alpha[g + 1]);
+        FloatVector o11 = FloatVector.fromArray(S, o, oAt + ldo + L).mul(alpha[g + 1]);
+        FloatVector o20 = FloatVector.fromArray(S, o, oAt + 2 * ldo).mul(alpha[g + 2]);
+        FloatVector o21 = FloatVector.fromArray(S, o, oAt + 2 * ldo + L).mul(alpha[g + 2]);
+        FloatVector o30 = FloatVector.fromArray(S, o, oAt + 3 * ldo).mul(alpha[g + 3]);
+        FloatVector o31 = FloatVector.fromArray(S, o, oAt + 3 * ldo + L).mul(alpha[g + 3]);
+        FloatVector o40 = FloatVector.fromArray(S, o, oAt + 4 * ldo).mul(alpha[g + 4]);
+        FloatVector o41 = FloatVector.fromArray(S, o, oAt + 4 * ldo + L).mul(alpha[g + 4]);
+        FloatVector o50 = FloatVector.fromArray(S, o, oAt + 5 * ldo).mul(alpha[g + 5]);
+        FloatVector o51 = FloatVector.fromArray(S, o, oAt + 5 * ldo + L).mul(alpha[g + 5]);
+        FloatVector o60 = FloatVector.fromArray(S, o, oAt + 6 * ldo).mul(alpha[g + 6]);
+        FloatVector o61 = FloatVector.fromArray(S, o, oAt + 6 * ldo + L).mul(alpha[g + 6]);
+        FloatVector o70 = FloatVector.fromArray(S, o, oAt + 7 * ldo).mul(alpha[g + 7]);
+        FloatVector o71 = FloatVector.fromArray(S, o, oAt + 7 * ldo + L).mul(alpha[g + 7]);
+        for (int j = 0, at = vAt, p = g; j < n; j++, at += vRow, p += QL) {
+            FloatVector v0 = FloatVector.fromArray(S, v, at), v1 = FloatVector.fromArray(S, v, at + L);
+            FloatVector x = FloatVector.broadcast(S, pT[p]);
+            o00 = x.fma(v0, o00);
+            o01 = x.fma(v1, o01);
+            x = FloatVector.broadcast(S, pT[p + 1]);
+            o10 = x.fma(v0, o10);
+            o11 = x.fma(v1, o11);
+            x = FloatVector.broadcast(S, pT[p + 2]);
+            o20 = x.fma(v0, o20);
+            o21 = x.fma(v1, o21);
+            x = FloatVector.broadcast(S, pT[p + 3]);
+            o30 = x.fma(v0, o30);
+            o31 = x.fma(v1, o31);
+            x = FloatVector.broadcast(S, pT[p + 4]);
+            o40 = x.fma(v0, o40);
+            o41 = x.fma(v1, o41);
+            x = FloatVector.broadcast(S, pT[p + 5]);
+            o50 = x.fma(v0, o50);
+            o51 = x.fma(v1, o51);
+            x = FloatVector.broadcast(S, pT[p + 6]);
+            o60 = x.fma(v0, o60);
+            o61 = x.fma(v1, o61);
+            x = FloatVector.broadcast(S, pT[p + 7]);
+            o70 = x.fma(v0, o70);
+            o71 = x.fma(v1, o71);
         }
-        o00.intoArray(oT, oAt);
-        o01.intoArray(oT, oAt + L);
-        o10.intoArray(oT, oAt + QL);
-        o11.intoArray(oT, oAt + QL + L);
-        o20.intoArray(oT, oAt + 2 * QL);
-        o21.intoArray(oT, oAt + 2 * QL + L);
-        o30.intoArray(oT, oAt + 3 * QL);
-        o31.intoArray(oT, oAt + 3 * QL + L);
-        o40.intoArray(oT, oAt + 4 * QL);
-        o41.intoArray(oT, oAt + 4 * QL + L);
-        o50.intoArray(oT, oAt + 5 * QL);
-        o51.intoArray(oT, oAt + 5 * QL + L);
-        o60.intoArray(oT, oAt + 6 * QL);
-        o61.intoArray(oT, oAt + 6 * QL + L);
-        o70.intoArray(oT, oAt + 7 * QL);
-        o71.intoArray(oT, oAt + 7 * QL + L);
+        o00.intoArray(o, oAt);
+        o01.intoArray(o, oAt + L);
+        o10.intoArray(o, oAt + ldo);
+        o11.intoArray(o, oAt + ldo + L);
+        o20.intoArray(o, oAt + 2 * ldo);
+        o21.intoArray(o, oAt + 2 * ldo + L);
+        o30.intoArray(o, oAt + 3 * ldo);
+        o31.intoArray(o, oAt + 3 * ldo + L);
+        o40.intoArray(o, oAt + 4 * ldo);
+        o41.intoArray(o, oAt + 4 * ldo + L);
+        o50.intoArray(o, oAt + 5 * ldo);
+        o51.intoArray(o, oAt + 5 * ldo + L);
+        o60.intoArray(o, oAt + 6 * ldo);
+        o61.intoArray(o, oAt + 6 * ldo + L);
+        o70.intoArray(o, oAt + 7 * ldo);
+        o71.intoArray(o, oAt + 7 * ldo + L);
     }
 
-    /** values8 for one column (the last Dv % 8). */
-    private static void valuesOne(int n, float[] pT, float[] v, int vAt, int vRow, float[] oT, int oAt, float[] alpha) {
-        FloatVector o0 = FloatVector.fromArray(S, oT, oAt).mul(FloatVector.fromArray(S, alpha, 0));
-        FloatVector o1 = FloatVector.fromArray(S, oT, oAt + L).mul(FloatVector.fromArray(S, alpha, L));
-        for (int j = 0, at = vAt; j < n; j++, at += vRow) {
-            FloatVector x = FloatVector.broadcast(S, v[at]);
-            o0 = x.fma(FloatVector.fromArray(S, pT, j * QL), o0);
-            o1 = x.fma(FloatVector.fromArray(S, pT, j * QL + L), o1);
+    /** values8 for columns [c0, dv), the ones past the last whole 2L, query by query. */
+    private static void valuesTail(int n, float[] pT, int rows, float[] v, int vAt, int vRow, int c0, int dv, float[] o,
+            int ldo, float[] alpha) {
+        for (int i = 0; i < rows; i++) {
+            for (int c = c0; c < dv; c++) {
+                float acc = o[i * ldo + c] * alpha[i];
+                for (int j = 0, at = vAt + c; j < n; j++, at += vRow) acc += pT[j * QL + i] * v[at];
+                o[i * ldo + c] = acc;
+            }
         }
-        o0.intoArray(oT, oAt);
-        o1.intoArray(oT, oAt + L);
     }
 }
