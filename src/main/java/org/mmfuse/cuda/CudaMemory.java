@@ -1,7 +1,8 @@
 package org.mmfuse.cuda;
 
 import static org.bytedeco.cuda.global.cudart.cudaFree;
-import static org.bytedeco.cuda.global.cudart.cudaMalloc;
+import static org.bytedeco.cuda.global.cudart.cudaFreeAsync;
+import static org.bytedeco.cuda.global.cudart.cudaMallocAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToHost;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyHostToDevice;
@@ -16,8 +17,13 @@ import org.mmfuse.Device;
 import org.mmfuse.DeviceMemory;
 
 /**
- * Device memory from the presets' cudaMalloc. Freed by {@link #close()}, or by a cleaner once
- * unreachable: the garbage collector knows nothing of device memory, so the cleaner only catches leaks.
+ * Device memory from the CUDA runtime's stream-ordered pool (cudaMallocAsync on the calling thread's
+ * stream): after the first calls an allocation reuses pooled memory, and a free does not wait for the
+ * device (cudaMalloc and cudaFree cost tens of microseconds, and cudaFree synchronises the device).
+ * {@link #close()} frees in the order of the closing thread's stream, so a tensor must be closed by a
+ * thread whose queued work is the last to use it (the backend's rule for handing tensors between
+ * threads). A cleaner catches the leaks (the garbage collector knows nothing of device memory) and
+ * frees those with cudaFree, which waits for the device first: it runs on no stream of the tensor's.
  */
 final class CudaMemory implements DeviceMemory {
     private static final Cleaner CLEANER = Cleaner.create();
@@ -25,13 +31,15 @@ final class CudaMemory implements DeviceMemory {
     private final Pointer pointer;
     private final long bytes;
     private final Device device;
+    private final Free release;
     private final Cleaner.Cleanable free;
 
     private CudaMemory(Pointer pointer, long bytes, Device device) {
         this.pointer = pointer;
         this.bytes = bytes;
         this.device = device;
-        this.free = CLEANER.register(this, new Free(pointer, device.index()));
+        this.release = new Free(pointer, device.index());
+        this.free = CLEANER.register(this, release);
     }
 
     /** {@code bytes} of memory on {@code device} (at least one byte is allocated, so every tensor has an address). */
@@ -39,7 +47,8 @@ final class CudaMemory implements DeviceMemory {
         if (bytes < 0) throw new IllegalArgumentException("bytes = " + bytes + " < 0");
         Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
         Pointer p = new Pointer();
-        Cuda.check(cudaMalloc(p, Math.max(bytes, 1)), "cudaMalloc(" + bytes + " bytes on " + device + ")");
+        Cuda.check(cudaMallocAsync(p, Math.max(bytes, 1), Cuda.stream()),
+                "cudaMallocAsync(" + bytes + " bytes on " + device + ")");
         return new CudaMemory(p, bytes, device);
     }
 
@@ -114,6 +123,7 @@ final class CudaMemory implements DeviceMemory {
 
     @Override
     public void close() {
+        release.onClosingThreadsStream = true;
         free.clean();
     }
 
@@ -121,6 +131,8 @@ final class CudaMemory implements DeviceMemory {
     private static final class Free implements Runnable {
         private final Pointer pointer;
         private final int device;
+        /** Set by close(), which runs this on the closing thread: free in its stream's order. */
+        volatile boolean onClosingThreadsStream;
 
         Free(Pointer pointer, int device) {
             this.pointer = pointer;
@@ -130,7 +142,12 @@ final class CudaMemory implements DeviceMemory {
         @Override
         public void run() {
             cudaSetDevice(device);
-            cudaFree(pointer); // a failure here has no caller to tell; a sticky error shows at the next call
+            // a failure here has no caller to tell; a sticky error shows at the next call
+            if (onClosingThreadsStream) {
+                cudaFreeAsync(pointer, Cuda.stream());
+            } else {
+                cudaFree(pointer);
+            }
         }
     }
 }
