@@ -32,9 +32,11 @@ template <>
 __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
 
 // What query i's score against key j gets added (base 2): -inf where the key is masked (past Lk,
-// padded, or after the causal diagonal, bottom-right aligned), else the bias times log2(e).
+// padded, or after the causal diagonal, bottom-right aligned), else the bias times log2(e). Rows past
+// Lq (a block's padding, computed and thrown away) get 0: their bias may lie past the tensor.
 __device__ __forceinline__ float score_offset(const AttentionParams& p, int b, int h, int i, int j) {
     if (j >= p.keys) return -INFINITY;
+    if (i >= p.queries) return 0.f;
     if (p.mask != nullptr && p.mask[int64_t{b} * p.keys + j] == 0.f) return -INFINITY;
     if (p.causal && j > i + p.keys - p.queries) return -INFINITY;
     if (p.bias == nullptr) return 0.f;
@@ -113,7 +115,8 @@ __device__ __forceinline__ float row_lse(float max2, float sum) {
 // Launchers of the kernels in attention_simt.cu and attention_mma.cu.
 cudaError_t launch_attention_simt(const AttentionParams& p, bool weights_pass, cudaStream_t stream);
 cudaError_t launch_attention_mma(const AttentionParams& p, cudaStream_t stream);
-bool attention_mma_supports(const AttentionParams& p, int compute_major);
+bool attention_mma_supports(const AttentionParams& p, int compute_major, int shared_optin);
+size_t attention_mma_shared_bytes(const AttentionParams& p);
 cudaError_t launch_attention_combine(const AttentionParams& p, cudaStream_t stream);
 
 }  // namespace mmf

@@ -3,11 +3,13 @@
 // when the caller allows it (m16n8k8; inputs enter the multiplier truncated to TF32's 10-bit
 // mantissa, probabilities rounded to it).
 //
-// One block of 4 warps owns 64 query rows of one (batch, head), 16 per warp; keys stream through
-// shared memory in tiles of 64, double-buffered with cp.async so the next tile's loads overlap this
-// tile's math. Per tile a warp computes its 16 x 64 scores S = Q Kᵀ in registers, updates the online
-// softmax in base 2, and feeds the probabilities straight back as the A operand of O += P V, so P
-// never goes through shared memory (the FlashAttention-2 scheme).
+// One block of 4 warps owns 16, 32 or 64 query rows of one (batch, head) (see attention_query_tile):
+// each group of 16 rows has 4, 2 or 1 warps, which split every key tile between them. Keys stream
+// through shared memory in tiles of 64, double-buffered with cp.async so the next tile's loads
+// overlap this tile's math. Per tile a warp computes its 16 x (64 / warps per group) scores
+// S = Q Kᵀ in registers, updates the online softmax in base 2, and feeds the probabilities straight
+// back as the A operand of O += P V, so P never goes through shared memory (the FlashAttention-2
+// scheme).
 //
 // Fragment layouts (PTX ISA), lane = 4 g + t. With 16-bit inputs (m16n8k16):
 //   A 16x16: a0 (row g, cols 2t..2t+1), a1 (row g+8, same cols), a2 (row g, cols 8+2t..), a3 (row g+8, ...)
@@ -21,7 +23,8 @@
 // ldmatrix moves 16-byte rows, which are 8 16-bit or 4 fp32 elements: the same addressing serves
 // both. Shared rows are padded by 16 bytes, so the 8 rows one ldmatrix reads hit distinct banks.
 //
-// Taken when Dh and Dv are multiples of 8 up to 128 and the tensors are 16-byte aligned
+// Taken on sm_80 and later for 16-bit inputs, or fp32 with TF32 allowed, when Dh and Dv are
+// multiples of 8 up to 128, the tensors are 16-byte aligned and the shared memory fits the device
 // (attention_mma_supports); the SIMT kernel covers everything else.
 #include <math.h>
 
@@ -372,6 +375,8 @@ template <typename T, int D, int kRowGroups>
 cudaError_t launch_mma_for(const AttentionParams& p, cudaStream_t stream) {
     constexpr size_t smem = mma_smem_bytes<T, D, kRowGroups>();
     static_assert(4 * 32 * (D / 8 + 1) * sizeof(float4) <= smem, "the warps' states fit for the merge");
+    static_assert(smem == sizeof(T) * (D + 16 / sizeof(T)) * (16 * kRowGroups + 4 * kAttentionKeyTile),
+                  "attention_mma_shared_bytes computes the same");
     auto kernel = attention_mma_kernel<T, D, kRowGroups>;
     if (smem > 48 * 1024) {
         const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
@@ -404,10 +409,17 @@ bool aligned16(const void* x) { return reinterpret_cast<uintptr_t>(x) % 16 == 0;
 
 }  // namespace
 
-bool attention_mma_supports(const AttentionParams& p, int compute_major) {
+size_t attention_mma_shared_bytes(const AttentionParams& p) {
+    const int widest = max(p.head_dim, p.value_dim), d = widest <= 32 ? 32 : widest <= 64 ? 64 : 128;
+    const int rows = attention_query_tile(p.type, p.tf32, p.queries);
+    const size_t element = p.type == ElementType::kF32 ? 4 : 2, padding = 16 / element;
+    return element * (d + padding) * (rows + 4 * kAttentionKeyTile);  // as mma_smem_bytes
+}
+
+bool attention_mma_supports(const AttentionParams& p, int compute_major, int shared_optin) {
     return compute_major >= 8 && (p.type != ElementType::kF32 || p.tf32) && p.head_dim > 0 && p.head_dim % 8 == 0 &&
            p.value_dim % 8 == 0 && p.value_dim > 0 && max(p.head_dim, p.value_dim) <= 128 && aligned16(p.q) &&
-           aligned16(p.k) && aligned16(p.v);
+           aligned16(p.k) && aligned16(p.v) && attention_mma_shared_bytes(p) <= static_cast<size_t>(shared_optin);
 }
 
 cudaError_t launch_attention_mma(const AttentionParams& p, cudaStream_t stream) {

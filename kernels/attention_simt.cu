@@ -256,12 +256,13 @@ __global__ void __launch_bounds__(256) attention_combine_kernel(const AttentionP
     float max_lse = fmaxf(lse_a, lse_b);
     for (int bit = 16; bit > 0; bit /= 2) max_lse = fmaxf(max_lse, __shfl_xor_sync(0xffffffffu, max_lse, bit));
     const float base = max_lse == -INFINITY ? 0.f : max_lse;
-    float total = __expf(lse_a - base) + __expf(lse_b - base);
+    const float weight_a = __expf(lse_a - base), weight_b = __expf(lse_b - base);
+    float total = weight_a + weight_b;
     for (int bit = 16; bit > 0; bit /= 2) total += __shfl_xor_sync(0xffffffffu, total, bit);
     const float lse = total == 0.f ? -INFINITY : base + __logf(total);
     const float scale = total == 0.f ? 0.f : 1.f / total;
-    split_weight[warp][lane] = __expf(lse_a - base) * scale;
-    split_weight[warp][lane + 32] = __expf(lse_b - base) * scale;
+    split_weight[warp][lane] = weight_a * scale;
+    split_weight[warp][lane + 32] = weight_b * scale;
     __syncwarp();
 
     const int i = static_cast<int>(row % p.queries);
@@ -305,7 +306,7 @@ cudaError_t launch_simt_typed(const AttentionParams& p, cudaStream_t stream) {
     if (widest <= 64) return launch_simt_for<T, 64, kWeights>(p, stream);
     if (widest <= 128) return launch_simt_for<T, 128, kWeights>(p, stream);
     if (widest <= 256) return launch_simt_for<T, 256, kWeights>(p, stream);
-    return cudaErrorInvalidValue;  // the C ABI refuses head dimensions above kAttentionMaxHeadDim first
+    return cudaErrorInvalidValue;  // the C ABI refuses head dimensions above MMF_ATTENTION_MAX_HEAD_DIM first
 }
 
 template <bool kWeights>
@@ -342,15 +343,21 @@ int attention_splits(int64_t blocks, int key_tiles, int sm_count) {
     return static_cast<int>(max(int64_t{1}, min(wanted, most)));
 }
 
-cudaError_t attention_launch(const AttentionParams& p, int compute_major, cudaStream_t stream) {
+size_t attention_shared_bytes(const AttentionParams& p, int compute_major, int shared_optin) {
+    if (attention_mma_supports(p, compute_major, shared_optin)) return attention_mma_shared_bytes(p);
+    const int widest = max(p.head_dim, p.value_dim);  // the main pass's, above the weights pass's
+    return widest <= 32 ? simt_smem_bytes<32, false>() : widest <= 64 ? simt_smem_bytes<64, false>()
+                        : widest <= 128 ? simt_smem_bytes<128, false>() : simt_smem_bytes<256, false>();
+}
+
+cudaError_t attention_launch(const AttentionParams& p, int compute_major, int shared_optin, cudaStream_t stream) {
     (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (p.batch == 0 || p.heads == 0 || p.queries == 0) return cudaSuccess;
-    cudaError_t e = attention_mma_supports(p, compute_major) ? launch_attention_mma(p, stream) : launch_attention_simt(p, false, stream);
+    cudaError_t e = attention_mma_supports(p, compute_major, shared_optin) ? launch_attention_mma(p, stream) : launch_attention_simt(p, false, stream);
     if (e == cudaSuccess && p.splits > 1) e = launch_attention_combine(p, stream);
     if (e == cudaSuccess && p.weights != nullptr && p.keys > 0) {
         AttentionParams whole = p;
-        whole.splits = 1;
-        whole.tiles_per_split = (p.keys + kAttentionKeyTile - 1) / kAttentionKeyTile;
+        whole.splits = 1;  // the weights pass visits every key tile itself
         e = launch_attention_simt(whole, true, stream);
     }
     return e;

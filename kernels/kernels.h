@@ -85,15 +85,15 @@ constexpr int kAttentionKeyTile = 64;
 constexpr int kAttentionSimtRows = 32;
 
 // Query rows per block for a call: 32 for fp32 on CUDA cores; on tensor cores 16, 32 or 64, the
-// fewest that cover Lq, since the kernel's warps share the keys of rows it does not have.
+// fewest that cover Lq, since the kernel's warps share the keys of rows it does not have. (16-bit
+// calls that fall back to CUDA cores, misaligned or with Dh % 8 != 0, run 32 rows: the split-KV
+// choice, made from this, is then a little off, never wrong.)
 inline int attention_query_tile(ElementType type, bool tf32, int queries) {
     if (type == ElementType::kF32 && !tf32) return kAttentionSimtRows;
     return queries <= 16 ? 16 : queries <= 32 ? 32 : 64;
 }
 // Most key ranges of one split-KV call.
 constexpr int kAttentionMaxSplits = 64;
-// Largest Dh and Dv the kernels take.
-constexpr int kAttentionMaxHeadDim = 256;
 
 // Split-KV choice, from the number of blocks without splitting (B H ceil(Lq / rows), rows from
 // attention_query_tile) and the device's SM count: when the blocks cannot fill one wave, cut the
@@ -103,10 +103,14 @@ constexpr int kAttentionMaxHeadDim = 256;
 // more in the combine pass than it gained; 16 latents over 4096 keys ran 3x faster with 16 ranges.
 int attention_splits(int64_t blocks, int key_tiles, int sm_count);
 
-// Enqueues the attention on a device of compute capability `compute_major`.x: the fused kernel
-// (tensor cores where attention_mma.cu takes the shape, else SIMT), split over p.splits key ranges
-// and combined through the partial_* scratch when p.splits > 1; then, when p.weights is set, the
-// weights pass, which reads p.lse (the caller supplies scratch for it if it did not ask for it).
-cudaError_t attention_launch(const AttentionParams& p, int compute_major, cudaStream_t stream);
+// Shared memory per block of the kernels attention_launch would run for p on a device of compute
+// capability compute_major.x that lets a block opt in to shared_optin bytes.
+size_t attention_shared_bytes(const AttentionParams& p, int compute_major, int shared_optin);
+
+// Enqueues the attention on that device: the fused kernel (tensor cores where attention_mma.cu takes
+// the shape and its shared memory fits, else SIMT), split over p.splits key ranges and combined
+// through the partial_* scratch when p.splits > 1; then, when p.weights is set, the weights pass,
+// which reads p.lse (the caller supplies scratch for it if it did not ask for it).
+cudaError_t attention_launch(const AttentionParams& p, int compute_major, int shared_optin, cudaStream_t stream);
 
 }  // namespace mmf

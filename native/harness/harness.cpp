@@ -3,8 +3,8 @@
 // Exit status: 0 when every check passed (or no GPU is present: it then says so and checks nothing),
 // 1 on any mismatch or CUDA error.
 //
-// Sections: helpers, host checks, concat/split checks, timing, main; attention checks and timing are
-// in attention.cpp.
+// Sections: helpers, host checks, concat/split checks, timing, main; the attention checks are in
+// attention.cpp (attention is timed beside PyTorch by bench/gpu/attention.py).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -160,14 +160,16 @@ static std::vector<Problem> check_problems() {
 // ---------------------------------------------------------------------------------------------------------------------
 // timing: median of repeated launches with L2 flushed before each, beside cudaMemcpy device-to-device
 
-void flush_l2() {
+// Writes a buffer larger than L2 (50 MB on an H100) before each timed launch, so that no launch finds
+// its inputs cached by the previous one.
+static void flush_l2() {
     static void* buffer = nullptr;
     static const size_t bytes = size_t{256} << 20;
     if (buffer == nullptr) CUDA_OK(cudaMalloc(&buffer, bytes));
     CUDA_OK(cudaMemsetAsync(buffer, 0, bytes));
 }
 
-float median(std::vector<float> v) {
+static float median(std::vector<float> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
 }

@@ -1,4 +1,4 @@
-// harness.h - what the harness's sources share: fatal-error checks, the random source, flush and median.
+// harness.h - what the harness's sources share: fatal-error checks and the random source.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -32,11 +32,6 @@
 extern std::mt19937_64 rng;
 
 inline int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
-
-// Writes a buffer larger than L2 so that a timed launch finds nothing of the last one cached.
-void flush_l2();
-
-float median(std::vector<float> v);
 
 // Attention: random and edge-case shapes against a double-precision reference (attention.cpp).
 // Returns the number of failed checks; prints one line per failure and a summary.

@@ -30,7 +30,8 @@ typedef enum mmf_status {
     MMF_OK = 0,
     MMF_ERR_INVALID_ARGUMENT = 1, /* a precondition of the call does not hold; nothing was enqueued */
     MMF_ERR_CUDA = 2,             /* the CUDA runtime reported an error; see mmf_last_cuda_error() */
-    MMF_ERR_WORKSPACE = 3         /* the workspace is missing or smaller than *_workspace_bytes asks */
+    MMF_ERR_WORKSPACE = 3,        /* the workspace is missing or smaller than *_workspace_bytes asks */
+    MMF_ERR_UNSUPPORTED = 4       /* valid, but beyond what this device can run (e.g. its shared memory) */
 } mmf_status;
 
 /* MAJOR * 10000 + MINOR * 100 + PATCH of this library. Needs no device. */
@@ -84,8 +85,10 @@ int mmf_split_f32(int n_pieces, float* const* pieces, const int64_t* piece_width
  *   flags: 0, or MMF_ATTENTION_TF32 to let fp32 inputs run on tensor cores in TF32 (about 1e-3
  *     relative error instead of fp32's 1e-6).
  * bf16, fp16 and (with MMF_ATTENTION_TF32) fp32 inputs run on tensor cores with fp32 accumulation
- * when Dh and Dv are multiples of 8 up to 128 and q, k, v are 16-byte aligned; everything else runs
- * on CUDA cores in fp32. */
+ * on sm_80 and later when Dh and Dv are multiples of 8 up to 128, q, k, v are 16-byte aligned and the
+ * kernel's shared memory fits the device; everything else runs on CUDA cores in fp32. Dh or Dv above
+ * 128 on CUDA cores need 175 KB of shared memory per block: on devices with less (an A100 has 163 KB)
+ * the call fails with MMF_ERR_UNSUPPORTED. */
 typedef enum mmf_dtype { MMF_F32 = 0, MMF_BF16 = 1, MMF_F16 = 2 } mmf_dtype;
 
 #define MMF_ATTENTION_TF32 1

@@ -109,36 +109,41 @@ int block_copy(const char* operation, bool gather, int n_pieces, float* const* p
 struct DeviceTraits {
     int sm_count = 0;       // 0 when the device could not be queried
     int compute_major = 0;
+    int shared_optin = 0;   // the most shared memory a block may opt in to, bytes
 };
 
 DeviceTraits current_device_traits() {
+    // One word per device (so a reader never sees half an entry): SMs in bits 0-15, the compute
+    // capability's major in 16-23, shared memory in KiB in 24-47; 0 = not looked up yet.
     constexpr int kCached = 64;
-    static std::atomic<int> sm_counts[kCached], majors[kCached];  // 0 = not looked up yet
+    static std::atomic<uint64_t> cache[kCached];
     int device = 0;
     if (cudaGetDevice(&device) != cudaSuccess) return {};
-    if (device < kCached && sm_counts[device].load(std::memory_order_relaxed) > 0)
-        return {sm_counts[device].load(std::memory_order_relaxed), majors[device].load(std::memory_order_relaxed)};
+    const uint64_t known = device < kCached ? cache[device].load(std::memory_order_relaxed) : 0;
+    if (known != 0)
+        return {static_cast<int>(known & 0xffff), static_cast<int>(known >> 16 & 0xff),
+                static_cast<int>(known >> 24 & 0xffffff) * 1024};
     DeviceTraits traits;
     if (cudaDeviceGetAttribute(&traits.sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&traits.compute_major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+        cudaDeviceGetAttribute(&traits.compute_major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&traits.shared_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
         return {};
-    if (device < kCached) {
-        majors[device].store(traits.compute_major, std::memory_order_relaxed);
-        sm_counts[device].store(traits.sm_count, std::memory_order_relaxed);
-    }
+    if (device < kCached)
+        cache[device].store(uint64_t(traits.sm_count & 0xffff) | uint64_t(traits.compute_major & 0xff) << 16 |
+                                uint64_t(traits.shared_optin / 1024 & 0xffffff) << 24,
+                            std::memory_order_relaxed);
     return traits;
 }
 
 // Split-KV ranges for an attention call: the caller's count (at most one per key tile and
-// kAttentionMaxSplits), or the
-// heuristic's for the current device.
-int attention_split_count(int dtype, bool tf32, int batch, int queries, int keys, int heads, int requested) {
-    const int key_tiles = (keys + mmf::kAttentionKeyTile - 1) / mmf::kAttentionKeyTile;
+// kAttentionMaxSplits), or the heuristic's for a device of sm_count SMs (1 when unknown).
+int attention_split_count(int dtype, bool tf32, int batch, int queries, int keys, int heads, int requested,
+                          int sm_count) {
+    const int key_tiles = static_cast<int>((int64_t{keys} + mmf::kAttentionKeyTile - 1) / mmf::kAttentionKeyTile);
     if (key_tiles <= 1) return 1;
     if (requested > 0) return std::min({requested, key_tiles, mmf::kAttentionMaxSplits});
     const int rows = mmf::attention_query_tile(static_cast<mmf::ElementType>(dtype), tf32, queries);
-    const int64_t blocks = int64_t{batch} * heads * ((queries + rows - 1) / rows);
-    const int sm_count = current_device_traits().sm_count;
+    const int64_t blocks = int64_t{batch} * heads * ((int64_t{queries} + rows - 1) / rows);
     return sm_count > 0 ? mmf::attention_splits(blocks, key_tiles, sm_count) : 1;
 }
 
@@ -213,7 +218,8 @@ size_t mmf_attention_workspace_bytes(int dtype, int flags, int batch, int querie
                                      int value_dim, int with_weights, int splits) {
     if (batch <= 0 || queries <= 0 || keys <= 0 || heads <= 0 || value_dim < 0) return 0;
     const bool tf32 = (flags & MMF_ATTENTION_TF32) != 0;
-    const int chosen = attention_split_count(dtype, tf32, batch, queries, keys, heads, splits);
+    const int chosen =
+        attention_split_count(dtype, tf32, batch, queries, keys, heads, splits, current_device_traits().sm_count);
     return AttentionWorkspace(batch, queries, heads, value_dim, with_weights != 0, chosen).total;
 }
 
@@ -230,9 +236,12 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
     if (head_dim > MMF_ATTENTION_MAX_HEAD_DIM || value_dim > MMF_ATTENTION_MAX_HEAD_DIM)
         return fail(MMF_ERR_INVALID_ARGUMENT, "%s: Dh = %d, Dv = %d: at most %d", op, head_dim, value_dim,
                     MMF_ATTENTION_MAX_HEAD_DIM);
-    if (int64_t{batch} * heads * ((queries + 15) / 16) > 0x7fffffff)  // blocks of the smallest query tile
+    if (queries > 0x7fffffff - 64 || keys > 0x7fffffff - 64)  // the kernels round lengths up to their tiles
+        return fail(MMF_ERR_INVALID_ARGUMENT, "%s: Lq = %d or Lk = %d is within 64 of 2^31", op, queries, keys);
+    const int64_t blocks = int64_t{batch} * heads * ((int64_t{queries} + 15) / 16);  // the smallest query tile
+    if (blocks > 0x7fffffff)
         return fail(MMF_ERR_INVALID_ARGUMENT, "%s: B * H * ceil(Lq / 16) = %lld blocks exceed one grid", op,
-                    static_cast<long long>(int64_t{batch} * heads * ((queries + 15) / 16)));
+                    static_cast<long long>(blocks));
     if (splits < 0) return fail(MMF_ERR_INVALID_ARGUMENT, "%s: splits = %d < 0", op, splits);
     if ((flags & ~MMF_ATTENTION_TF32) != 0) return fail(MMF_ERR_INVALID_ARGUMENT, "%s: unknown flags %#x", op, flags);
     const bool tf32 = (flags & MMF_ATTENTION_TF32) != 0;
@@ -244,15 +253,17 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
         return fail(MMF_ERR_INVALID_ARGUMENT, "%s: bias without bias_strides", op);
 
     const DeviceTraits traits = current_device_traits();
-    const int chosen = attention_split_count(dtype, tf32, batch, queries, keys, heads, splits);
-    const AttentionWorkspace parts(batch, queries, heads, value_dim, weights != nullptr && lse == nullptr, chosen);
+    const int chosen = attention_split_count(dtype, tf32, batch, queries, keys, heads, splits, traits.sm_count);
+    // the weights pass reads the lse: scratch for it when the caller did not ask (and there are keys)
+    const bool lse_scratch = weights != nullptr && lse == nullptr && keys > 0;
+    const AttentionWorkspace parts(batch, queries, heads, value_dim, lse_scratch, chosen);
     if (parts.total > 0 && (workspace == nullptr || workspace_bytes < parts.total))
         return fail(MMF_ERR_WORKSPACE, "%s: workspace of %zu bytes, %zu needed", op, workspace_bytes, parts.total);
 
     mmf::AttentionParams p{};
     p.q = q, p.k = k, p.v = v, p.mask = key_mask, p.bias = bias, p.out = out, p.weights = weights;
     char* scratch = static_cast<char*>(workspace);
-    p.lse = lse != nullptr || weights == nullptr ? lse : reinterpret_cast<float*>(scratch + parts.lse);
+    p.lse = lse_scratch ? reinterpret_cast<float*>(scratch + parts.lse) : lse;
     if (chosen > 1) {
         p.partial_out = reinterpret_cast<float*>(scratch + parts.partial_out);
         p.partial_lse = reinterpret_cast<float*>(scratch + parts.partial_lse);
@@ -267,7 +278,12 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
     p.tiles_per_split = (key_tiles + chosen - 1) / chosen;
     p.type = static_cast<mmf::ElementType>(dtype);
     p.tf32 = tf32;
-    const cudaError_t error = mmf::attention_launch(p, traits.compute_major, static_cast<cudaStream_t>(stream));
+    const size_t shared = mmf::attention_shared_bytes(p, traits.compute_major, traits.shared_optin);
+    if (shared > static_cast<size_t>(traits.shared_optin))
+        return fail(MMF_ERR_UNSUPPORTED, "%s: Dh = %d, Dv = %d need %zu bytes of shared memory per block, the device "
+                    "allows %d", op, head_dim, value_dim, shared, traits.shared_optin);
+    const cudaError_t error = mmf::attention_launch(p, traits.compute_major, traits.shared_optin,
+                                                    static_cast<cudaStream_t>(stream));
     return error == cudaSuccess ? succeed() : fail_cuda(error, op);
 }
 

@@ -338,7 +338,6 @@ public abstract class AbstractOps implements Ops {
 
     // ---- shared checks ----------------------------------------------------------------------------
 
-    /** Null, closed, wrong device and wrong dtype, each with a message naming {@code argument}. */
     /** q, k and v: placed like every input, F32 or (where the backend takes them) 16-bit, all of q's dtype. */
     private void checkAttentionInput(String argument, Tensor t, Tensor q) {
         checkPlacement("attention", argument, t);
@@ -354,6 +353,7 @@ public abstract class AbstractOps implements Ops {
         }
     }
 
+    /** Null, closed, wrong device and wrong dtype (F32 only), each with a message naming {@code argument}. */
     protected final void checkTensor(String op, String argument, Tensor t) {
         checkPlacement(op, argument, t);
         if (t.dtype() != DType.F32) {

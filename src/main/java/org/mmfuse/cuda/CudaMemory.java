@@ -18,8 +18,10 @@ import org.mmfuse.DeviceMemory;
 
 /**
  * Device memory from the CUDA runtime's stream-ordered pool (cudaMallocAsync on the calling thread's
- * stream): after the first calls an allocation reuses pooled memory, and a free does not wait for the
- * device (cudaMalloc and cudaFree cost tens of microseconds, and cudaFree synchronises the device).
+ * stream): a free does not wait for the device (cudaFree synchronises it), and an allocation reuses
+ * pooled memory freed since the stream's last synchronisation (the device's default pool keeps no
+ * memory past one: its release threshold is left at 0, the runtime's default).
+ * Measured on an H100: attention from Java 2-3x faster per call than with cudaMalloc and cudaFree.
  * {@link #close()} frees in the order of the closing thread's stream, so a tensor must be closed by a
  * thread whose queued work is the last to use it (the backend's rule for handing tensors between
  * threads). A cleaner catches the leaks (the garbage collector knows nothing of device memory) and

@@ -43,7 +43,8 @@ import org.mmfuse.backend.Gemm;
  */
 public final class CudaOps extends AbstractOps {
     private final Device device;
-    /** Scratch device memory per thread (kernel tables); safe to reuse since each thread has one stream. */
+    /** Scratch device memory per thread (concat tables, attention's split-KV partials and lse); safe to reuse
+     *  since each thread has one stream. */
     private final ThreadLocal<CudaMemory> workspace = new ThreadLocal<>();
     /** cuBLAS handles per thread, each bound to that thread's stream. */
     private final ThreadLocal<cublasContext> cublas = new ThreadLocal<>();
@@ -252,6 +253,9 @@ public final class CudaOps extends AbstractOps {
         if (status == MmfNative.MMF_ERR_CUDA) {
             throw new CudaException(op, MmfNative.mmf_cuda_error_name(MmfNative.mmf_last_cuda_error()),
                     MmfNative.mmf_last_error());
+        }
+        if (status == MmfNative.MMF_ERR_UNSUPPORTED) { // a device limit (shared memory), not an argument error
+            throw new UnsupportedOperationException(op + " on this device: " + MmfNative.mmf_last_error());
         }
         // The Java checks should have caught every argument error: reaching here is a bug in MMFuse.
         throw new IllegalStateException(op + ": libmmfuse refused the call (status " + status + "): "

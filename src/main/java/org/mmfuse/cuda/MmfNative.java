@@ -28,6 +28,7 @@ public final class MmfNative {
     public static final int MMF_ERR_INVALID_ARGUMENT = 1;
     public static final int MMF_ERR_CUDA = 2;
     public static final int MMF_ERR_WORKSPACE = 3;
+    public static final int MMF_ERR_UNSUPPORTED = 4;
 
     public static native int mmf_version();
 

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Function;
 import org.mmfuse.Backend;
 import org.mmfuse.MMFuse;
 import org.openjdk.jmh.results.RunResult;
@@ -64,12 +65,19 @@ public final class QuickBench {
 
     /** shape -> benchmark method -> result, for one benchmark class. */
     private static Map<String, Map<String, RunResult>> byShape(Collection<RunResult> results, String benchClass) {
+        return byShape(results, benchClass, r -> {
+            String name = r.getParams().getBenchmark();
+            return name.substring(name.lastIndexOf('.') + 1);
+        });
+    }
+
+    /** shape -> column (what {@code column} names a result) -> result, for one benchmark class. */
+    private static Map<String, Map<String, RunResult>> byShape(Collection<RunResult> results, String benchClass,
+            Function<RunResult, String> column) {
         Map<String, Map<String, RunResult>> table = new TreeMap<>();
         for (RunResult r : results) {
-            String name = r.getParams().getBenchmark();
-            if (!name.contains("." + benchClass + ".")) continue;
-            String method = name.substring(name.lastIndexOf('.') + 1);
-            table.computeIfAbsent(r.getParams().getParam("shape"), k -> new TreeMap<>()).put(method, r);
+            if (!r.getParams().getBenchmark().contains("." + benchClass + ".")) continue;
+            table.computeIfAbsent(r.getParams().getParam("shape"), k -> new TreeMap<>()).put(column.apply(r), r);
         }
         return table;
     }
@@ -153,12 +161,8 @@ public final class QuickBench {
     }
 
     private static void printCudaAttention(Collection<RunResult> results) {
-        Map<String, Map<String, RunResult>> table = new TreeMap<>(); // shape -> precision -> result
-        for (RunResult r : results) {
-            if (!r.getParams().getBenchmark().contains(".AttentionCudaBench.")) continue;
-            table.computeIfAbsent(r.getParams().getParam("shape"), k -> new TreeMap<>())
-                    .put(r.getParams().getParam("precision"), r);
-        }
+        Map<String, Map<String, RunResult>> table =
+                byShape(results, "AttentionCudaBench", r -> r.getParams().getParam("precision"));
         if (table.isEmpty()) return;
         System.out.println();
         System.out.println("Attention on the GPU from Java (checks, allocation, launch, sync per call)."
