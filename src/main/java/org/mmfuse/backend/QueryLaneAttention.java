@@ -132,10 +132,10 @@ final class QueryLaneAttention {
             FloatVector oldMax = FloatVector.fromArray(S, max, lanes), newMax = oldMax;
             for (int j = 0; j < n; j++) newMax = newMax.max(FloatVector.fromArray(S, sT, j * QL + lanes));
             FloatVector base = newMax.blend(0f, newMax.compare(VectorOperators.EQ, Float.NEGATIVE_INFINITY));
-            FloatVector rescale = oldMax.sub(base).lanewise(VectorOperators.EXP);
+            FloatVector rescale = VectorMath.exp(oldMax.sub(base));
             FloatVector blockSum = FloatVector.zero(S);
             for (int j = 0; j < n; j++) {
-                FloatVector p = FloatVector.fromArray(S, sT, j * QL + lanes).sub(base).lanewise(VectorOperators.EXP);
+                FloatVector p = VectorMath.exp(FloatVector.fromArray(S, sT, j * QL + lanes).sub(base));
                 p.intoArray(sT, j * QL + lanes);
                 blockSum = blockSum.add(p);
             }

@@ -15,7 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * as in the GEMM: {@code scoreTile} computes QB x 2L of the scores (twice per block) from the queries packed d-major
  * and the head's keys transposed to kᵀ [Dh, Lk] (vector lanes over keys, no horizontal sums), and
  * {@code valueTile} adds P · V into a QB x 2L slice of the output accumulator (lanes over Dv). Between
- * them, the masks, the row maxima and the exponentials ({@link VectorOperators#EXP}) run over the
+ * them, the masks, the row maxima and the exponentials ({@link VectorMath#exp}) run over the
  * score tile.
  */
 final class VectorAttention {
@@ -199,8 +199,8 @@ final class VectorAttention {
                 alpha[i] = 1f;
                 continue;
             }
-            FloatVector e0 = s0.sub(newMax).lanewise(VectorOperators.EXP), e1 = s1.sub(newMax).lanewise(VectorOperators.EXP);
-            FloatVector e2 = s2.sub(newMax).lanewise(VectorOperators.EXP), e3 = s3.sub(newMax).lanewise(VectorOperators.EXP);
+            FloatVector e0 = VectorMath.exp(s0.sub(newMax)), e1 = VectorMath.exp(s1.sub(newMax));
+            FloatVector e2 = VectorMath.exp(s2.sub(newMax)), e3 = VectorMath.exp(s3.sub(newMax));
             e0.intoArray(sc, at);
             e1.intoArray(sc, at + L);
             e2.intoArray(sc, at + 2 * L);
