@@ -19,7 +19,8 @@ import org.mmfuse.Tensor;
  * kdim == vdim == E, else {@code q_proj_weight} [E, E], {@code k_proj_weight} [E, kdim],
  * {@code v_proj_weight} [E, vdim]; {@code in_proj_bias} [3E] and {@code out_proj.bias} [E] when
  * bias=True; {@code out_proj.weight} [E, E]. The module owns copies of them: close it when done.
- * Masks and returned weights are host tensors for now (attention runs on the CPU backends only).
+ * On the CUDA backend the key padding mask is inverted and the weights averaged over heads on the
+ * host (small next to the attention; those two paths have not yet run on a GPU).
  */
 public final class MultiHeadCrossAttention implements AutoCloseable {
     private final Ops ops;
@@ -127,14 +128,14 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
         checkLast("value", value, valueDim);
         Tensor attend = null, q = null, k = null, v = null, weights = null;
         try {
-            if (keyPaddingMask != null) attend = invert(keyPaddingMask);
+            if (keyPaddingMask != null) attend = invert(keyPaddingMask, ops);
             q = ops.linear(query, qWeight, qBias);
             k = ops.linear(key, kWeight, kBias);
             v = ops.linear(value, vWeight, vBias);
             AttentionOptions options = AttentionOptions.DEFAULT.heads(heads).keyPaddingMask(attend);
             if (needWeights) options = options.withWeights();
             try (AttentionResult r = ops.attention(q, k, v, options)) {
-                if (needWeights) weights = averageWeights ? averageHeads(r.weights()) : r.weights().to(ops.device());
+                if (needWeights) weights = averageWeights ? averageHeads(r.weights(), ops) : r.weights().to(ops.device());
                 return new AttentionResult(ops.linear(r.output(), outWeight, outBias), null, weights);
             }
         } catch (RuntimeException e) {
@@ -153,25 +154,38 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
         }
     }
 
-    /** PyTorch's "true = ignore" mask as attention's "non-zero = attend" (host tensors). */
-    private static Tensor invert(Tensor ignore) {
-        float[] in = ignore.array(), out = new float[in.length];
+    /** PyTorch's "true = ignore" mask as attention's "non-zero = attend", on the backend's device. */
+    private static Tensor invert(Tensor ignore, Ops ops) {
+        float[] in = hostValues(ignore), out = new float[in.length];
         for (int i = 0; i < in.length; i++) out[i] = in[i] != 0f ? 0f : 1f;
-        return Tensor.of(out, ignore.shape());
+        return onDevice(Tensor.of(out, ignore.shape()), ops);
     }
 
-    /** [B, H, Lq, Lk] -> [B, Lq, Lk], the mean over heads (host tensors). */
-    private static Tensor averageHeads(Tensor perHead) {
+    /** [B, H, Lq, Lk] -> [B, Lq, Lk], the mean over heads, on the backend's device. */
+    private static Tensor averageHeads(Tensor perHead, Ops ops) {
         long[] s = perHead.shape();
         int b = (int) s[0], h = (int) s[1], lq = (int) s[2], lk = (int) s[3];
-        float[] in = perHead.array(), out = new float[b * lq * lk];
+        float[] in = hostValues(perHead), out = new float[b * lq * lk];
         for (int bi = 0; bi < b; bi++) {
             for (int hi = 0; hi < h; hi++) {
                 int from = (bi * h + hi) * lq * lk, to = bi * lq * lk;
                 for (int x = 0; x < lq * lk; x++) out[to + x] += in[from + x] / h;
             }
         }
-        return Tensor.of(out, b, lq, lk);
+        return onDevice(Tensor.of(out, b, lq, lk), ops);
+    }
+
+    /** A tensor's values on the host: its own array there, a copy from a device. */
+    private static float[] hostValues(Tensor t) {
+        return t.device().isCpu() ? t.array() : t.toArray();
+    }
+
+    /** {@code host} itself on a CPU backend, else a copy on the backend's device (closing {@code host}). */
+    private static Tensor onDevice(Tensor host, Ops ops) {
+        if (ops.device().isCpu()) return host;
+        try (host) {
+            return host.to(ops.device());
+        }
     }
 
     @Override

@@ -17,10 +17,16 @@ import org.mmfuse.MMFuse;
 import org.mmfuse.Ops;
 import org.mmfuse.Tensor;
 
-/** The module against nn.MultiheadAttention's formula computed by hand in double. */
+/** The module against nn.MultiheadAttention's formula computed by hand in double, on every backend. */
 class MultiHeadCrossAttentionTest {
     static Stream<Ops> backends() {
-        return Stream.of(Backend.SCALAR, Backend.VECTOR).filter(b -> MMFuse.report().isAvailable(b)).map(MMFuse::ops);
+        return Stream.of(Backend.SCALAR, Backend.VECTOR, Backend.CUDA).filter(b -> MMFuse.report().isAvailable(b))
+                .map(MMFuse::ops);
+    }
+
+    /** A host tensor's copy on the backend's device. */
+    private static Tensor on(Ops ops, Tensor host) {
+        return host.to(ops.device());
     }
 
     private static Tensor random(Random rng, long... shape) {
@@ -87,11 +93,12 @@ class MultiHeadCrossAttentionTest {
                 state.get("out_proj.bias").array());
 
         try (MultiHeadCrossAttention mha = MultiHeadCrossAttention.fromStateDict(ops, state, e, h, kdim, vdim, true);
-                AttentionResult out = mha.forward(query, key, value, Tensor.of(ignore, b, lk), true, true)) {
+                AttentionResult out = mha.forward(on(ops, query), on(ops, key), on(ops, value),
+                        on(ops, Tensor.of(ignore, b, lk)), true, true)) {
             assertArrayEquals(new long[] {b, lq, e}, out.output().shape());
-            float[] got = out.output().array();
+            float[] got = out.output().toArray();
             for (int i = 0; i < got.length; i++) assertEquals(expected[i], got[i], 1e-5, "output " + i);
-            float[] weights = out.weights().array();
+            float[] weights = out.weights().toArray();
             assertArrayEquals(new long[] {b, lq, lk}, out.weights().shape());
             for (int i = 0; i < weights.length; i++) assertEquals(averaged[i], weights[i], 1e-6, "weight " + i);
         }
@@ -115,9 +122,9 @@ class MultiHeadCrossAttentionTest {
         Tensor query = random(rng, 2, 4, e), memory = random(rng, 2, 7, e);
         try (MultiHeadCrossAttention a = MultiHeadCrossAttention.fromStateDict(ops, packed, e, h, e, e, true);
                 MultiHeadCrossAttention b = MultiHeadCrossAttention.fromStateDict(ops, separate, e, h, e, e, true);
-                AttentionResult x = a.forward(query, memory, memory, null, false, false);
-                AttentionResult y = b.forward(query, memory, memory, null, true, false)) {
-            assertArrayEquals(x.output().array(), y.output().array());
+                AttentionResult x = a.forward(on(ops, query), on(ops, memory), on(ops, memory), null, false, false);
+                AttentionResult y = b.forward(on(ops, query), on(ops, memory), on(ops, memory), null, true, false)) {
+            assertArrayEquals(x.output().toArray(), y.output().toArray());
             assertArrayEquals(new long[] {2, h, 4, 7}, y.weights().shape());
         }
     }
@@ -131,10 +138,10 @@ class MultiHeadCrossAttentionTest {
                 "in_proj_bias", random(rng, 3 * e), "out_proj.bias", random(rng, e));
         float[] ignoreAll = {1, 1, 1};
         try (MultiHeadCrossAttention mha = MultiHeadCrossAttention.fromStateDict(ops, state, e, 2, e, e, true);
-                AttentionResult out = mha.forward(random(rng, 1, 2, e), random(rng, 1, 3, e),
-                        random(rng, 1, 3, e), Tensor.of(ignoreAll, 1, 3), false, true)) {
-            float[] bias = state.get("out_proj.bias").array();
-            for (int i = 0; i < 2 * e; i++) assertEquals(bias[i % e], out.output().array()[i], 1e-7);
+                AttentionResult out = mha.forward(on(ops, random(rng, 1, 2, e)), on(ops, random(rng, 1, 3, e)),
+                        on(ops, random(rng, 1, 3, e)), on(ops, Tensor.of(ignoreAll, 1, 3)), false, true)) {
+            float[] bias = state.get("out_proj.bias").array(), got = out.output().toArray();
+            for (int i = 0; i < 2 * e; i++) assertEquals(bias[i % e], got[i], 1e-7);
         }
     }
 
