@@ -44,6 +44,7 @@ public final class QuickBench {
             includes.add("ConcatBench");
             includes.add("GemmBench");
             includes.add("AttentionBench");
+            includes.add("AttentionScalarBench");
             includes.add("PeakBench");
             if (MMFuse.report().isAvailable(Backend.CUDA)) {
                 includes.add("ConcatCudaBench");
@@ -145,18 +146,22 @@ public final class QuickBench {
         printCudaAttention(results);
         Map<String, Map<String, RunResult>> table = byShape(results, "AttentionBench");
         if (table.isEmpty()) return;
+        Map<String, Map<String, RunResult>> scalar = byShape(results, "AttentionScalarBench");
         double peak = peakGflops(results);
         System.out.println();
         System.out.printf(Locale.ROOT, "Attention, CPU (B,H,Lq,Lk,Dh). GFLOP/s = 4 B H Lq Lk Dh / median time [min-max];"
                 + " peak as above = %.0f GFLOP/s.%n", peak);
-        System.out.printf(Locale.ROOT, "%-20s %21s %21s %8s %8s%n", "shape", "vector", "torch sdpa", "vec/tor", "vec/peak");
+        System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s %8s %8s%n", "shape", "scalar", "vector", "torch sdpa",
+                "vec/tor", "vec/peak");
         for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
             double flops = AttentionShapes.flops(e.getKey());
             RunResult ours = e.getValue().get("vectorAttention");
             String ofPeak = ours == null || Double.isNaN(peak) ? "-" : String.format(Locale.ROOT, "%.2f",
                     flops / 1e3 / ours.getPrimaryResult().getStatistics().getPercentile(50) / peak);
-            System.out.printf(Locale.ROOT, "%-20s %21s %21s %8s %8s%n", e.getKey(), rate(ours, flops),
-                    rate(e.getValue().get("torchSdpa"), flops), ratio(e.getValue().get("torchSdpa"), ours), ofPeak);
+            RunResult reference = scalar.getOrDefault(e.getKey(), Map.of()).get("scalarAttention");
+            System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s %8s %8s%n", e.getKey(), rate(reference, flops),
+                    rate(ours, flops), rate(e.getValue().get("torchSdpa"), flops),
+                    ratio(e.getValue().get("torchSdpa"), ours), ofPeak);
         }
     }
 
