@@ -101,9 +101,7 @@ final class QueryLaneAttention {
         for (int i = 0; i < rows; i++) {
             int row = (b * s.heads + h) * s.queries + i0 + i;
             float inverse = sum[i] == 0f ? 0f : 1f / sum[i];
-            int at = ((b * s.queries + i0 + i) * s.heads + h) * dv, c = 0;
-            for (; c + L <= dv; c += L) FloatVector.fromArray(S, o, i * ldo + c).mul(inverse).intoArray(out, at + c);
-            for (; c < dv; c++) out[at + c] = o[i * ldo + c] * inverse;
+            VectorAttention.scaleInto(o, i * ldo, inverse, out, ((b * s.queries + i0 + i) * s.heads + h) * dv, dv);
             if (lse != null) lse[row] = sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
         }
     }

@@ -404,7 +404,7 @@ final class VectorAttention {
     }
 
     /** to[toAt ..] = factor · from[fromAt ..], n floats. */
-    private static void scaleInto(float[] from, int fromAt, float factor, float[] to, int toAt, int n) {
+    static void scaleInto(float[] from, int fromAt, float factor, float[] to, int toAt, int n) {
         int c = 0;
         for (; c <= n - L; c += L) FloatVector.fromArray(S, from, fromAt + c).mul(factor).intoArray(to, toAt + c);
         for (; c < n; c++) to[toAt + c] = from[fromAt + c] * factor;
