@@ -60,4 +60,36 @@ public interface Ops {
      * the bias, the lse and the weights are F32.
      */
     AttentionResult attention(Tensor q, Tensor k, Tensor v, AttentionOptions options);
+
+    /**
+     * Full bilinear pooling (bilinear CNN): for x [B, N, C1] and y [B, N, C2], the [B, C1*C2] tensor
+     * whose row b is the sum over locations n of the outer product x[b, n] y[b, n]ᵀ (flattened row-major,
+     * element (i, j) at i * C2 + j), finished as {@code options} says. When x and y are the same tensor
+     * the product is symmetric and only half of it is computed.
+     */
+    Tensor bilinearPool(Tensor x, Tensor y, PoolingOptions options);
+
+    /**
+     * {@code nn.Bilinear}: x1 [..., C1] and x2 [..., C2] (same leading sizes), weight [K, C1, C2] and bias
+     * [K] or null give [..., K] with y_k = x1ᵀ W_k x2 + b_k. No [..., C1, C2] intermediate is formed.
+     */
+    Tensor bilinear(Tensor x1, Tensor x2, Tensor weight, Tensor bias);
+
+    /**
+     * Compact bilinear pooling (Tensor Sketch, MCB): x [B, C1] and y [B, C2], or maps x [B, N, C1] and
+     * y [B, N, C2] summed over the N locations, give [B, d]: the circular convolution of the count
+     * sketches {@code sx(x)} and {@code sy(y)} (d = their common outputDim), which is
+     * {@code irfft(rfft(sx(x)) * rfft(sy(y)), d)}. Finished as {@code options} says (mean divides by N).
+     * No [B, N, d] intermediate is formed.
+     */
+    Tensor compactBilinearPool(Tensor x, Tensor y, CountSketch sx, CountSketch sy, PoolingOptions options);
+
+    /**
+     * The fused core of MLB, MFB and MFH: x and y are the projections [B, S*M] of the two inputs for S
+     * stages side by side (M a multiple of the factor k). Stage s's expansion is
+     * e_s = e_{s-1} ∘ act(x_s) ∘ act(y_s) (e_0 = act(x_0) ∘ act(y_0)), its output the sums of k
+     * consecutive units of e_s, finished as the options' pooling says; the result [B, S*M/k] holds the
+     * stages side by side, as MFH concatenates them.
+     */
+    Tensor factorizedPool(Tensor x, Tensor y, FactorizedPoolOptions options);
 }

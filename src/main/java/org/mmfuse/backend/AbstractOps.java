@@ -7,9 +7,12 @@ import java.util.Objects;
 import java.util.function.Consumer;
 import org.mmfuse.AttentionOptions;
 import org.mmfuse.AttentionResult;
+import org.mmfuse.CountSketch;
 import org.mmfuse.DType;
 import org.mmfuse.Device;
+import org.mmfuse.FactorizedPoolOptions;
 import org.mmfuse.Ops;
+import org.mmfuse.PoolingOptions;
 import org.mmfuse.Shapes;
 import org.mmfuse.Tensor;
 
@@ -57,6 +60,24 @@ public abstract class AbstractOps implements Ops {
      */
     protected abstract void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor bias,
             Tensor out, Tensor lse, Tensor weights);
+
+    /**
+     * Full bilinear pooling as {@code s} describes into out [B, xDim * yDim]; {@code symmetric} when x
+     * and y are the same tensor.
+     */
+    protected abstract void bilinearPool(PoolShape s, Tensor x, Tensor y, boolean symmetric, PoolingOptions options,
+            Tensor out);
+
+    /** {@code nn.Bilinear} into out [rows, out]; bias may be null. */
+    protected abstract void bilinear(BilinearShape s, Tensor x1, Tensor x2, Tensor weight, Tensor bias, Tensor out);
+
+    /** Compact bilinear pooling into out [B, d]; the sketches match the shape (checked). */
+    protected abstract void compactBilinearPool(PoolShape s, Tensor x, Tensor y, CountSketch sx, CountSketch sy,
+            PoolingOptions options, Tensor out);
+
+    /** Factorized (MLB/MFB/MFH) pooling into out [rows, stages * units / factor]. */
+    protected abstract void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options,
+            Tensor out);
 
     // ---- concat -----------------------------------------------------------------------------------
 
@@ -302,6 +323,96 @@ public abstract class AbstractOps implements Ops {
             for (Tensor t : new Tensor[] {out, lse, weights}) if (t != null) t.close();
             throw e;
         }
+    }
+
+    // ---- bilinear family -------------------------------------------------------------------------------
+
+    @Override
+    public final Tensor bilinearPool(Tensor x, Tensor y, PoolingOptions options) {
+        Objects.requireNonNull(options, "bilinearPool: options is null");
+        checkTensor("bilinearPool", "x", x);
+        checkTensor("bilinearPool", "y", y);
+        if (x.rank() != 3 || y.rank() != 3 || x.size(0) != y.size(0) || x.size(1) != y.size(1)) {
+            throw new IllegalArgumentException("bilinearPool: expected x [B, N, C1] and y [B, N, C2] with the same B and N, got x "
+                    + Shapes.toString(x.shape()) + ", y " + Shapes.toString(y.shape()));
+        }
+        long[] shape = {x.size(0), Shapes.numel("bilinearPool: C1*C2", x.size(2), y.size(2))};
+        Shapes.numel("bilinearPool: result", shape);
+        PoolShape s = new PoolShape((int) x.size(0), (int) x.size(1), (int) x.size(2), (int) y.size(2));
+        return compute(shape, out -> bilinearPool(s, x, y, x == y, options, out));
+    }
+
+    @Override
+    public final Tensor bilinear(Tensor x1, Tensor x2, Tensor weight, Tensor bias) {
+        checkTensor("bilinear", "x1", x1);
+        checkTensor("bilinear", "x2", x2);
+        checkTensor("bilinear", "weight", weight);
+        if (weight.rank() != 3) {
+            throw new IllegalArgumentException("bilinear: weight must be [out, in1, in2], got " + Shapes.toString(weight.shape()));
+        }
+        long out = weight.size(0), in1 = weight.size(1), in2 = weight.size(2);
+        boolean leadingMatch = x1.rank() >= 1 && x1.rank() == x2.rank();
+        for (int d = 0; leadingMatch && d < x1.rank() - 1; d++) leadingMatch = x1.size(d) == x2.size(d);
+        if (!leadingMatch || x1.size(-1) != in1 || x2.size(-1) != in2) {
+            throw new IllegalArgumentException("bilinear: expected x1 [..., " + in1 + "] and x2 [..., " + in2
+                    + "] with the same leading sizes for weight " + Shapes.toString(weight.shape()) + ", got x1 "
+                    + Shapes.toString(x1.shape()) + ", x2 " + Shapes.toString(x2.shape()));
+        }
+        if (bias != null) {
+            checkTensor("bilinear", "bias", bias);
+            if (bias.rank() != 1 || bias.size(0) != out) {
+                throw new IllegalArgumentException("bilinear: bias must be [" + out + "] for weight "
+                        + Shapes.toString(weight.shape()) + ", got " + Shapes.toString(bias.shape()));
+            }
+        }
+        long[] shape = x1.shape();
+        shape[shape.length - 1] = out;
+        Shapes.numel("bilinear: result", shape);
+        long rows = Shapes.product(shape, 0, shape.length - 1);
+        BilinearShape s = new BilinearShape(Math.toIntExact(rows), (int) in1, (int) in2, (int) out);
+        return compute(shape, c -> bilinear(s, x1, x2, weight, bias, c));
+    }
+
+    @Override
+    public final Tensor compactBilinearPool(Tensor x, Tensor y, CountSketch sx, CountSketch sy, PoolingOptions options) {
+        Objects.requireNonNull(options, "compactBilinearPool: options is null");
+        Objects.requireNonNull(sx, "compactBilinearPool: sx is null");
+        Objects.requireNonNull(sy, "compactBilinearPool: sy is null");
+        checkTensor("compactBilinearPool", "x", x);
+        checkTensor("compactBilinearPool", "y", y);
+        boolean maps = x.rank() == 3;
+        if (x.rank() != 2 && !maps || y.rank() != x.rank() || x.size(0) != y.size(0) || maps && x.size(1) != y.size(1)) {
+            throw new IllegalArgumentException("compactBilinearPool: expected x [B, C1] and y [B, C2], or x [B, N, C1] and "
+                    + "y [B, N, C2], with the same B and N, got x " + Shapes.toString(x.shape()) + ", y " + Shapes.toString(y.shape()));
+        }
+        long c1 = x.size(-1), c2 = y.size(-1);
+        if (sx.inputDim() != c1 || sy.inputDim() != c2 || sx.outputDim() != sy.outputDim()) {
+            throw new IllegalArgumentException("compactBilinearPool: sketches must take x's " + c1 + " and y's " + c2
+                    + " units to one d, got sx " + sx.inputDim() + " -> " + sx.outputDim() + " and sy " + sy.inputDim() + " -> "
+                    + sy.outputDim() + " for x " + Shapes.toString(x.shape()) + ", y " + Shapes.toString(y.shape()));
+        }
+        long[] shape = {x.size(0), sx.outputDim()};
+        Shapes.numel("compactBilinearPool: result", shape);
+        PoolShape s = new PoolShape((int) x.size(0), maps ? (int) x.size(1) : 1, (int) c1, (int) c2);
+        return compute(shape, out -> compactBilinearPool(s, x, y, sx, sy, options, out));
+    }
+
+    @Override
+    public final Tensor factorizedPool(Tensor x, Tensor y, FactorizedPoolOptions options) {
+        Objects.requireNonNull(options, "factorizedPool: options is null");
+        checkTensor("factorizedPool", "x", x);
+        checkTensor("factorizedPool", "y", y);
+        if (x.rank() != 2 || !Arrays.equals(x.shape(), y.shape())) {
+            throw new IllegalArgumentException("factorizedPool: expected x and y of one shape [B, S*M], got x "
+                    + Shapes.toString(x.shape()) + ", y " + Shapes.toString(y.shape()));
+        }
+        long width = x.size(1), stages = options.stages(), factor = options.factor();
+        if (width % stages != 0 || width / stages % factor != 0) {
+            throw new IllegalArgumentException("factorizedPool: the width " + width + " of x " + Shapes.toString(x.shape())
+                    + " must be stages (" + stages + ") times a multiple of the factor (" + factor + ")");
+        }
+        FactorizedShape s = new FactorizedShape((int) x.size(0), (int) stages, (int) (width / stages), (int) factor);
+        return compute(new long[] {x.size(0), width / factor}, out -> factorizedPool(s, x, y, options, out));
     }
 
     /** The bias's strides along [B, H, Lq, Lk] under PyTorch broadcasting, or an exception naming its shape. */

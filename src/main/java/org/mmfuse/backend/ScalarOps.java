@@ -1,7 +1,11 @@
 package org.mmfuse.backend;
 
 import java.util.List;
+import org.mmfuse.Activation;
 import org.mmfuse.Backend;
+import org.mmfuse.CountSketch;
+import org.mmfuse.FactorizedPoolOptions;
+import org.mmfuse.PoolingOptions;
 import org.mmfuse.Tensor;
 
 /** Plain loops on one thread: the readable reference that every other backend is tested against. */
@@ -98,5 +102,102 @@ final class ScalarOps extends HostOps {
                 for (int c = 0; c < width; c++) out[r * width + c] = in[r * wholeWidth + offset + c];
             }
         }
+    }
+
+    /** Each sample's C1 x C2 sums in double, then finished in double. */
+    @Override
+    protected void bilinearPool(PoolShape s, Tensor x, Tensor y, boolean symmetric, PoolingOptions options, Tensor out) {
+        float[] xa = x.array(), ya = y.array(), o = out.array();
+        int n = s.locations(), c1 = s.xDim(), c2 = s.yDim();
+        double[] z = new double[c1 * c2];
+        for (int b = 0; b < s.batch(); b++) {
+            for (int i = 0; i < c1; i++) {
+                for (int j = 0; j < c2; j++) {
+                    double sum = 0;
+                    for (int l = 0; l < n; l++) sum += (double) xa[(b * n + l) * c1 + i] * ya[(b * n + l) * c2 + j];
+                    z[i * c2 + j] = sum;
+                }
+            }
+            finish(z, n, options, o, b * z.length);
+        }
+    }
+
+    /** y_k = Σ_i Σ_j x1_i W_kij x2_j + b_k in double. */
+    @Override
+    protected void bilinear(BilinearShape s, Tensor x1, Tensor x2, Tensor weight, Tensor bias, Tensor out) {
+        float[] a = x1.array(), c = x2.array(), w = weight.array(), o = out.array();
+        float[] add = bias == null ? null : bias.array();
+        int in1 = s.in1(), in2 = s.in2();
+        for (int r = 0; r < s.rows(); r++) {
+            for (int k = 0; k < s.out(); k++) {
+                double sum = add == null ? 0 : add[k];
+                for (int i = 0; i < in1; i++) {
+                    double inner = 0;
+                    for (int j = 0; j < in2; j++) inner += (double) w[(k * in1 + i) * in2 + j] * c[r * in2 + j];
+                    sum += a[r * in1 + i] * inner;
+                }
+                o[r * s.out() + k] = (float) sum;
+            }
+        }
+    }
+
+    /**
+     * The count sketch of each location's outer product, summed over locations: term x_i y_j lands on
+     * (h_x(i) + h_y(j)) mod d with sign s_x(i) s_y(j), which is the circular convolution of the two
+     * sketches without any transform.
+     */
+    @Override
+    protected void compactBilinearPool(PoolShape s, Tensor x, Tensor y, CountSketch sx, CountSketch sy,
+            PoolingOptions options, Tensor out) {
+        float[] xa = x.array(), ya = y.array(), o = out.array();
+        int n = s.locations(), c1 = s.xDim(), c2 = s.yDim(), d = sx.outputDim();
+        double[] z = new double[d];
+        for (int b = 0; b < s.batch(); b++) {
+            java.util.Arrays.fill(z, 0);
+            for (int l = 0; l < n; l++) {
+                int xAt = (b * n + l) * c1, yAt = (b * n + l) * c2;
+                for (int i = 0; i < c1; i++) {
+                    double xi = sx.sign(i) * (double) xa[xAt + i];
+                    for (int j = 0; j < c2; j++) z[(sx.hash(i) + sy.hash(j)) % d] += xi * sy.sign(j) * ya[yAt + j];
+                }
+            }
+            finish(z, n, options, o, b * d);
+        }
+    }
+
+    @Override
+    protected void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options, Tensor out) {
+        float[] xa = x.array(), ya = y.array(), o = out.array();
+        int width = s.stages() * s.units(), pooled = s.pooled(), k = s.factor();
+        Activation act = options.activation();
+        double[] expansion = new double[s.units()], z = new double[pooled];
+        for (int r = 0; r < s.rows(); r++) {
+            for (int st = 0; st < s.stages(); st++) {
+                for (int u = 0; u < s.units(); u++) {
+                    int at = r * width + st * s.units() + u;
+                    double e = act.apply(xa[at]) * act.apply(ya[at]);
+                    expansion[u] = st == 0 ? e : expansion[u] * e;
+                }
+                for (int p = 0; p < pooled; p++) {
+                    double sum = 0;
+                    for (int t = 0; t < k; t++) sum += expansion[p * k + t];
+                    z[p] = sum;
+                }
+                finish(z, k, options.pooling(), o, r * s.stages() * pooled + st * pooled);
+            }
+        }
+    }
+
+    /** Mean over {@code terms}, signed square root, L2 normalisation as the options say, into out[at ..]. */
+    private static void finish(double[] z, int terms, PoolingOptions options, float[] out, int at) {
+        double sumOfSquares = 0;
+        for (int i = 0; i < z.length; i++) {
+            double v = options.mean() && terms > 0 ? z[i] / terms : z[i];
+            if (options.signedSqrt()) v = Math.signum(v) * Math.sqrt(Math.abs(v) + options.eps());
+            z[i] = v;
+            sumOfSquares += v * v;
+        }
+        double scale = options.l2Normalize() ? 1 / Math.max(Math.sqrt(sumOfSquares), 1e-12) : 1;
+        for (int i = 0; i < z.length; i++) out[at + i] = (float) (z[i] * scale);
     }
 }

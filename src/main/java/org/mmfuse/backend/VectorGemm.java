@@ -298,7 +298,7 @@ final class VectorGemm {
      * in the kernels, not in a helper: past C2's node-count cutoff a helper is not inlined, and
      * accumulators passed to a call are boxed, which made the kernel ten times slower.
      */
-    private static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc) {
+    static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc) {
         if (MR == 14) {
             kernel14(kc, pa, ao, pb, bo, c, co, ldc);
         } else {

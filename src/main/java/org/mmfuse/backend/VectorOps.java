@@ -4,6 +4,9 @@ import java.util.List;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 import org.mmfuse.Backend;
+import org.mmfuse.CountSketch;
+import org.mmfuse.FactorizedPoolOptions;
+import org.mmfuse.PoolingOptions;
 import org.mmfuse.Tensor;
 
 /**
@@ -54,5 +57,27 @@ final class VectorOps extends HostOps {
     @Override
     protected void scatter(BlockCopy plan, Tensor whole, List<Tensor> pieces) {
         HostBlockCopy.copy(plan, pieces, whole, false);
+    }
+
+    @Override
+    protected void bilinearPool(PoolShape s, Tensor x, Tensor y, boolean symmetric, PoolingOptions options, Tensor out) {
+        VectorBilinear.pool(s, x.array(), y.array(), symmetric, options, out.array());
+    }
+
+    @Override
+    protected void bilinear(BilinearShape s, Tensor x1, Tensor x2, Tensor weight, Tensor bias, Tensor out) {
+        VectorBilinear.bilinear(s, x1.array(), x2.array(), weight.array(), bias == null ? null : bias.array(), out.array());
+    }
+
+    @Override
+    protected void compactBilinearPool(PoolShape s, Tensor x, Tensor y, CountSketch sx, CountSketch sy,
+            PoolingOptions options, Tensor out) {
+        VectorCompactBilinear.pool(s, x.array(), y.array(), sx, sy, options, out.array(),
+                VectorCompactBilinear.choose(s, sx.outputDim()));
+    }
+
+    @Override
+    protected void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options, Tensor out) {
+        VectorBilinear.factorized(s, x.array(), y.array(), options, out.array());
     }
 }

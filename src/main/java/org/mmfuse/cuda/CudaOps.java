@@ -22,16 +22,22 @@ import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
 import org.mmfuse.Backend;
+import org.mmfuse.CountSketch;
 import org.mmfuse.CudaException;
 import org.mmfuse.DType;
 import org.mmfuse.Device;
+import org.mmfuse.FactorizedPoolOptions;
+import org.mmfuse.PoolingOptions;
 import org.mmfuse.DeviceMemory;
 import org.mmfuse.Shapes;
 import org.mmfuse.Tensor;
 import org.mmfuse.backend.AbstractOps;
 import org.mmfuse.backend.AttentionShape;
+import org.mmfuse.backend.BilinearShape;
 import org.mmfuse.backend.BlockCopy;
+import org.mmfuse.backend.FactorizedShape;
 import org.mmfuse.backend.Gemm;
+import org.mmfuse.backend.PoolShape;
 
 /**
  * The CUDA backend: libmmfuse's kernels on one device. Work is queued on the calling thread's
@@ -260,5 +266,33 @@ public final class CudaOps extends AbstractOps {
         // The Java checks should have caught every argument error: reaching here is a bug in MMFuse.
         throw new IllegalStateException(op + ": libmmfuse refused the call (status " + status + "): "
                 + MmfNative.mmf_last_error());
+    }
+
+    // The bilinear family has no CUDA kernels yet: these refuse before touching the device.
+
+    @Override
+    protected void bilinearPool(PoolShape s, Tensor x, Tensor y, boolean symmetric, PoolingOptions options, Tensor out) {
+        throw notYet("bilinearPool");
+    }
+
+    @Override
+    protected void bilinear(BilinearShape s, Tensor x1, Tensor x2, Tensor weight, Tensor bias, Tensor out) {
+        throw notYet("bilinear");
+    }
+
+    @Override
+    protected void compactBilinearPool(PoolShape s, Tensor x, Tensor y, CountSketch sx, CountSketch sy,
+            PoolingOptions options, Tensor out) {
+        throw notYet("compactBilinearPool");
+    }
+
+    @Override
+    protected void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options, Tensor out) {
+        throw notYet("factorizedPool");
+    }
+
+    private static UnsupportedOperationException notYet(String op) {
+        return new UnsupportedOperationException(op + " has no CUDA kernel yet: run it on the vector or scalar backend "
+                + "(move the tensors with Tensor.to(Device.CPU))");
     }
 }

@@ -1,0 +1,97 @@
+package org.mmfuse.backend;
+
+import java.util.Arrays;
+
+/**
+ * A matrix product whose result is consumed, not stored: C = A · B over the whole k at once, one
+ * MR x NR tile at a time into a small scratch tile that an {@link Epilogue} reads while it is in L1.
+ * Bilinear pooling finishes its tiles there (mean, signed square root, sums of squares), the bilinear
+ * layer dots them with x2, compact pooling scatters them into a sketch, and none of them writes C.
+ *
+ * <p>A and B are packed first into {@link VectorGemm}'s panel layouts (MR rows of A, NR columns of B,
+ * zero-padded at the edges) from any pair of strides, so a transposed operand costs nothing extra.
+ * Runs on the calling thread: the callers parallelise over independent products (samples, outputs).
+ */
+final class TileProduct {
+    static final int MR = VectorGemm.MR;
+    static final int NR = VectorGemm.NR;
+
+    /** Reads one finished tile: {@code tile[i * NR + j]} is C[row + i, col + j] for i < rows, j < cols. */
+    interface Epilogue {
+        void accept(float[] tile, int row, int col, int rows, int cols);
+    }
+
+    private TileProduct() {}
+
+    /** Floats that {@link #packA} writes for m rows. */
+    static int packedASize(int m, int k) {
+        return Math.multiplyExact(panels(m, MR) * MR, k);
+    }
+
+    /** Floats that {@link #packB} writes for n columns. */
+    static int packedBSize(int k, int n) {
+        return Math.multiplyExact(panels(n, NR) * NR, k);
+    }
+
+    static int panels(int size, int width) {
+        return (size + width - 1) / width;
+    }
+
+    /**
+     * A [m, k] with A[i, p] = src[at + i * rowStride + p * colStride] into panels of MR rows, each k x MR
+     * with a row's MR values together; rows past m are zero.
+     */
+    static void packA(float[] src, int at, int rowStride, int colStride, int m, int k, float[] dst) {
+        pack(src, at, rowStride, colStride, m, k, MR, dst);
+    }
+
+    /** B [k, n] with B[p, j] = src[at + p * rowStride + j * colStride] into panels of NR columns. */
+    static void packB(float[] src, int at, int rowStride, int colStride, int k, int n, float[] dst) {
+        pack(src, at, colStride, rowStride, n, k, NR, dst);
+    }
+
+    /**
+     * Lines [count] of length k (line i, step p at src[at + i * lineStride + p * stepStride]) into panels
+     * of {@code width} lines interleaved by step. The loop runs along whichever stride is 1.
+     */
+    private static void pack(float[] src, int at, int lineStride, int stepStride, int count, int k, int width,
+            float[] dst) {
+        for (int panel = 0, first = 0; first < count; panel++, first += width) {
+            int lines = Math.min(width, count - first), base = panel * k * width;
+            if (lineStride == 1) {
+                for (int p = 0; p < k; p++) {
+                    int from = at + first + p * stepStride, to = base + p * width;
+                    System.arraycopy(src, from, dst, to, lines);
+                    if (lines < width) Arrays.fill(dst, to + lines, to + width, 0f);
+                }
+            } else {
+                for (int i = 0; i < width; i++) {
+                    if (i < lines) {
+                        int from = at + (first + i) * lineStride;
+                        for (int p = 0; p < k; p++) dst[base + p * width + i] = src[from + p * stepStride];
+                    } else {
+                        for (int p = 0; p < k; p++) dst[base + p * width + i] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Every tile of C [m, n] = A · B from packed panels. For each panel of B (kept in L1/L2 while it
+     * lasts) the panels of A stream past it.
+     *
+     * @param tile scratch of MR * NR floats
+     */
+    static void multiply(int m, int n, int k, float[] packedA, float[] packedB, float[] tile,
+            Epilogue epilogue) {
+        for (int col = 0; col < n; col += NR) {
+            int bAt = col / NR * k * NR;
+            for (int row = 0; row < m; row += MR) {
+                Arrays.fill(tile, 0f);
+                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, bAt, tile, 0, NR);
+                epilogue.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+package org.mmfuse.backend;
+
+import static org.mmfuse.backend.TileProduct.MR;
+import static org.mmfuse.backend.TileProduct.NR;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+import org.mmfuse.Activation;
+import org.mmfuse.FactorizedPoolOptions;
+import org.mmfuse.PoolingOptions;
+
+/**
+ * The bilinear family on the Vector API: full bilinear pooling and the bilinear layer as
+ * {@link TileProduct}s with fused epilogues, and factorized (MLB/MFB/MFH) pooling. Compact bilinear
+ * pooling is {@link VectorCompactBilinear}.
+ */
+final class VectorBilinear {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+
+    private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[3][]);
+    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MR * NR]);
+
+    private VectorBilinear() {}
+
+    /** This thread's scratch array number {@code slot}, at least {@code size} floats, contents unspecified. */
+    static float[] scratch(int slot, int size) {
+        float[][] all = BUFFERS.get();
+        if (all[slot] == null || all[slot].length < size) all[slot] = new float[size];
+        return all[slot];
+    }
+
+    static float[] tile() {
+        return TILE.get();
+    }
+
+    /** How many pieces to cut each of {@code items} into so that every thread gets about two tasks. */
+    static int piecesPerItem(int items, int maxPieces) {
+        int threads = CpuThreads.SHARED.threads();
+        if (items >= 2 * threads) return 1;
+        return Math.max(1, Math.min(maxPieces, (2 * threads + items - 1) / Math.max(items, 1)));
+    }
+
+    // ---- full bilinear pooling ---------------------------------------------------------------------------
+
+    /**
+     * Per sample, Xᵀ Y as tiles finished in the epilogue (mean and signed square root applied, squares
+     * summed) and stored once; the L2 scale is a second pass over each sample's rows, which the sample's
+     * last tiles have just left in cache. Samples are cut into row ranges when there are too few of them
+     * to keep every thread busy. Symmetric products compute the tiles on or above the diagonal and mirror them.
+     */
+    static void pool(PoolShape s, float[] x, float[] y, boolean symmetric, PoolingOptions o, float[] out) {
+        int n = s.locations(), c1 = s.xDim(), c2 = s.yDim();
+        if (s.batch() == 0 || c1 == 0 || c2 == 0) return;
+        int panels = TileProduct.panels(c1, MR);
+        int pieces = piecesPerItem(s.batch(), panels);
+        double[] squares = new double[s.batch() * pieces];
+        float scale = o.mean() && n > 0 ? 1f / n : 1f;
+        CpuThreads.SHARED.run(s.batch() * pieces, t -> {
+            int b = t / pieces, piece = t % pieces;
+            int row0 = panels * piece / pieces * MR, row1 = Math.min(c1, panels * (piece + 1) / pieces * MR);
+            int rows = row1 - row0;
+            if (rows <= 0) return;
+            float[] pa = scratch(0, TileProduct.packedASize(rows, n)), pb = scratch(1, TileProduct.packedBSize(n, c2));
+            TileProduct.packA(x, b * n * c1 + row0, 1, c1, rows, n, pa);
+            TileProduct.packB(y, b * n * c2, c2, 1, n, c2, pb);
+            PoolEpilogue e = new PoolEpilogue(out, (long) b * c1 * c2, c2, row0, scale, o, symmetric);
+            if (symmetric) {
+                upperTiles(rows, c2, n, row0, pa, pb, e);
+            } else {
+                TileProduct.multiply(rows, c2, n, pa, pb, tile(), e);
+            }
+            squares[t] = e.squares;
+        });
+        if (!o.l2Normalize()) return;
+        int length = c1 * c2;
+        CpuThreads.SHARED.run(s.batch(), b -> {
+            double sum = 0;
+            for (int piece = 0; piece < pieces; piece++) sum += squares[b * pieces + piece];
+            scaleRange(out, b * length, length, (float) (1 / Math.max(Math.sqrt(sum), 1e-12)));
+        });
+    }
+
+    /** As {@link TileProduct#multiply}, skipping tiles wholly below the diagonal (global rows from row0). */
+    private static void upperTiles(int m, int n, int k, int row0, float[] pa, float[] pb, TileProduct.Epilogue e) {
+        float[] tile = tile();
+        for (int col = 0; col < n; col += NR) {
+            int bAt = col / NR * k * NR;
+            for (int row = 0; row < m; row += MR) {
+                if (col + NR <= row0 + row) continue;
+                java.util.Arrays.fill(tile, 0f);
+                VectorGemm.kernel(k, pa, row / MR * k * MR, pb, bAt, tile, 0, NR);
+                e.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));
+            }
+        }
+    }
+
+    /** Finishes tiles of one sample's pooled matrix and stores them; keeps the sum of squares stored. */
+    private static final class PoolEpilogue implements TileProduct.Epilogue {
+        private final float[] out;
+        private final int base;
+        private final int width;
+        private final int row0;
+        private final float scale;
+        private final boolean signedSqrt;
+        private final float eps;
+        private final boolean symmetric;
+        double squares;
+
+        PoolEpilogue(float[] out, long base, int width, int row0, float scale, PoolingOptions o, boolean symmetric) {
+            this.out = out;
+            this.base = (int) base;
+            this.width = width;
+            this.row0 = row0;
+            this.scale = scale;
+            this.signedSqrt = o.signedSqrt();
+            this.eps = (float) o.eps();
+            this.symmetric = symmetric;
+        }
+
+        @Override
+        public void accept(float[] tile, int row, int col, int rows, int cols) {
+            for (int i = 0; i < rows; i++) {
+                int globalRow = row0 + row + i;
+                // Symmetric: this row keeps columns >= its own index; those above the diagonal are mirrored.
+                int first = symmetric ? Math.max(0, globalRow - col) : 0;
+                if (first >= cols) continue;
+                squares += finishRow(tile, i * NR, first, cols, scale, signedSqrt, eps, out, base + globalRow * width + col);
+                if (symmetric) {
+                    for (int j = Math.max(first, globalRow + 1 - col); j < cols; j++) {
+                        float v = tile[i * NR + j];
+                        out[base + (col + j) * width + globalRow] = v;
+                        squares += (double) v * v;
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * One tile row's columns [first, cols): scaled, signed-square-rooted if asked, stored at out[at + j]
+     * and written back to the tile (for mirroring); returns the sum of their squares.
+     */
+    private static double finishRow(float[] tile, int t, int first, int cols, float scale, boolean signedSqrt,
+            float eps, float[] out, int at) {
+        FloatVector squares = FloatVector.zero(S);
+        for (int j = 0; j < NR; j += L) {
+            if (j >= cols) break;
+            VectorMask<Float> keep = S.indexInRange(j - first, NR).and(S.indexInRange(j, cols));
+            FloatVector v = FloatVector.fromArray(S, tile, t + j).mul(scale);
+            if (signedSqrt) v = signedSqrt(v, eps);
+            v.intoArray(tile, t + j);
+            v.intoArray(out, at + j, keep);
+            squares = v.fma(v, squares).blend(squares, keep.not());
+        }
+        return squares.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** sign(v) sqrt(|v| + eps), lane by lane: 0 stays 0 and NaN stays NaN, as with torch.sign. */
+    static FloatVector signedSqrt(FloatVector v, float eps) {
+        FloatVector root = v.abs().add(eps).sqrt();
+        return root.blend(root.neg(), v.compare(VectorOperators.LT, 0f)).blend(0f, v.compare(VectorOperators.EQ, 0f));
+    }
+
+    /** a[at .. at + length) *= factor. */
+    static void scaleRange(float[] a, int at, int length, float factor) {
+        int i = 0;
+        for (; i <= length - L; i += L) FloatVector.fromArray(S, a, at + i).mul(factor).intoArray(a, at + i);
+        for (; i < length; i++) a[at + i] *= factor;
+    }
+
+    /**
+     * Finishes a[at .. at + length) in place as the options say: divide by {@code terms} (mean), signed
+     * square root, then L2 normalisation.
+     */
+    static void finish(float[] a, int at, int length, int terms, PoolingOptions o) {
+        float scale = o.mean() && terms > 0 ? 1f / terms : 1f;
+        float eps = (float) o.eps();
+        FloatVector squares = FloatVector.zero(S);
+        int i = 0;
+        for (; i < length; i += L) {
+            VectorMask<Float> m = S.indexInRange(i, length);
+            FloatVector v = FloatVector.fromArray(S, a, at + i, m).mul(scale);
+            if (o.signedSqrt()) v = signedSqrt(v, eps);
+            v.intoArray(a, at + i, m);
+            squares = v.fma(v, squares).blend(squares, m.not());
+        }
+        if (o.l2Normalize()) {
+            double norm = Math.sqrt(squares.reduceLanes(VectorOperators.ADD));
+            scaleRange(a, at, length, (float) (1 / Math.max(norm, 1e-12)));
+        }
+    }
+
+    // ---- bilinear layer ---------------------------------------------------------------------------------
+
+    /**
+     * {@code nn.Bilinear}: for each output k, T = W_kᵀ x1ᵀ [in2, rows] as tiles, each tile's rows dotted
+     * with x2's matching columns into y[:, k] in the epilogue; T is never stored, W_k is packed once and
+     * read from memory once. x1ᵀ (packed) and x2ᵀ are shared by every k. Outputs are spread over threads.
+     */
+    static void bilinear(BilinearShape s, float[] x1, float[] x2, float[] w, float[] bias, float[] out) {
+        int rows = s.rows(), in1 = s.in1(), in2 = s.in2(), outs = s.out();
+        if (rows == 0 || outs == 0) return;
+        if (in1 == 0 || in2 == 0) {
+            for (int r = 0; r < rows; r++) {
+                for (int k = 0; k < outs; k++) out[r * outs + k] = bias == null ? 0f : bias[k];
+            }
+            return;
+        }
+        int paddedRows = TileProduct.panels(rows, NR) * NR;
+        float[] x1t = new float[TileProduct.packedBSize(in1, rows)];
+        TileProduct.packB(x1, 0, 1, in1, in1, rows, x1t); // B[p, r] = x1[r, p]
+        float[] x2t = new float[in2 * paddedRows];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < in2; j++) x2t[j * paddedRows + r] = x2[r * in2 + j];
+        }
+        CpuThreads.SHARED.run(outs, k -> {
+            float[] pa = scratch(0, TileProduct.packedASize(in2, in1));
+            TileProduct.packA(w, k * in1 * in2, 1, in2, in2, in1, pa); // A[j, p] = W[k, p, j]
+            float[] acc = scratch(1, paddedRows);
+            java.util.Arrays.fill(acc, 0, paddedRows, 0f);
+            TileProduct.multiply(in2, rows, in1, pa, x1t, tile(), (tile, row, col, tileRows, cols) -> {
+                for (int i = 0; i < tileRows; i++) dotColumns(tile, i * NR, x2t, (row + i) * paddedRows + col, acc, col);
+            });
+            float b = bias == null ? 0f : bias[k];
+            for (int r = 0; r < rows; r++) out[r * outs + k] = acc[r] + b;
+        });
+    }
+
+    /** acc[col .. col + NR) += tile row · x2ᵀ row, lane by lane. */
+    private static void dotColumns(float[] tile, int t, float[] x2t, int x, float[] acc, int col) {
+        for (int j = 0; j < NR; j += L) {
+            FloatVector.fromArray(S, tile, t + j).fma(FloatVector.fromArray(S, x2t, x + j),
+                    FloatVector.fromArray(S, acc, col + j)).intoArray(acc, col + j);
+        }
+    }
+
+    // ---- factorized pooling ---------------------------------------------------------------------------
+
+    /** Row by row: the stage's expansion in a scratch row, its group sums, then the finish; rows spread over threads. */
+    static void factorized(FactorizedShape s, float[] x, float[] y, FactorizedPoolOptions o, float[] out) {
+        int units = s.units(), k = s.factor(), pooled = s.pooled(), width = s.stages() * units;
+        int rowsPerTask = Math.max(1, 4096 / Math.max(width, 1));
+        int tasks = (s.rows() + rowsPerTask - 1) / rowsPerTask;
+        Activation act = o.activation();
+        CpuThreads.SHARED.run(tasks, t -> {
+            float[] expansion = scratch(0, units);
+            for (int r = t * rowsPerTask; r < Math.min(s.rows(), (t + 1) * rowsPerTask); r++) {
+                for (int st = 0; st < s.stages(); st++) {
+                    int in = r * width + st * units;
+                    expand(x, y, in, units, act, st > 0, expansion);
+                    int at = (r * s.stages() + st) * pooled;
+                    for (int p = 0; p < pooled; p++) {
+                        float sum = 0;
+                        for (int u = p * k; u < (p + 1) * k; u++) sum += expansion[u];
+                        out[at + p] = sum;
+                    }
+                    finish(out, at, pooled, k, o.pooling());
+                }
+            }
+        });
+    }
+
+    /** e[u] (∘)= act(x[in + u]) * act(y[in + u]) for u < units; multiplies into e when {@code carry}. */
+    private static void expand(float[] x, float[] y, int in, int units, Activation act, boolean carry, float[] e) {
+        int u = 0;
+        for (; u < units; u += L) {
+            VectorMask<Float> m = S.indexInRange(u, units);
+            FloatVector a = activate(FloatVector.fromArray(S, x, in + u, m), act);
+            FloatVector b = activate(FloatVector.fromArray(S, y, in + u, m), act);
+            FloatVector p = a.mul(b);
+            if (carry) p = p.mul(FloatVector.fromArray(S, e, u, m));
+            p.intoArray(e, u, m);
+        }
+    }
+
+    private static FloatVector activate(FloatVector v, Activation act) {
+        switch (act) {
+            case RELU:
+                return v.blend(0f, v.compare(VectorOperators.LT, 0f));
+            case TANH:
+                return v.lanewise(VectorOperators.TANH);
+            default:
+                return v;
+        }
+    }
+}
