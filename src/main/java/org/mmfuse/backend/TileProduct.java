@@ -1,6 +1,8 @@
 package org.mmfuse.backend;
 
 import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * A matrix product whose result is consumed, not stored: C = A · B over the whole k at once, one
@@ -15,6 +17,8 @@ import java.util.Arrays;
 final class TileProduct {
     static final int MR = VectorGemm.MR;
     static final int NR = VectorGemm.NR;
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
 
     /** Reads one finished tile: {@code tile[i * NR + j]} is C[row + i, col + j] for i < rows, j < cols. */
     interface Epilogue {
@@ -56,7 +60,28 @@ final class TileProduct {
      */
     private static void pack(float[] src, int at, int lineStride, int stepStride, int count, int k, int width,
             float[] dst) {
-        for (int panel = 0, first = 0; first < count; panel++, first += width) {
+        int panels = panels(count, width);
+        if (lineStride == 1 && width == NR) {
+            // B from a row-major source, step by step: each step's NR-wide lines copied as two vectors, in
+            // one sequential run over the source row, which the prefetchers stream at full bandwidth (the
+            // bilinear layer's 268 MB weight went 2.2x faster than panel by panel, 2 KB strides apart).
+            for (int p = 0; p < k; p++) {
+                int from = at + p * stepStride;
+                for (int panel = 0, first = 0; panel < panels; panel++, first += width) {
+                    int lines = Math.min(width, count - first), to = (panel * k + p) * width;
+                    if (lines == NR) {
+                        FloatVector.fromArray(S, src, from + first).intoArray(dst, to);
+                        FloatVector.fromArray(S, src, from + first + L).intoArray(dst, to + L);
+                    } else {
+                        System.arraycopy(src, from + first, dst, to, lines);
+                        Arrays.fill(dst, to + lines, to + width, 0f);
+                    }
+                }
+            }
+            return;
+        }
+        // Panel by panel: each panel's destination written in order (3x faster for A panels, measured).
+        for (int panel = 0, first = 0; panel < panels; panel++, first += width) {
             int lines = Math.min(width, count - first), base = panel * k * width;
             if (lineStride == 1) {
                 for (int p = 0; p < k; p++) {
@@ -64,14 +89,14 @@ final class TileProduct {
                     System.arraycopy(src, from, dst, to, lines);
                     if (lines < width) Arrays.fill(dst, to + lines, to + width, 0f);
                 }
-            } else {
-                for (int i = 0; i < width; i++) {
-                    if (i < lines) {
-                        int from = at + (first + i) * lineStride;
-                        for (int p = 0; p < k; p++) dst[base + p * width + i] = src[from + p * stepStride];
-                    } else {
-                        for (int p = 0; p < k; p++) dst[base + p * width + i] = 0f;
-                    }
+                continue;
+            }
+            for (int i = 0; i < width; i++) {
+                if (i < lines) {
+                    int from = at + (first + i) * lineStride;
+                    for (int p = 0; p < k; p++) dst[base + p * width + i] = src[from + p * stepStride];
+                } else {
+                    for (int p = 0; p < k; p++) dst[base + p * width + i] = 0f;
                 }
             }
         }

@@ -196,45 +196,39 @@ final class VectorBilinear {
     // ---- bilinear layer ---------------------------------------------------------------------------------
 
     /**
-     * {@code nn.Bilinear}: for each output k, T = W_kᵀ x1ᵀ [in2, rows] as tiles, each tile's rows dotted
-     * with x2's matching columns into y[:, k] in the epilogue; T is never stored, W_k is packed once and
-     * read from memory once. x1ᵀ (packed) and x2ᵀ are shared by every k. Outputs are spread over threads.
+     * {@code nn.Bilinear}: for each output k, T = x1 W_k [rows, in2] as tiles, each tile row multiplied
+     * lane by lane with x2's matching columns into per-row partial sums; T is never stored. x1 is packed
+     * once for every k. W_k, the one large operand (268 MB at 256 x 512 x 512, read once per call), is
+     * packed by one sequential pass over it: read in place, column panel by column panel, its rows 2 KB
+     * apart defeated the prefetchers and the kernel waited on memory (2.2x slower, measured).
      */
     static void bilinear(BilinearShape s, float[] x1, float[] x2, float[] w, float[] bias, float[] out) {
         int rows = s.rows(), in1 = s.in1(), in2 = s.in2(), outs = s.out();
         if (rows == 0 || outs == 0) return;
-        if (in1 == 0 || in2 == 0) {
-            for (int r = 0; r < rows; r++) {
-                for (int k = 0; k < outs; k++) out[r * outs + k] = bias == null ? 0f : bias[k];
-            }
-            return;
-        }
-        int paddedRows = TileProduct.panels(rows, NR) * NR;
-        float[] x1t = new float[TileProduct.packedBSize(in1, rows)];
-        TileProduct.packB(x1, 0, 1, in1, in1, rows, x1t); // B[p, r] = x1[r, p]
-        float[] x2t = new float[in2 * paddedRows];
-        for (int r = 0; r < rows; r++) {
-            for (int j = 0; j < in2; j++) x2t[j * paddedRows + r] = x2[r * in2 + j];
-        }
+        float[] pa = new float[TileProduct.packedASize(rows, in1)];
+        TileProduct.packA(x1, 0, in1, 1, rows, in1, pa);
         CpuThreads.SHARED.run(outs, k -> {
-            float[] pa = scratch(0, TileProduct.packedASize(in2, in1));
-            TileProduct.packA(w, k * in1 * in2, 1, in2, in2, in1, pa); // A[j, p] = W[k, p, j]
-            float[] acc = scratch(1, paddedRows);
-            java.util.Arrays.fill(acc, 0, paddedRows, 0f);
-            TileProduct.multiply(in2, rows, in1, pa, x1t, tile(), (tile, row, col, tileRows, cols) -> {
-                for (int i = 0; i < tileRows; i++) dotColumns(tile, i * NR, x2t, (row + i) * paddedRows + col, acc, col);
+            float[] pb = scratch(0, TileProduct.packedBSize(in1, in2)), partial = scratch(1, rows * L), tile = tile();
+            TileProduct.packB(w, k * in1 * in2, in2, 1, in1, in2, pb);
+            java.util.Arrays.fill(partial, 0, rows * L, 0f);
+            TileProduct.multiply(rows, in2, in1, pa, pb, tile, (t, row, col, tileRows, cols) -> {
+                for (int i = 0; i < tileRows; i++) multiplyRow(t, i * NR, x2, (row + i) * in2 + col, cols, partial, (row + i) * L);
             });
             float b = bias == null ? 0f : bias[k];
-            for (int r = 0; r < rows; r++) out[r * outs + k] = acc[r] + b;
+            for (int r = 0; r < rows; r++) {
+                out[r * outs + k] = FloatVector.fromArray(S, partial, r * L).reduceLanes(VectorOperators.ADD) + b;
+            }
         });
     }
 
-    /** acc[col .. col + NR) += tile row · x2ᵀ row, lane by lane. */
-    private static void dotColumns(float[] tile, int t, float[] x2t, int x, float[] acc, int col) {
-        for (int j = 0; j < NR; j += L) {
-            FloatVector.fromArray(S, tile, t + j).fma(FloatVector.fromArray(S, x2t, x + j),
-                    FloatVector.fromArray(S, acc, col + j)).intoArray(acc, col + j);
+    /** partial[at .. at + L) += tile row [0, cols) · x2 row [0, cols), lane by lane. */
+    private static void multiplyRow(float[] tile, int t, float[] x2, int x, int cols, float[] partial, int at) {
+        FloatVector sum = FloatVector.fromArray(S, partial, at);
+        for (int j = 0; j < cols; j += L) {
+            VectorMask<Float> m = S.indexInRange(j, cols);
+            sum = FloatVector.fromArray(S, tile, t + j).fma(FloatVector.fromArray(S, x2, x + j, m), sum);
         }
+        sum.intoArray(partial, at);
     }
 
     // ---- factorized pooling ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import org.mmfuse.PoolingOptions;
  * Neither forms a [B, N, d] intermediate: the transforms keep one spectrum per sample.
  */
 final class VectorCompactBilinear {
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> S = BatchFft.S;
     private static final int LANES = BatchFft.LANES;
 
     enum Route { TRANSFORMS, OUTER_PRODUCT }

@@ -1,0 +1,141 @@
+package org.mmfuse.backend;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * c [m, n] = a [m, k] · wᵀ (+ bias) for a weight w [n, k] (a Linear layer's layout) and a batch small
+ * enough to stay in L2: dot products along k, with no packing. For a batch of 64 the packed kernel
+ * copies the whole weight (49 MB for 6000 x 2048) into panels that it then reads back from L3, while
+ * the weight is used only 64 times; here every weight row is read once, straight from memory. It
+ * reaches about 150 GFLOP/s on 2 cores whatever k (256 to 2048), a third of the FMA peak: what holds
+ * it there is not yet known (not 4 KB aliasing of the rows: k = 2064 runs as fast as 2048).
+ *
+ * <pre>
+ * for j0 in n, step 6            six weight rows: 6 k-long streams, kept in L1/L2 for the next loop
+ *   for i0 in m, step 4          four rows of a, from L2
+ *     24 vector accumulators along k, then 24 lane sums
+ * </pre>
+ *
+ * Threads take runs of weight rows. Edges (rows past a multiple of 4, weight rows past a multiple of 6)
+ * use one-by-one dot products.
+ */
+final class DotGemm {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    private static final int ROWS = 4, COLS = 6;
+
+    private DotGemm() {}
+
+    static void multiply(int m, int n, int k, float[] a, float[] w, float[] bias, float[] c, int threads) {
+        int blocks = (n + COLS - 1) / COLS;
+        int runs = Math.min(blocks, 4 * threads);
+        CpuThreads.SHARED.run(threads == 1 ? 1 : runs, t -> {
+            int runCount = threads == 1 ? 1 : runs;
+            for (int block = blocks * t / runCount; block < blocks * (t + 1) / runCount; block++) {
+                int j0 = block * COLS, cols = Math.min(COLS, n - j0);
+                int i0 = 0;
+                if (cols == COLS) {
+                    for (; i0 + ROWS <= m; i0 += ROWS) kernel(k, a, i0 * k, w, j0 * k, bias, j0, c, i0 * n + j0, n);
+                }
+                for (int i = i0; i < m; i++) {
+                    for (int j = j0; j < j0 + cols; j++) {
+                        c[i * n + j] = dot(a, i * k, w, j * k, k) + (bias == null ? 0f : bias[j]);
+                    }
+                }
+            }
+        });
+    }
+
+    /** c[4, 6] at co = a rows [ao, ao + 4k) · w rows [wo, wo + 6k)ᵀ (+ bias[j0 ..]). */
+    private static void kernel(int k, float[] a, int ao, float[] w, int wo, float[] bias, int j0, float[] c, int co,
+            int ldc) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c03 = c00, c04 = c00, c05 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00, c14 = c00, c15 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00, c24 = c00, c25 = c00;
+        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00, c34 = c00, c35 = c00;
+        int vectorEnd = k - k % L;
+        for (int p = 0; p < vectorEnd; p += L) {
+            FloatVector a0 = FloatVector.fromArray(S, a, ao + p), a1 = FloatVector.fromArray(S, a, ao + k + p);
+            FloatVector a2 = FloatVector.fromArray(S, a, ao + 2 * k + p), a3 = FloatVector.fromArray(S, a, ao + 3 * k + p);
+            FloatVector b = FloatVector.fromArray(S, w, wo + p);
+            c00 = a0.fma(b, c00);
+            c10 = a1.fma(b, c10);
+            c20 = a2.fma(b, c20);
+            c30 = a3.fma(b, c30);
+            b = FloatVector.fromArray(S, w, wo + k + p);
+            c01 = a0.fma(b, c01);
+            c11 = a1.fma(b, c11);
+            c21 = a2.fma(b, c21);
+            c31 = a3.fma(b, c31);
+            b = FloatVector.fromArray(S, w, wo + 2 * k + p);
+            c02 = a0.fma(b, c02);
+            c12 = a1.fma(b, c12);
+            c22 = a2.fma(b, c22);
+            c32 = a3.fma(b, c32);
+            b = FloatVector.fromArray(S, w, wo + 3 * k + p);
+            c03 = a0.fma(b, c03);
+            c13 = a1.fma(b, c13);
+            c23 = a2.fma(b, c23);
+            c33 = a3.fma(b, c33);
+            b = FloatVector.fromArray(S, w, wo + 4 * k + p);
+            c04 = a0.fma(b, c04);
+            c14 = a1.fma(b, c14);
+            c24 = a2.fma(b, c24);
+            c34 = a3.fma(b, c34);
+            b = FloatVector.fromArray(S, w, wo + 5 * k + p);
+            c05 = a0.fma(b, c05);
+            c15 = a1.fma(b, c15);
+            c25 = a2.fma(b, c25);
+            c35 = a3.fma(b, c35);
+        }
+        // The lane sums written out here, not in a helper: vectors passed to a call that C2 does not inline are boxed.
+        c[co] = c00.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0]);
+        c[co + 1] = c01.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 1]);
+        c[co + 2] = c02.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 2]);
+        c[co + 3] = c03.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 3]);
+        c[co + 4] = c04.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 4]);
+        c[co + 5] = c05.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 5]);
+        c[co + ldc] = c10.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0]);
+        c[co + ldc + 1] = c11.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 1]);
+        c[co + ldc + 2] = c12.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 2]);
+        c[co + ldc + 3] = c13.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 3]);
+        c[co + ldc + 4] = c14.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 4]);
+        c[co + ldc + 5] = c15.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 5]);
+        c[co + 2 * ldc] = c20.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0]);
+        c[co + 2 * ldc + 1] = c21.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 1]);
+        c[co + 2 * ldc + 2] = c22.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 2]);
+        c[co + 2 * ldc + 3] = c23.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 3]);
+        c[co + 2 * ldc + 4] = c24.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 4]);
+        c[co + 2 * ldc + 5] = c25.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 5]);
+        c[co + 3 * ldc] = c30.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0]);
+        c[co + 3 * ldc + 1] = c31.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 1]);
+        c[co + 3 * ldc + 2] = c32.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 2]);
+        c[co + 3 * ldc + 3] = c33.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 3]);
+        c[co + 3 * ldc + 4] = c34.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 4]);
+        c[co + 3 * ldc + 5] = c35.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 5]);
+        if (vectorEnd < k) addTails(k, vectorEnd, a, ao, w, wo, c, co, ldc);
+    }
+
+    /** The last k % L terms of each of the 24 dot products, which the vector loop left out. */
+    private static void addTails(int k, int from, float[] a, int ao, float[] w, int wo, float[] c, int co, int ldc) {
+        for (int i = 0; i < ROWS; i++) {
+            for (int j = 0; j < COLS; j++) {
+                float sum = 0;
+                for (int p = from; p < k; p++) sum += a[ao + i * k + p] * w[wo + j * k + p];
+                c[co + i * ldc + j] += sum;
+            }
+        }
+    }
+
+    private static float dot(float[] x, int xo, float[] y, int yo, int k) {
+        FloatVector acc = FloatVector.zero(S);
+        for (int p = 0; p < k; p += L) {
+            VectorMask<Float> m = S.indexInRange(p, k);
+            acc = FloatVector.fromArray(S, x, xo + p, m).fma(FloatVector.fromArray(S, y, yo + p, m), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+}
