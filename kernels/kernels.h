@@ -113,4 +113,41 @@ size_t attention_shared_bytes(const AttentionParams& p, int compute_major, int s
 // which reads p.lse (the caller supplies scratch for it if it did not ask for it).
 cudaError_t attention_launch(const AttentionParams& p, int compute_major, int shared_optin, cudaStream_t stream);
 
+// ---- bilinear family ----------------------------------------------------------------------------------
+
+// Columns of a row that one block of the finishing kernels takes.
+constexpr int64_t kFinishChunk = 8192;
+// Activations of factorized pooling (the values of mmf_activation in mmfuse.h).
+constexpr int kActivationNone = 0, kActivationRelu = 1, kActivationTanh = 2;
+
+// Blocks per row of launch_finish_rows: its partial buffer holds rows * this many floats.
+int64_t finish_chunks_per_row(int64_t cols);
+
+// In place on z [rows, cols]: v = scale * z, then sign(v) sqrt(|v| + eps) if root, then (if l2) each row
+// divided by max(its L2 norm, 1e-12); partial: rows * finish_chunks_per_row(cols) floats of scratch.
+cudaError_t launch_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int root, float eps, int l2,
+                               float* partial, cudaStream_t stream);
+
+// y[r * ldy + k] = x1[r, :in1] . t[r, k, :in1] + bias[k] for r < rows, k < outs (bias may be NULL).
+cudaError_t launch_row_dots(const float* x1, const float* t, const float* bias, float* y, int64_t ldy, int64_t rows,
+                            int outs, int in1, cudaStream_t stream);
+
+// out [items, d] = the count sketch of x [items, dim]: bucket u gathers units[offsets[u] .. offsets[u + 1]).
+cudaError_t launch_sketch_gather(const float* x, int64_t items, int dim, const int* offsets, const int* units,
+                                 const float* sign, int d, float* out, cudaStream_t stream);
+
+// p = a * b / d over n complex values (interleaved float pairs).
+cudaError_t launch_spectrum_product(const void* a, const void* b, void* p, int64_t n, float inverse_d,
+                                    cudaStream_t stream);
+
+// out [samples, d] = the count sketch of each z [c1, c2] under hash (h1(i) + h2(j)) mod d, sign s1(i) s2(j);
+// y's sketch as CSR buckets (offsets2 [d + 1], units2 [c2]).
+cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, int c2, const int* hash1,
+                                       const float* sign1, const int* offsets2, const int* units2,
+                                       const float* sign2, int d, float* out, cudaStream_t stream);
+
+// out [rows, stages, units / factor]: the group sums of factorized pooling (before finishing).
+cudaError_t launch_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
+                                   int activation, float* out, cudaStream_t stream);
+
 }  // namespace mmf

@@ -259,6 +259,7 @@ int main() {
     }
     std::printf("concat/split: %d passed, %d failed\n", checks - failures, failures);
     failures += check_attention();
+    failures += check_bilinear();
 
     const float copy_gbps = copy_bandwidth_gbps();
     std::printf("\ncudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_gbps);

@@ -36,3 +36,7 @@ inline int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distrib
 // Attention: random and edge-case shapes against a double-precision reference (attention.cpp).
 // Returns the number of failed checks; prints one line per failure and a summary.
 int check_attention();
+
+// The bilinear family's kernels against double-precision references (bilinear.cpp). Returns the number
+// of failed values.
+int check_bilinear();

@@ -103,6 +103,46 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
                   const int64_t* bias_strides, float scale, int causal, void* out, float* lse, float* weights,
                   int splits, void* workspace, size_t workspace_bytes, void* stream);
 
+/* ---- bilinear family --------------------------------------------------------------------------------
+ * The kernels between the products (cuBLAS, called by the host: X^T Y, x2 W^T, the projections) and the
+ * transforms (cuFFT). Row-major fp32 device arrays; reductions in a fixed order (bit-identical results).
+ * NULL arrays are allowed only where their size is 0. */
+
+/* Scratch bytes mmf_finish_rows needs for rows x cols with l2 set. */
+size_t mmf_finish_rows_workspace_bytes(int64_t rows, int64_t cols);
+
+/* In place on z [rows, cols]: v = scale * z; if signed_sqrt, v = sign(v) sqrt(|v| + eps); if l2, each row
+ * divided by max(its L2 norm, 1e-12). */
+int mmf_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int signed_sqrt, float eps, int l2,
+                    void* workspace, size_t workspace_bytes, void* stream);
+
+/* nn.Bilinear's last step: y[r * ldy + k] = x1[r, :] . t[r, k, :] + bias[k] for r < rows, k < outs (bias
+ * may be NULL), where t [rows, outs, in1] = x2 W^T for W viewed as [outs * in1, in2]; ldy >= outs lets a
+ * range of outputs write into a wider y. */
+int mmf_bilinear_row_dots(const float* x1, const float* t, const float* bias, float* y, int64_t ldy, int64_t rows,
+                          int outs, int in1, void* stream);
+
+/* The count sketch out [items, d] of x [items, dim]: bucket u sums sign[i] x[item, i] over the input units
+ * units[offsets[u] .. offsets[u + 1]) (the sketch's hash inverted, offsets [d + 1], units [dim]). */
+int mmf_sketch(const float* x, int64_t items, int dim, const int* offsets, const int* units, const float* sign,
+               int d, float* out, void* stream);
+
+/* p = a * b / d elementwise over n complex values, each an interleaved (re, im) float pair. */
+int mmf_spectrum_product(const float* a, const float* b, float* p, int64_t n, float inverse_d, void* stream);
+
+/* The count sketch out [samples, d] of each z [c1, c2] (sums of outer products) under the hash
+ * (hash1[i] + h2(j)) mod d and sign sign1[i] sign2[j], y's sketch given inverted as for mmf_sketch. */
+int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int* hash1, const float* sign1,
+                     const int* offsets2, const int* units2, const float* sign2, int d, float* out, void* stream);
+
+typedef enum mmf_activation { MMF_ACTIVATION_NONE = 0, MMF_ACTIVATION_RELU = 1, MMF_ACTIVATION_TANH = 2 } mmf_activation;
+
+/* Factorized (MLB/MFB/MFH) pooling before finishing: x, y [rows, stages * units], out [rows, stages *
+ * units / factor] with out[r, s, p] = sum over t < factor of prod over s' <= s of act(x) act(y) at
+ * [r, s', p * factor + t]. */
+int mmf_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
+                        int activation, float* out, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -288,3 +288,93 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
 }
 
 }  // extern "C"
+
+// ---- bilinear family -----------------------------------------------------------------------------------
+
+namespace {
+
+// Null is an error only where the array has elements.
+bool missing(const void* p, int64_t elements) { return p == nullptr && elements > 0; }
+
+int launched(cudaError_t error, const char* operation) {
+    return error == cudaSuccess ? succeed() : fail_cuda(error, operation);
+}
+
+}  // namespace
+
+size_t mmf_finish_rows_workspace_bytes(int64_t rows, int64_t cols) {
+    if (rows <= 0 || cols < 0) return 0;
+    return static_cast<size_t>(rows) * mmf::finish_chunks_per_row(cols) * sizeof(float);
+}
+
+int mmf_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int signed_sqrt, float eps, int l2,
+                    void* workspace, size_t workspace_bytes, void* stream) {
+    if (rows < 0 || cols < 0 || !(eps >= 0.f))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_finish_rows: rows = %lld, cols = %lld, eps = %g", (long long)rows,
+                    (long long)cols, eps);
+    if (missing(z, rows * cols)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_finish_rows: z is NULL");
+    if (l2 && rows * cols > 0 && (workspace == nullptr || workspace_bytes < mmf_finish_rows_workspace_bytes(rows, cols)))
+        return fail(MMF_ERR_WORKSPACE, "mmf_finish_rows: needs %zu bytes of workspace, got %zu",
+                    mmf_finish_rows_workspace_bytes(rows, cols), workspace_bytes);
+    return launched(mmf::launch_finish_rows(z, rows, cols, scale, signed_sqrt, eps, l2, static_cast<float*>(workspace),
+                                            static_cast<cudaStream_t>(stream)),
+                    "mmf_finish_rows");
+}
+
+int mmf_bilinear_row_dots(const float* x1, const float* t, const float* bias, float* y, int64_t ldy, int64_t rows,
+                          int outs, int in1, void* stream) {
+    if (rows < 0 || outs < 0 || in1 < 0 || ldy < outs)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_bilinear_row_dots: rows = %lld, outs = %d, in1 = %d, ldy = %lld",
+                    (long long)rows, outs, in1, (long long)ldy);
+    if (missing(x1, rows * in1) || missing(t, rows * outs * in1) || missing(y, rows * outs))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_bilinear_row_dots: x1, t or y is NULL");
+    return launched(mmf::launch_row_dots(x1, t, bias, y, ldy, rows, outs, in1, static_cast<cudaStream_t>(stream)),
+                    "mmf_bilinear_row_dots");
+}
+
+int mmf_sketch(const float* x, int64_t items, int dim, const int* offsets, const int* units, const float* sign,
+               int d, float* out, void* stream) {
+    if (items < 0 || dim < 0 || d <= 0)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_sketch: items = %lld, dim = %d, d = %d", (long long)items, dim, d);
+    if (missing(x, items * dim) || offsets == nullptr || missing(units, dim) || missing(sign, dim) ||
+        missing(out, items * d))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_sketch: x, offsets, units, sign or out is NULL");
+    return launched(mmf::launch_sketch_gather(x, items, dim, offsets, units, sign, d, out,
+                                              static_cast<cudaStream_t>(stream)),
+                    "mmf_sketch");
+}
+
+int mmf_spectrum_product(const float* a, const float* b, float* p, int64_t n, float inverse_d, void* stream) {
+    if (n < 0) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_spectrum_product: n = %lld", (long long)n);
+    if (missing(a, n) || missing(b, n) || missing(p, n))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_spectrum_product: a, b or p is NULL");
+    return launched(mmf::launch_spectrum_product(a, b, p, n, inverse_d, static_cast<cudaStream_t>(stream)),
+                    "mmf_spectrum_product");
+}
+
+int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int* hash1, const float* sign1,
+                     const int* offsets2, const int* units2, const float* sign2, int d, float* out, void* stream) {
+    if (samples < 0 || c1 < 0 || c2 < 0 || d <= 0)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_outer_sketch: samples = %lld, c1 = %d, c2 = %d, d = %d",
+                    (long long)samples, c1, c2, d);
+    if (missing(z, samples * c1 * c2) || missing(hash1, c1) || missing(sign1, c1) || offsets2 == nullptr ||
+        missing(units2, c2) || missing(sign2, c2) || missing(out, samples * d))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_outer_sketch: an array is NULL");
+    return launched(mmf::launch_outer_sketch_gather(z, samples, c1, c2, hash1, sign1, offsets2, units2, sign2, d, out,
+                                                    static_cast<cudaStream_t>(stream)),
+                    "mmf_outer_sketch");
+}
+
+int mmf_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
+                        int activation, float* out, void* stream) {
+    if (rows < 0 || stages < 1 || units < 0 || factor < 1 || units % factor != 0 || activation < 0 || activation > 2)
+        return fail(MMF_ERR_INVALID_ARGUMENT,
+                    "mmf_factorized_sums: rows = %lld, stages = %d, units = %d, factor = %d, activation = %d",
+                    (long long)rows, stages, units, factor, activation);
+    if (missing(x, rows * stages * units) || missing(y, rows * stages * units) ||
+        missing(out, rows * stages * (units / factor)))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_factorized_sums: x, y or out is NULL");
+    return launched(mmf::launch_factorized_sums(x, y, rows, stages, units, factor, activation, out,
+                                                static_cast<cudaStream_t>(stream)),
+                    "mmf_factorized_sums");
+}

@@ -12,13 +12,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The bilinear family (full, nn.Bilinear, compact, factorized) on every CPU backend against
+ * The bilinear family (full, nn.Bilinear, compact, factorized) on every backend against
  * double-precision computations of their definitions written here, independent of the backends.
- * The CUDA backend has no kernels for these yet and refuses them.
  */
 class BilinearTest {
     static Stream<Ops> backends() {
-        return TestSupport.backends().filter(ops -> ops.backend() != Backend.CUDA);
+        return TestSupport.backends();
     }
 
     private static final PoolingOptions[] FINISHES = {

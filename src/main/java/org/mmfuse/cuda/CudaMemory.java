@@ -11,6 +11,7 @@ import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 
 import java.lang.ref.Cleaner;
 import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.ShortPointer;
 import org.mmfuse.Device;
@@ -73,6 +74,14 @@ final class CudaMemory implements DeviceMemory {
     public void copyFromHost(float[] src) {
         checkFits(src.length * 4L);
         try (FloatPointer staging = new FloatPointer(src)) {
+            upload(staging, src.length * 4L);
+        }
+    }
+
+    /** Integer tables for the kernels (count-sketch buckets); not part of {@link DeviceMemory}. */
+    void copyFromHost(int[] src) {
+        checkFits(src.length * 4L);
+        try (IntPointer staging = new IntPointer(src)) {
             upload(staging, src.length * 4L);
         }
     }

@@ -6,7 +6,15 @@ import static org.bytedeco.cuda.global.cublas.CUBLAS_STATUS_SUCCESS;
 import static org.bytedeco.cuda.global.cublas.cublasCreate_v2;
 import static org.bytedeco.cuda.global.cublas.cublasGetStatusName;
 import static org.bytedeco.cuda.global.cublas.cublasSetStream_v2;
+import static org.bytedeco.cuda.global.cublas.cublasSgemmStridedBatched;
 import static org.bytedeco.cuda.global.cublas.cublasSgemm_v2;
+import static org.bytedeco.cuda.global.cufft.CUFFT_C2R;
+import static org.bytedeco.cuda.global.cufft.CUFFT_R2C;
+import static org.bytedeco.cuda.global.cufft.CUFFT_SUCCESS;
+import static org.bytedeco.cuda.global.cufft.cufftExecC2R;
+import static org.bytedeco.cuda.global.cufft.cufftExecR2C;
+import static org.bytedeco.cuda.global.cufft.cufftPlan1d;
+import static org.bytedeco.cuda.global.cufft.cufftSetStream;
 import static org.bytedeco.cuda.global.cudart.cudaGetDeviceProperties;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToDevice;
@@ -17,6 +25,7 @@ import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 import java.util.List;
 import org.bytedeco.cuda.cublas.cublasContext;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
+import org.bytedeco.cuda.cudart.float2;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
@@ -268,31 +277,206 @@ public final class CudaOps extends AbstractOps {
                 + MmfNative.mmf_last_error());
     }
 
-    // The bilinear family has no CUDA kernels yet: these refuse before touching the device.
+    // ---- bilinear family: cuBLAS products and cuFFT transforms around libmmfuse's kernels ----------------
 
+    /**
+     * Σ_n x_n y_nᵀ per sample as one strided-batched SGEMM straight into out (mean folded into alpha), then
+     * the finishing kernels in place. The symmetric case computes the full product here (a SYRK half and
+     * a mirror would save half the flops: not done yet).
+     */
     @Override
     protected void bilinearPool(PoolShape s, Tensor x, Tensor y, boolean symmetric, PoolingOptions options, Tensor out) {
-        throw notYet("bilinearPool");
+        long width = (long) s.xDim() * s.yDim();
+        if (s.batch() == 0 || width == 0) return;
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        outerProductSums(s, s.batch(), x.deviceMemory().address(), y.deviceMemory().address(),
+                out.deviceMemory().address(), options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f,
+                "bilinearPool");
+        finish(out.deviceMemory().address(), s.batch(), width, 1f, options, "bilinearPool");
     }
 
+    /**
+     * z_b = alpha Σ_n x_b,n y_b,nᵀ [xDim, yDim] for {@code samples} samples from the given addresses:
+     * row-major z is column-major zᵀ = Y_bᵀ X_b, so y goes first, and x transposed.
+     */
+    private void outerProductSums(PoolShape s, int samples, long x, long y, long z, float alpha, String op) {
+        long width = (long) s.xDim() * s.yDim();
+        if (s.locations() == 0) {
+            Cuda.check(cudaMemsetAsync(Cuda.at(z), 0, samples * width * 4, Cuda.stream()), "cudaMemsetAsync");
+            return;
+        }
+        try (FloatPointer a = new FloatPointer(alpha); FloatPointer zero = new FloatPointer(0f)) {
+            int status = cublasSgemmStridedBatched(cublasHandle(), CUBLAS_OP_N, CUBLAS_OP_T, s.yDim(), s.xDim(),
+                    s.locations(), a, Cuda.floatsAt(y), s.yDim(), (long) s.locations() * s.yDim(), Cuda.floatsAt(x),
+                    s.xDim(), (long) s.locations() * s.xDim(), zero, Cuda.floatsAt(z), s.yDim(), width, samples);
+            checkCublas(status, op + " (cublasSgemmStridedBatched)");
+        }
+    }
+
+    /** Finishes z [rows, cols] in place: scale, signed square root and L2 normalisation as the options say. */
+    private void finish(long z, long rows, long cols, float scale, PoolingOptions options, String op) {
+        long bytes = MmfNative.mmf_finish_rows_workspace_bytes(rows, cols);
+        Pointer scratch = options.l2Normalize() && bytes > 0 ? Cuda.at(workspace(bytes).address()) : null;
+        checkStatus(MmfNative.mmf_finish_rows(Cuda.at(z), rows, cols, scale, options.signedSqrt() ? 1 : 0,
+                (float) options.eps(), options.l2Normalize() ? 1 : 0, scratch, bytes, Cuda.stream()), op);
+    }
+
+    /** Floats of x2 Wᵀ (the bilinear layer's intermediate) kept at once: outputs are taken in groups that fit. */
+    private static final long BILINEAR_CHUNK_FLOATS = 16L << 20;
+
+    /**
+     * nn.Bilinear as t = x2 Wᵀ for W viewed [K * in1, in2] (one SGEMM per group of outputs, t [rows,
+     * group, in1] in a temporary of at most 64 MB), then y[r, k] = x1[r] · t[r, k] + b[k] by one warp each.
+     */
     @Override
     protected void bilinear(BilinearShape s, Tensor x1, Tensor x2, Tensor weight, Tensor bias, Tensor out) {
-        throw notYet("bilinear");
+        int rows = s.rows(), in1 = s.in1(), in2 = s.in2(), outs = s.out();
+        if (rows == 0 || outs == 0) return;
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        long perOutput = (long) rows * Math.max(in1, 1);
+        int group = (int) Math.max(1, Math.min(outs, BILINEAR_CHUNK_FLOATS / perOutput));
+        long w = weight.deviceMemory().address(), y = out.deviceMemory().address();
+        try (CudaMemory t = CudaMemory.allocate(device, (long) group * perOutput * 4);
+                FloatPointer one = new FloatPointer(1f); FloatPointer zero = new FloatPointer(0f)) {
+            for (int k0 = 0; k0 < outs; k0 += group) {
+                int count = Math.min(group, outs - k0);
+                if (in2 == 0) {
+                    Cuda.check(cudaMemsetAsync(Cuda.at(t.address()), 0, (long) count * perOutput * 4, Cuda.stream()),
+                            "cudaMemsetAsync");
+                } else if (in1 > 0) {
+                    int status = cublasSgemm_v2(cublasHandle(), CUBLAS_OP_T, CUBLAS_OP_N, count * in1, rows, in2, one,
+                            Cuda.floatsAt(w + (long) k0 * in1 * in2 * 4), in2, Cuda.floatsAt(x2.deviceMemory().address()),
+                            in2, zero, Cuda.floatsAt(t.address()), count * in1);
+                    checkCublas(status, "bilinear (cublasSgemm)");
+                }
+                checkStatus(MmfNative.mmf_bilinear_row_dots(at(x1), Cuda.at(t.address()),
+                        bias == null ? null : Cuda.at(bias.deviceMemory().address() + k0 * 4L), Cuda.at(y + k0 * 4L), outs,
+                        rows, count, in1, Cuda.stream()), "bilinear");
+            }
+        }
     }
 
+    /**
+     * Vectors by transforms: both count sketches gathered (no atomics), batched R2C FFTs, the spectrum
+     * product, one C2R FFT into out. Maps by the outer-product route, as on the CPU: Σ_n x_n y_nᵀ per
+     * sample by a batched SGEMM (samples taken in groups whose products fit 256 MB) and its count sketch
+     * gathered bucket by bucket; no [B, N, d] tensor in either.
+     */
     @Override
     protected void compactBilinearPool(PoolShape s, Tensor x, Tensor y, CountSketch sx, CountSketch sy,
             PoolingOptions options, Tensor out) {
-        throw notYet("compactBilinearPool");
+        int d = sx.outputDim(), batch = s.batch();
+        if (batch == 0) return;
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        long o = out.deviceMemory().address();
+        try (SketchTables tx = new SketchTables(sx); SketchTables ty = new SketchTables(sy)) {
+            if (s.locations() == 1 && d >= 16) { // shorter transforms cost more to plan than the outer products
+                long spectrum = (long) batch * (d / 2 + 1);
+                try (CudaMemory a = CudaMemory.allocate(device, (long) batch * d * 4);
+                        CudaMemory b = CudaMemory.allocate(device, (long) batch * d * 4);
+                        CudaMemory fa = CudaMemory.allocate(device, spectrum * 8);
+                        CudaMemory fb = CudaMemory.allocate(device, spectrum * 8)) {
+                    tx.sketch(x.deviceMemory().address(), batch, s.xDim(), a.address());
+                    ty.sketch(y.deviceMemory().address(), batch, s.yDim(), b.address());
+                    int forward = fftPlan(d, batch, CUFFT_R2C), inverse = fftPlan(d, batch, CUFFT_C2R);
+                    checkCufft(cufftExecR2C(forward, Cuda.floatsAt(a.address()), new float2(Cuda.at(fa.address()))), "R2C");
+                    checkCufft(cufftExecR2C(forward, Cuda.floatsAt(b.address()), new float2(Cuda.at(fb.address()))), "R2C");
+                    checkStatus(MmfNative.mmf_spectrum_product(Cuda.at(fa.address()), Cuda.at(fb.address()),
+                            Cuda.at(fa.address()), spectrum, 1f / d, Cuda.stream()), "compactBilinearPool");
+                    checkCufft(cufftExecC2R(inverse, new float2(Cuda.at(fa.address())), Cuda.floatsAt(o)), "C2R");
+                }
+            } else {
+                long product = (long) s.xDim() * s.yDim();
+                int group = (int) Math.max(1, Math.min(batch, (64L << 20) / Math.max(product, 1)));
+                try (CudaMemory z = CudaMemory.allocate(device, group * product * 4)) {
+                    for (int b0 = 0; b0 < batch; b0 += group) {
+                        int count = Math.min(group, batch - b0);
+                        outerProductSums(s, count, x.deviceMemory().address() + (long) b0 * s.locations() * s.xDim() * 4,
+                                y.deviceMemory().address() + (long) b0 * s.locations() * s.yDim() * 4, z.address(), 1f,
+                                "compactBilinearPool");
+                        checkStatus(MmfNative.mmf_outer_sketch(Cuda.at(z.address()), count, s.xDim(), s.yDim(),
+                                Cuda.at(tx.hash.address()), Cuda.at(tx.sign.address()), Cuda.at(ty.offsets.address()),
+                                Cuda.at(ty.units.address()), Cuda.at(ty.sign.address()), d, Cuda.at(o + (long) b0 * d * 4),
+                                Cuda.stream()), "compactBilinearPool");
+                    }
+                }
+            }
+        }
+        finish(o, batch, d, options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f, options, "compactBilinearPool");
     }
 
+    /**
+     * A count sketch on the device: its hashes and signs, and the hash inverted (bucket u holds input
+     * units units[offsets[u] .. offsets[u + 1]), in increasing order) so that kernels gather each bucket.
+     */
+    private final class SketchTables implements AutoCloseable {
+        final CudaMemory hash, sign, offsets, units;
+
+        SketchTables(CountSketch sketch) {
+            int n = sketch.inputDim(), d = sketch.outputDim();
+            int[] h = sketch.hashes(), start = new int[d + 1], order = new int[n];
+            for (int i = 0; i < n; i++) start[h[i] + 1]++;
+            for (int u = 0; u < d; u++) start[u + 1] += start[u];
+            int[] next = java.util.Arrays.copyOf(start, d);
+            for (int i = 0; i < n; i++) order[next[h[i]]++] = i;
+            hash = CudaMemory.allocate(device, n * 4L);
+            sign = CudaMemory.allocate(device, n * 4L);
+            offsets = CudaMemory.allocate(device, (d + 1) * 4L);
+            units = CudaMemory.allocate(device, n * 4L);
+            hash.copyFromHost(h);
+            sign.copyFromHost(sketch.signs());
+            offsets.copyFromHost(start);
+            units.copyFromHost(order);
+        }
+
+        /** out [items, d] = this sketch of x [items, dim]. */
+        void sketch(long x, long items, int dim, long out) {
+            checkStatus(MmfNative.mmf_sketch(Cuda.at(x), items, dim, Cuda.at(offsets.address()), Cuda.at(units.address()),
+                    Cuda.at(sign.address()), (int) ((offsets.bytes() / 4) - 1), Cuda.at(out), Cuda.stream()),
+                    "compactBilinearPool");
+        }
+
+        @Override
+        public void close() {
+            hash.close();
+            sign.close();
+            offsets.close();
+            units.close();
+        }
+    }
+
+    /** cuFFT plans per thread, by length, batch and type, bound to the thread's stream. */
+    private final ThreadLocal<java.util.Map<String, Integer>> fftPlans = ThreadLocal.withInitial(java.util.HashMap::new);
+
+    private int fftPlan(int d, int batch, int type) {
+        return fftPlans.get().computeIfAbsent(d + "x" + batch + "/" + type, key -> {
+            int[] plan = new int[1];
+            checkCufft(cufftPlan1d(plan, d, type, batch), "cufftPlan1d");
+            checkCufft(cufftSetStream(plan[0], Cuda.stream()), "cufftSetStream");
+            return plan[0];
+        });
+    }
+
+    private static void checkCufft(int status, String op) {
+        if (status != CUFFT_SUCCESS) {
+            throw new CudaException("compactBilinearPool (cufft " + op + ")", "cufftResult " + status, null);
+        }
+    }
+
+    /** The group sums by one kernel (one thread per output), then the finishing kernels per (row, stage). */
     @Override
     protected void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options, Tensor out) {
-        throw notYet("factorizedPool");
-    }
-
-    private static UnsupportedOperationException notYet(String op) {
-        return new UnsupportedOperationException(op + " has no CUDA kernel yet: run it on the vector or scalar backend "
-                + "(move the tensors with Tensor.to(Device.CPU))");
+        if (s.rows() == 0 || s.pooled() == 0) return;
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        int activation = switch (options.activation()) {
+            case RELU -> MmfNative.MMF_ACTIVATION_RELU;
+            case TANH -> MmfNative.MMF_ACTIVATION_TANH;
+            default -> MmfNative.MMF_ACTIVATION_NONE;
+        };
+        checkStatus(MmfNative.mmf_factorized_sums(at(x), at(y), s.rows(), s.stages(), s.units(), s.factor(), activation,
+                at(out), Cuda.stream()), "factorizedPool");
+        PoolingOptions pooling = options.pooling();
+        finish(out.deviceMemory().address(), (long) s.rows() * s.stages(), s.pooled(),
+                pooling.mean() ? 1f / s.factor() : 1f, pooling, "factorizedPool");
     }
 }

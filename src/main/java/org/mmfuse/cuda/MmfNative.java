@@ -67,4 +67,32 @@ public final class MmfNative {
             @Cast("const int64_t*") LongPointer biasStrides, float scale, int causal, Pointer out,
             @Cast("float*") Pointer lse, @Cast("float*") Pointer weights, int splits, Pointer workspace,
             @Cast("size_t") long workspaceBytes, Pointer stream);
+
+    public static native @Cast("size_t") long mmf_finish_rows_workspace_bytes(long rows, long cols);
+
+    public static native int mmf_finish_rows(@Cast("float*") Pointer z, long rows, long cols, float scale, int signedSqrt,
+            float eps, int l2, Pointer workspace, @Cast("size_t") long workspaceBytes, Pointer stream);
+
+    public static native int mmf_bilinear_row_dots(@Cast("const float*") Pointer x1, @Cast("const float*") Pointer t,
+            @Cast("const float*") Pointer bias, @Cast("float*") Pointer y, long ldy, long rows, int outs, int in1,
+            Pointer stream);
+
+    public static native int mmf_sketch(@Cast("const float*") Pointer x, long items, int dim,
+            @Cast("const int*") Pointer offsets, @Cast("const int*") Pointer units, @Cast("const float*") Pointer sign,
+            int d, @Cast("float*") Pointer out, Pointer stream);
+
+    public static native int mmf_spectrum_product(@Cast("const float*") Pointer a, @Cast("const float*") Pointer b,
+            @Cast("float*") Pointer p, long n, float inverseD, Pointer stream);
+
+    public static native int mmf_outer_sketch(@Cast("const float*") Pointer z, long samples, int c1, int c2,
+            @Cast("const int*") Pointer hash1, @Cast("const float*") Pointer sign1, @Cast("const int*") Pointer offsets2,
+            @Cast("const int*") Pointer units2, @Cast("const float*") Pointer sign2, int d, @Cast("float*") Pointer out,
+            Pointer stream);
+
+    public static final int MMF_ACTIVATION_NONE = 0;
+    public static final int MMF_ACTIVATION_RELU = 1;
+    public static final int MMF_ACTIVATION_TANH = 2;
+
+    public static native int mmf_factorized_sums(@Cast("const float*") Pointer x, @Cast("const float*") Pointer y,
+            long rows, int stages, int units, int factor, int activation, @Cast("float*") Pointer out, Pointer stream);
 }

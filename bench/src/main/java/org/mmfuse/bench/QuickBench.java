@@ -45,6 +45,8 @@ public final class QuickBench {
             includes.add("GemmBench");
             includes.add("AttentionBench");
             includes.add("AttentionScalarBench");
+            includes.add("BilinearBench");
+            includes.add("BilinearScalarBench");
             includes.add("PeakBench");
             if (MMFuse.report().isAvailable(Backend.CUDA)) {
                 includes.add("ConcatCudaBench");
@@ -62,6 +64,7 @@ public final class QuickBench {
         printConcat(results);
         printGemm(results);
         printAttention(results);
+        printBilinear(results);
     }
 
     /** shape -> benchmark method -> result, for one benchmark class. */
@@ -179,6 +182,38 @@ public final class QuickBench {
             System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s%n", e.getKey(), rate(m.get("f32"), flops),
                     rate(m.get("tf32"), flops), rate(m.get("bf16"), flops));
         }
+    }
+
+    private static void printBilinear(Collection<RunResult> results) {
+        Map<String, Map<String, RunResult>> table = byShape(results, "BilinearBench");
+        if (table.isEmpty()) return;
+        Map<String, Map<String, RunResult>> scalar = byShape(results, "BilinearScalarBench");
+        double peak = peakGflops(results);
+        System.out.println();
+        System.out.printf(Locale.ROOT, "Bilinear family, CPU (see BilinearShapes). Milliseconds at the median [min-max];"
+                + " GFLOP/s of the products where the op is one; peak as above = %.0f GFLOP/s.%n", peak);
+        System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s%n", "shape", "scalar", "vector", "torch", "vec/tor",
+                "GFLOP/s", "vec/peak");
+        for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
+            RunResult ours = e.getValue().get("vector");
+            RunResult reference = scalar.getOrDefault(e.getKey(), Map.of()).get("scalar");
+            double flops = BilinearShapes.flops(e.getKey());
+            double median = ours == null ? Double.NaN : ours.getPrimaryResult().getStatistics().getPercentile(50);
+            String gflops = flops == 0 || ours == null ? "-" : String.format(Locale.ROOT, "%.0f", flops / 1e3 / median);
+            String ofPeak = flops == 0 || ours == null || Double.isNaN(peak) ? "-"
+                    : String.format(Locale.ROOT, "%.2f", flops / 1e3 / median / peak);
+            System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s%n", e.getKey(), millis(reference), millis(ours),
+                    millis(e.getValue().get("torch")), ratio(e.getValue().get("torch"), ours), gflops, ofPeak);
+        }
+        System.out.println("vec/tor: torch's median time / ours.");
+    }
+
+    /** "12.3 [11.0-12.9]": milliseconds per operation at the median, fastest and slowest iterations. */
+    private static String millis(RunResult r) {
+        if (r == null) return "-";
+        var stats = r.getPrimaryResult().getStatistics();
+        return String.format(Locale.ROOT, "%.2f [%.2f-%.2f]", stats.getPercentile(50) / 1e3, stats.getMin() / 1e3,
+                stats.getMax() / 1e3);
     }
 
     /** Every core's FMA peak: the one-thread PeakBench result times the core count; NaN if it did not run. */

@@ -1,0 +1,210 @@
+"""The bilinear family on the GPU: MMFuse's composite (the cuBLAS products and cuFFT transforms that its
+CUDA backend calls, here through torch, around libmmfuse's kernels through ctypes) beside PyTorch's own
+composite, on the same tensors, in one process.
+
+Run by bench/gpu/bilinear.sh, which builds libmmfuse first. For every shape: checks MMFuse's result
+against an fp64 computation of the definition, then times both (calls captured in a CUDA graph, median
+of 15 replays, spread = min-max) and reports bytes of temporaries. The last lines are the table.
+"""
+import ctypes
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+
+LIB = ctypes.CDLL(os.path.join(sys.argv[1] if len(sys.argv) > 1 else "/tmp/mmfuse-native", "libmmfuse.so"))
+P, I64, I32, F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
+LIB.mmf_finish_rows_workspace_bytes.restype = ctypes.c_size_t
+LIB.mmf_finish_rows_workspace_bytes.argtypes = [I64, I64]
+LIB.mmf_finish_rows.argtypes = [P, I64, I64, F32, I32, F32, I32, P, ctypes.c_size_t, P]
+LIB.mmf_bilinear_row_dots.argtypes = [P, P, P, P, I64, I64, I32, I32, P]
+LIB.mmf_sketch.argtypes = [P, I64, I32, P, P, P, I32, P, P]
+LIB.mmf_spectrum_product.argtypes = [P, P, P, I64, F32, P]
+LIB.mmf_outer_sketch.argtypes = [P, I64, I32, I32, P, P, P, P, P, I32, P, P]
+LIB.mmf_factorized_sums.argtypes = [P, P, I64, I32, I32, I32, I32, P, P]
+LIB.mmf_last_error.restype = ctypes.c_char_p
+
+
+def ok(status):
+    if status != 0:
+        raise RuntimeError(LIB.mmf_last_error().decode())
+
+
+def stream():
+    return torch.cuda.current_stream().cuda_stream
+
+
+def finish(z, scale, root, eps, l2, workspace):
+    rows, cols = z.shape
+    ok(LIB.mmf_finish_rows(z.data_ptr(), rows, cols, scale, root, eps, l2, workspace.data_ptr(),
+                           workspace.numel(), stream()))
+
+
+def workspace_for(rows, cols):
+    return torch.empty(max(LIB.mmf_finish_rows_workspace_bytes(rows, cols), 1), dtype=torch.uint8, device="cuda")
+
+
+def time_ms(fn, groups=15, calls=10):
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(groups):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / calls)
+    return statistics.median(times), min(times), max(times)
+
+
+def signed_sqrt(z, eps=1e-12):
+    return torch.sign(z) * torch.sqrt(torch.abs(z) + eps)
+
+
+def inverted(h, d):
+    """A count sketch's hash as buckets: offsets [d + 1] and units sorted by bucket (int32)."""
+    order = torch.argsort(h, stable=True).to(torch.int32)
+    counts = torch.bincount(h, minlength=d)
+    offsets = torch.zeros(d + 1, dtype=torch.int32, device=h.device)
+    offsets[1:] = torch.cumsum(counts, 0).to(torch.int32)
+    return offsets, order
+
+
+def pool_case(b, n, c1, c2):
+    x, y = torch.randn(b, n, c1, device="cuda"), torch.randn(b, n, c2, device="cuda")
+    z = torch.empty(b, c1 * c2, device="cuda")
+    ws = workspace_for(b, c1 * c2)
+
+    def ours():
+        torch.bmm(x.transpose(1, 2), y, out=z.view(b, c1, c2))
+        finish(z, 1.0 / n, 1, 1e-12, 1, ws)
+
+    def theirs():
+        t = torch.bmm(x.transpose(1, 2), y).div(n).view(b, -1)
+        return F.normalize(signed_sqrt(t))
+
+    ours()
+    want = F.normalize(signed_sqrt(torch.bmm(x.double().transpose(1, 2), y.double()).div(n).view(b, -1)))
+    error = (z.double() - want).abs().max().item()
+    return ours, theirs, error, ws.numel(), f"pool B={b} N={n} C={c1}x{c2}"
+
+
+def layer_case(b, c1, c2, k):
+    x1, x2 = torch.randn(b, c1, device="cuda"), torch.randn(b, c2, device="cuda")
+    w, bias = torch.randn(k, c1, c2, device="cuda") / c1, torch.randn(k, device="cuda")
+    t = torch.empty(b, k * c1, device="cuda")
+    y = torch.empty(b, k, device="cuda")
+
+    def ours():
+        torch.mm(x2, w.view(k * c1, c2).t(), out=t)
+        ok(LIB.mmf_bilinear_row_dots(x1.data_ptr(), t.data_ptr(), bias.data_ptr(), y.data_ptr(), k, b, k, c1, stream()))
+
+    def theirs():
+        return F.bilinear(x1, x2, w, bias)
+
+    ours()
+    want = F.bilinear(x1.double(), x2.double(), w.double(), bias.double())
+    error = ((y.double() - want).abs() / (want.abs() + 1)).max().item()
+    return ours, theirs, error, t.numel() * 4, f"nn.Bilinear B={b} {c1}x{c2}->{k}"
+
+
+def compact_case(b, n, c, d):
+    x, y = torch.randn(b * n, c, device="cuda"), torch.randn(b * n, c, device="cuda")
+    h1, h2 = torch.randint(d, (c,), device="cuda"), torch.randint(d, (c,), device="cuda")
+    s1, s2 = torch.randint(2, (c,), device="cuda").float() * 2 - 1, torch.randint(2, (c,), device="cuda").float() * 2 - 1
+    o1, u1 = inverted(h1, d)
+    o2, u2 = inverted(h2, d)
+    h1i = h1.to(torch.int32)
+    out = torch.empty(b, d, device="cuda")
+    if n == 1:
+        a, bb = torch.empty(b, d, device="cuda"), torch.empty(b, d, device="cuda")
+        temporaries = 2 * b * d * 4 + 2 * b * (d // 2 + 1) * 8
+
+        def ours():
+            ok(LIB.mmf_sketch(x.data_ptr(), b, c, o1.data_ptr(), u1.data_ptr(), s1.data_ptr(), d, a.data_ptr(), stream()))
+            ok(LIB.mmf_sketch(y.data_ptr(), b, c, o2.data_ptr(), u2.data_ptr(), s2.data_ptr(), d, bb.data_ptr(), stream()))
+            fa, fb = torch.fft.rfft(a), torch.fft.rfft(bb)
+            ok(LIB.mmf_spectrum_product(fa.data_ptr(), fb.data_ptr(), fa.data_ptr(), fa.numel(), 1.0 / d, stream()))
+            out.copy_(torch.fft.irfft(fa, n=d, norm="forward"))
+    else:
+        z = torch.empty(b, c, c, device="cuda")
+        temporaries = z.numel() * 4
+
+        def ours():
+            torch.bmm(x.view(b, n, c).transpose(1, 2), y.view(b, n, c), out=z)
+            ok(LIB.mmf_outer_sketch(z.data_ptr(), b, c, c, h1i.data_ptr(), s1.data_ptr(), o2.data_ptr(), u2.data_ptr(),
+                                    s2.data_ptr(), d, out.data_ptr(), stream()))
+
+    def theirs():
+        sa = torch.zeros(b * n, d, device="cuda").index_add_(1, h1, x * s1)
+        sb = torch.zeros(b * n, d, device="cuda").index_add_(1, h2, y * s2)
+        p = torch.fft.rfft(sa) * torch.fft.rfft(sb)
+        if n > 1:
+            p = p.view(b, n, -1).sum(1)
+        return torch.fft.irfft(p, n=d)
+
+    ours()
+    sa = torch.zeros(b * n, d, dtype=torch.float64, device="cuda").index_add_(1, h1, x.double() * s1.double())
+    sb = torch.zeros(b * n, d, dtype=torch.float64, device="cuda").index_add_(1, h2, y.double() * s2.double())
+    p = torch.fft.rfft(sa) * torch.fft.rfft(sb)
+    want = torch.fft.irfft(p.view(b, n, -1).sum(1), n=d)
+    error = ((out.double() - want).abs().max() / want.abs().max()).item()
+    return ours, theirs, error, temporaries, f"compact B={b} N={n} C={c} d={d}"
+
+
+def mfb_case(b, dx, dy, mm, k):
+    x, y = torch.randn(b, dx, device="cuda"), torch.randn(b, dy, device="cuda")
+    w0, b0 = torch.randn(mm * k, dx, device="cuda") / dx ** 0.5, torch.randn(mm * k, device="cuda")
+    w1, b1 = torch.randn(mm * k, dy, device="cuda") / dy ** 0.5, torch.randn(mm * k, device="cuda")
+    z = torch.empty(b, mm, device="cuda")
+    ws = workspace_for(b, mm)
+
+    def ours():
+        px, py = F.linear(x, w0, b0), F.linear(y, w1, b1)
+        ok(LIB.mmf_factorized_sums(px.data_ptr(), py.data_ptr(), b, 1, mm * k, k, 0, z.data_ptr(), stream()))
+        finish(z, 1.0, 1, 0.0, 1, ws)
+
+    def theirs():
+        t = (F.linear(x, w0, b0) * F.linear(y, w1, b1)).view(b, mm, k).sum(2)
+        return F.normalize(torch.sqrt(F.relu(t)) - torch.sqrt(F.relu(-t)))
+
+    ours()
+    t = (F.linear(x.double(), w0.double(), b0.double()) * F.linear(y.double(), w1.double(), b1.double()))
+    want = F.normalize(signed_sqrt(t.view(b, mm, k).sum(2), 0.0))
+    error = (z.double() - want).abs().max().item()
+    return ours, theirs, error, 2 * b * mm * k * 4 + ws.numel(), f"MFB B={b} {dx},{dy}->{mm}x{k}"
+
+
+def main():
+    torch.manual_seed(0)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    print(torch.cuda.get_device_name(), "torch", torch.__version__)
+    cases = [pool_case(32, 196, 512, 512), pool_case(8, 49, 2048, 768), layer_case(64, 512, 512, 256),
+             compact_case(64, 1, 2048, 16000), compact_case(32, 196, 512, 8192), mfb_case(64, 2048, 768, 1200, 5)]
+    rows, failed = [], 0
+    for ours, theirs, error, temporaries, name in cases:
+        good = error < 1e-4
+        failed += 0 if good else 1
+        print(f"{name}: max error vs fp64 {error:.2e} {'ok' if good else 'FAIL'}")
+        mine, peer = time_ms(ours), time_ms(theirs)
+        rows.append((name, mine, peer, temporaries))
+    print()
+    print(f"| {'shape':34} | {'mmfuse ms':>22} | {'torch ms':>22} | {'torch/ours':>10} | {'temp MB':>8} |")
+    print(f"|{'-' * 36}|{'-' * 24}|{'-' * 24}|{'-' * 12}|{'-' * 10}|")
+    for name, (m, mlo, mhi), (t, tlo, thi), temporaries in rows:
+        print(f"| {name:34} | {m:8.3f} [{mlo:.3f}-{mhi:.3f}] | {t:8.3f} [{tlo:.3f}-{thi:.3f}] | {t / m:10.2f} |"
+              f" {temporaries / 1e6:8.1f} |")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

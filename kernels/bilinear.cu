@@ -1,0 +1,210 @@
+// bilinear.cu - the bilinear family's own kernels. Their products (X^T Y, x2 W^T, projections) are
+// cuBLAS GEMMs and their transforms cuFFT, called by the host; these kernels are what sits between:
+// the finishing of pooled rows, the bilinear layer's row dots, the count sketches, the spectrum product
+// and factorized pooling. Every reduction has a fixed order (no atomics): results are bit-identical
+// run to run.
+#include "common.cuh"
+
+namespace mmf {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Block-wide sum in a fixed order: warp shuffles, then warp 0 over the warps' sums. All threads call it;
+// thread 0 gets the total.
+__device__ __forceinline__ float block_sum(float v, float* shared) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.f;
+    if (warp == 0) {
+        for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+    }
+    return v;
+}
+
+__device__ __forceinline__ float signed_sqrt(float v, float eps) {
+    const float root = sqrtf(fabsf(v) + eps);
+    return v > 0.f ? root : v < 0.f ? -root : v;  // 0 stays 0 and NaN stays NaN, as torch.sign gives
+}
+
+// Pass 1 of finishing: each block scales (and roots) one chunk of one row in place and writes the
+// chunk's sum of squares to partial[row * chunks + chunk]. grid (chunks, rows).
+__global__ void finish_chunks(float* z, int64_t cols, int64_t chunk_cols, float scale, int root, float eps,
+                              float* partial) {
+    __shared__ float shared[32];
+    const int64_t row = blockIdx.y, first = blockIdx.x * chunk_cols;
+    const int64_t last = min(cols, first + chunk_cols);
+    float squares = 0.f;
+    for (int64_t c = first + threadIdx.x; c < last; c += blockDim.x) {
+        float v = z[row * cols + c] * scale;
+        if (root) v = signed_sqrt(v, eps);
+        z[row * cols + c] = v;
+        squares += v * v;
+    }
+    squares = block_sum(squares, shared);
+    if (partial != nullptr && threadIdx.x == 0) partial[row * gridDim.x + blockIdx.x] = squares;
+}
+
+// Pass 2: every block sums its row's partials in order and divides its chunk by max(norm, 1e-12).
+__global__ void normalize_chunks(float* z, int64_t cols, int64_t chunk_cols, const float* partial) {
+    __shared__ float inverse;
+    const int64_t row = blockIdx.y, first = blockIdx.x * chunk_cols;
+    if (threadIdx.x == 0) {
+        double sum = 0;
+        for (unsigned i = 0; i < gridDim.x; ++i) sum += partial[row * gridDim.x + i];
+        inverse = static_cast<float>(1.0 / fmax(sqrt(sum), 1e-12));
+    }
+    __syncthreads();
+    const int64_t last = min(cols, first + chunk_cols);
+    for (int64_t c = first + threadIdx.x; c < last; c += blockDim.x) z[row * cols + c] *= inverse;
+}
+
+// y[r * ldy + k] = x1[r, :] . t[r, k, :] + bias[k], one warp per output; t is x2 W^T viewed [rows, outs, in1].
+__global__ void row_dots(const float* x1, const float* t, const float* bias, float* y, int64_t rows, int outs,
+                         int in1, int64_t ldy) {
+    const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = threadIdx.x % 32;
+    if (warp >= rows * outs) return;
+    const int64_t r = warp / outs;
+    const int k = static_cast<int>(warp % outs);
+    const float* a = x1 + r * in1;
+    const float* b = t + warp * in1;
+    float sum = 0.f;
+    for (int i = lane; i < in1; i += 32) sum = fmaf(a[i], b[i], sum);
+    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
+    if (lane == 0) y[r * ldy + k] = sum + (bias != nullptr ? bias[k] : 0.f);
+}
+
+// Count sketch by gathering: out[item, u] = sum over the input units i of bucket u (CSR: units
+// [offsets[u], offsets[u + 1]) of `units`) of sign[i] x[item, i]. One thread per output.
+__global__ void sketch_gather(const float* x, int64_t items, int dim, const int* offsets, const int* units,
+                              const float* sign, int d, float* out) {
+    const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (index >= items * d) return;
+    const int64_t item = index / d;
+    const int u = static_cast<int>(index % d);
+    float sum = 0.f;
+    for (int e = offsets[u]; e < offsets[u + 1]; ++e) sum = fmaf(sign[units[e]], x[item * dim + units[e]], sum);
+    out[index] = sum;
+}
+
+// p = a * b / d, complex, elementwise over n values (the spectra of two sketches; 1/d is irfft's scale).
+__global__ void spectrum_product(const float2* a, const float2* b, float2* p, int64_t n, float inverse_d) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float2 u = a[i], v = b[i];
+    p[i] = make_float2((u.x * v.x - u.y * v.y) * inverse_d, (u.x * v.y + u.y * v.x) * inverse_d);
+}
+
+// The count sketch of each sample's outer-product sum Z [c1, c2]: out[b, k] = sum over i of
+// s1[i] sum over j in bucket (k - h1[i]) mod d of y's sketch (CSR offsets2/units2) of s2[j] Z[b, i, j].
+// One thread per output; each (i, j) is read by exactly one thread.
+__global__ void outer_sketch_gather(const float* z, int64_t samples, int c1, int c2, const int* hash1,
+                                    const float* sign1, const int* offsets2, const int* units2, const float* sign2,
+                                    int d, float* out) {
+    const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (index >= samples * d) return;
+    const int64_t b = index / d;
+    const int k = static_cast<int>(index % d);
+    const float* zb = z + b * c1 * c2;
+    float sum = 0.f;
+    for (int i = 0; i < c1; ++i) {
+        int bucket = k - hash1[i];
+        if (bucket < 0) bucket += d;
+        float row = 0.f;
+        for (int e = offsets2[bucket]; e < offsets2[bucket + 1]; ++e) {
+            row = fmaf(sign2[units2[e]], zb[static_cast<int64_t>(i) * c2 + units2[e]], row);
+        }
+        sum = fmaf(sign1[i], row, sum);
+    }
+    out[index] = sum;
+}
+
+__device__ __forceinline__ float activate(float v, int activation) {
+    if (activation == kActivationRelu) return v > 0.f || v != v ? v : 0.f;
+    if (activation == kActivationTanh) return tanhf(v);
+    return v;
+}
+
+// Factorized pooling: out[r, s, p] = sum over t < factor of e_s[p * factor + t], with
+// e_s = prod over s' <= s of act(x[r, s', u]) act(y[r, s', u]). One thread per output.
+__global__ void factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
+                                int activation, float* out) {
+    const int pooled = units / factor;
+    const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (index >= rows * stages * pooled) return;
+    const int64_t r = index / (static_cast<int64_t>(stages) * pooled);
+    const int s = static_cast<int>(index / pooled % stages);
+    const int p = static_cast<int>(index % pooled);
+    const int64_t width = static_cast<int64_t>(stages) * units;
+    float sum = 0.f;
+    for (int t = 0; t < factor; ++t) {
+        const int u = p * factor + t;
+        float e = 1.f;
+        for (int stage = 0; stage <= s; ++stage) {
+            const int64_t at = r * width + static_cast<int64_t>(stage) * units + u;
+            e *= activate(x[at], activation) * activate(y[at], activation);
+        }
+        sum += e;
+    }
+    out[index] = sum;
+}
+
+unsigned blocks_for(int64_t threads) { return static_cast<unsigned>((threads + kThreads - 1) / kThreads); }
+
+}  // namespace
+
+int64_t finish_chunks_per_row(int64_t cols) { return cols == 0 ? 1 : (cols + kFinishChunk - 1) / kFinishChunk; }
+
+cudaError_t launch_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int root, float eps, int l2,
+                               float* partial, cudaStream_t stream) {
+    if (rows == 0 || cols == 0) return cudaSuccess;
+    const dim3 grid(static_cast<unsigned>(finish_chunks_per_row(cols)), static_cast<unsigned>(rows));
+    finish_chunks<<<grid, kThreads, 0, stream>>>(z, cols, kFinishChunk, scale, root, eps, l2 ? partial : nullptr);
+    if (l2) normalize_chunks<<<grid, kThreads, 0, stream>>>(z, cols, kFinishChunk, partial);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_row_dots(const float* x1, const float* t, const float* bias, float* y, int64_t ldy, int64_t rows,
+                            int outs, int in1, cudaStream_t stream) {
+    if (rows == 0 || outs == 0) return cudaSuccess;
+    row_dots<<<blocks_for(rows * outs * 32), kThreads, 0, stream>>>(x1, t, bias, y, rows, outs, in1, ldy);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_sketch_gather(const float* x, int64_t items, int dim, const int* offsets, const int* units,
+                                 const float* sign, int d, float* out, cudaStream_t stream) {
+    if (items == 0) return cudaSuccess;
+    sketch_gather<<<blocks_for(items * d), kThreads, 0, stream>>>(x, items, dim, offsets, units, sign, d, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_spectrum_product(const void* a, const void* b, void* p, int64_t n, float inverse_d,
+                                    cudaStream_t stream) {
+    if (n == 0) return cudaSuccess;
+    spectrum_product<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const float2*>(a),
+                                                               static_cast<const float2*>(b),
+                                                               static_cast<float2*>(p), n, inverse_d);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, int c2, const int* hash1,
+                                       const float* sign1, const int* offsets2, const int* units2,
+                                       const float* sign2, int d, float* out, cudaStream_t stream) {
+    if (samples == 0) return cudaSuccess;
+    outer_sketch_gather<<<blocks_for(samples * d), kThreads, 0, stream>>>(z, samples, c1, c2, hash1, sign1,
+                                                                           offsets2, units2, sign2, d, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
+                                   int activation, float* out, cudaStream_t stream) {
+    const int64_t outputs = rows * stages * (units / factor);
+    if (outputs == 0) return cudaSuccess;
+    factorized_sums<<<blocks_for(outputs), kThreads, 0, stream>>>(x, y, rows, stages, units, factor, activation, out);
+    return cudaGetLastError();
+}
+
+}  // namespace mmf

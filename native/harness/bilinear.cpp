@@ -1,0 +1,229 @@
+// bilinear.cpp - checks the bilinear family's kernels (mmf_finish_rows, mmf_bilinear_row_dots, mmf_sketch,
+// mmf_spectrum_product, mmf_outer_sketch, mmf_factorized_sums) against double-precision references on
+// random and edge-case sizes: empty and single rows, rows longer than one block's chunk, odd d.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace {
+
+std::vector<float> random_floats(size_t n, float spread = 1.f) {
+    std::uniform_real_distribution<float> u(-spread, spread);
+    std::vector<float> v(n);
+    for (float& x : v) x = u(rng);
+    return v;
+}
+
+// A device copy of v (at least 4 bytes, so that empty arrays still have an address); freed by the caller.
+template <typename T>
+T* upload(const std::vector<T>& v) {
+    T* p = nullptr;
+    CUDA_OK(cudaMalloc(&p, std::max<size_t>(v.size() * sizeof(T), 4)));
+    if (!v.empty()) CUDA_OK(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return p;
+}
+
+std::vector<float> download(const float* p, size_t n) {
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<float> v(n);
+    if (n > 0) CUDA_OK(cudaMemcpy(v.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
+    return v;
+}
+
+// Counts a failure (and prints it) when |got - want| > tolerance.
+bool close(double got, double want, double tolerance, const std::string& what, int& failures) {
+    if (std::fabs(got - want) <= tolerance) return true;
+    if (failures++ < 10) std::printf("  FAIL %s: got %.8g, want %.8g (tolerance %.3g)\n", what.c_str(), got, want, tolerance);
+    return false;
+}
+
+// The hash inverted: bucket u holds units[offsets[u] .. offsets[u + 1]) in increasing order.
+void invert(const std::vector<int>& hash, int d, std::vector<int>& offsets, std::vector<int>& units) {
+    offsets.assign(d + 1, 0);
+    for (int h : hash) offsets[h + 1]++;
+    for (int u = 0; u < d; ++u) offsets[u + 1] += offsets[u];
+    std::vector<int> next(offsets.begin(), offsets.end() - 1);
+    units.assign(hash.size(), 0);
+    for (size_t i = 0; i < hash.size(); ++i) units[next[hash[i]]++] = static_cast<int>(i);
+}
+
+void check_finish(int& failures, int& checks) {
+    const int64_t shapes[][2] = {{1, 1}, {3, 7}, {2, 8192}, {2, 8193}, {5, 20000}, {0, 5}, {4, 0}, {1, 100003}};
+    for (const auto& shape : shapes) {
+        for (int mode = 0; mode < 4; ++mode) {
+            const int64_t rows = shape[0], cols = shape[1];
+            const int root = mode & 1, l2 = mode >> 1;
+            const float scale = 0.37f, eps = 1e-6f;
+            std::vector<float> z = random_floats(rows * cols, 3.f);
+            if (rows * cols > 2) z[1] = 0.f;  // zeros stay zero
+            float* dz = upload(z);
+            const size_t bytes = mmf_finish_rows_workspace_bytes(rows, cols);
+            void* ws = nullptr;
+            CUDA_OK(cudaMalloc(&ws, std::max<size_t>(bytes, 4)));
+            MMF_OK_(mmf_finish_rows(dz, rows, cols, scale, root, eps, l2, ws, bytes, nullptr));
+            std::vector<float> got = download(dz, rows * cols);
+            for (int64_t r = 0; r < rows; ++r) {
+                std::vector<double> v(cols);
+                double squares = 0;
+                for (int64_t c = 0; c < cols; ++c) {
+                    double x = static_cast<double>(z[r * cols + c]) * scale;
+                    if (root) x = x > 0 ? std::sqrt(x + eps) : x < 0 ? -std::sqrt(-x + eps) : 0;
+                    v[c] = x;
+                    squares += x * x;
+                }
+                const double divide = l2 ? std::max(std::sqrt(squares), 1e-12) : 1;
+                for (int64_t c = 0; c < cols; ++c) {
+                    close(got[r * cols + c], v[c] / divide, 1e-5 * std::fabs(v[c] / divide) + 1e-7,
+                          "finish rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) + " mode=" +
+                              std::to_string(mode),
+                          failures);
+                }
+            }
+            ++checks;
+            CUDA_OK(cudaFree(dz));
+            CUDA_OK(cudaFree(ws));
+        }
+    }
+}
+
+void check_row_dots(int& failures, int& checks) {
+    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {64, 17, 100}, {7, 3, 513}, {0, 4, 4}, {5, 0, 3}, {4, 6, 0}};
+    for (const auto& s : shapes) {
+        const int rows = s[0], outs = s[1], in1 = s[2];
+        const int64_t ldy = outs + 3;
+        std::vector<float> x1 = random_floats(static_cast<size_t>(rows) * in1), t = random_floats(static_cast<size_t>(rows) * outs * in1);
+        std::vector<float> bias = random_floats(outs), y(static_cast<size_t>(rows) * ldy, 42.f);
+        float *dx = upload(x1), *dt = upload(t), *db = upload(bias), *dy = upload(y);
+        MMF_OK_(mmf_bilinear_row_dots(dx, dt, db, dy, ldy, rows, outs, in1, nullptr));
+        std::vector<float> got = download(dy, y.size());
+        for (int r = 0; r < rows; ++r) {
+            for (int64_t k = 0; k < ldy; ++k) {
+                double want = 42, magnitude = 0;
+                if (k < outs) {
+                    want = bias[k];
+                    for (int i = 0; i < in1; ++i) {
+                        const double term = static_cast<double>(x1[r * in1 + i]) * t[(static_cast<size_t>(r) * outs + k) * in1 + i];
+                        want += term;
+                        magnitude += std::fabs(term);
+                    }
+                }
+                close(got[r * ldy + k], want, 1e-5 * (magnitude + std::fabs(want)) + 1e-7,
+                      "row_dots " + std::to_string(rows) + "x" + std::to_string(outs) + "x" + std::to_string(in1), failures);
+            }
+        }
+        ++checks;
+        for (float* p : {dx, dt, db, dy}) CUDA_OK(cudaFree(p));
+    }
+}
+
+void check_sketches(int& failures, int& checks) {
+    const int shapes[][4] = {{1, 1, 1, 1}, {3, 20, 11, 30}, {64, 2048, 300, 16000}, {2, 7, 9, 49}, {0, 5, 5, 8}, {5, 40, 3, 7}};
+    for (const auto& s : shapes) {
+        const int items = s[0], dim1 = s[1], dim2 = s[2], d = s[3];
+        std::vector<int> h1(dim1), h2(dim2), offsets1, units1, offsets2, units2;
+        std::vector<float> s1(dim1), s2(dim2);
+        for (int i = 0; i < dim1; ++i) { h1[i] = static_cast<int>(uniform(0, d - 1)); s1[i] = uniform(0, 1) ? 1.f : -1.f; }
+        for (int j = 0; j < dim2; ++j) { h2[j] = static_cast<int>(uniform(0, d - 1)); s2[j] = uniform(0, 1) ? 1.f : -1.f; }
+        invert(h1, d, offsets1, units1);
+        invert(h2, d, offsets2, units2);
+        int *dh1 = upload(h1), *do1 = upload(offsets1), *du1 = upload(units1), *do2 = upload(offsets2), *du2 = upload(units2);
+        float *ds1 = upload(s1), *ds2 = upload(s2);
+
+        // the sketch of x [items, dim1]
+        std::vector<float> x = random_floats(static_cast<size_t>(items) * dim1);
+        float *dx = upload(x), *dout = upload(std::vector<float>(static_cast<size_t>(items) * d));
+        MMF_OK_(mmf_sketch(dx, items, dim1, do1, du1, ds1, d, dout, nullptr));
+        std::vector<float> got = download(dout, static_cast<size_t>(items) * d);
+        for (int it = 0; it < items; ++it) {
+            std::vector<double> want(d), magnitude(d);
+            for (int i = 0; i < dim1; ++i) {
+                want[h1[i]] += s1[i] * static_cast<double>(x[static_cast<size_t>(it) * dim1 + i]);
+                magnitude[h1[i]] += std::fabs(x[static_cast<size_t>(it) * dim1 + i]);
+            }
+            for (int u = 0; u < d; ++u) close(got[static_cast<size_t>(it) * d + u], want[u], 1e-5 * magnitude[u] + 1e-7, "sketch d=" + std::to_string(d), failures);
+        }
+        ++checks;
+
+        // the sketch of outer products z [items, dim1, dim2]
+        std::vector<float> z = random_floats(static_cast<size_t>(items) * dim1 * dim2);
+        float* dz = upload(z);
+        MMF_OK_(mmf_outer_sketch(dz, items, dim1, dim2, dh1, ds1, do2, du2, ds2, d, dout, nullptr));
+        got = download(dout, static_cast<size_t>(items) * d);
+        for (int it = 0; it < items; ++it) {
+            std::vector<double> want(d), magnitude(d);
+            for (int i = 0; i < dim1; ++i) {
+                for (int j = 0; j < dim2; ++j) {
+                    const double term = s1[i] * s2[j] * static_cast<double>(z[(static_cast<size_t>(it) * dim1 + i) * dim2 + j]);
+                    want[(h1[i] + h2[j]) % d] += term;
+                    magnitude[(h1[i] + h2[j]) % d] += std::fabs(term);
+                }
+            }
+            for (int u = 0; u < d; ++u) close(got[static_cast<size_t>(it) * d + u], want[u], 1e-5 * magnitude[u] + 1e-7, "outer sketch d=" + std::to_string(d), failures);
+        }
+        ++checks;
+        for (void* p : std::vector<void*>{dh1, do1, du1, do2, du2, ds1, ds2, dx, dout, dz}) CUDA_OK(cudaFree(p));
+    }
+}
+
+void check_spectrum_product(int& failures, int& checks) {
+    for (int64_t n : {int64_t{1}, int64_t{1000}, int64_t{513 * 64}}) {
+        std::vector<float> a = random_floats(2 * n), b = random_floats(2 * n);
+        float *da = upload(a), *db = upload(b), *dp = upload(std::vector<float>(2 * n));
+        MMF_OK_(mmf_spectrum_product(da, db, dp, n, 0.25f, nullptr));
+        std::vector<float> got = download(dp, 2 * n);
+        for (int64_t i = 0; i < n; ++i) {
+            const double re = (static_cast<double>(a[2 * i]) * b[2 * i] - static_cast<double>(a[2 * i + 1]) * b[2 * i + 1]) * 0.25;
+            const double im = (static_cast<double>(a[2 * i]) * b[2 * i + 1] + static_cast<double>(a[2 * i + 1]) * b[2 * i]) * 0.25;
+            close(got[2 * i], re, 1e-6, "spectrum product re", failures);
+            close(got[2 * i + 1], im, 1e-6, "spectrum product im", failures);
+        }
+        ++checks;
+        for (float* p : {da, db, dp}) CUDA_OK(cudaFree(p));
+    }
+}
+
+void check_factorized(int& failures, int& checks) {
+    const int shapes[][4] = {{1, 1, 1, 1}, {4, 1, 30, 5}, {3, 2, 20, 4}, {5, 3, 21, 7}, {64, 1, 6000, 5}, {0, 1, 10, 5}};
+    for (const auto& s : shapes) {
+        for (int activation = 0; activation < 3; ++activation) {
+            const int rows = s[0], stages = s[1], units = s[2], factor = s[3], pooled = units / factor;
+            const size_t width = static_cast<size_t>(stages) * units;
+            std::vector<float> x = random_floats(rows * width), y = random_floats(rows * width);
+            float *dx = upload(x), *dy = upload(y), *dout = upload(std::vector<float>(static_cast<size_t>(rows) * stages * pooled));
+            MMF_OK_(mmf_factorized_sums(dx, dy, rows, stages, units, factor, activation, dout, nullptr));
+            std::vector<float> got = download(dout, static_cast<size_t>(rows) * stages * pooled);
+            auto act = [activation](double v) { return activation == 1 ? (v > 0 ? v : 0) : activation == 2 ? std::tanh(v) : v; };
+            for (int r = 0; r < rows; ++r) {
+                std::vector<double> e(units, 1.0);
+                for (int st = 0; st < stages; ++st) {
+                    for (int u = 0; u < units; ++u) e[u] *= act(x[r * width + st * units + u]) * act(y[r * width + st * units + u]);
+                    for (int p = 0; p < pooled; ++p) {
+                        double want = 0, magnitude = 0;
+                        for (int t = 0; t < factor; ++t) { want += e[p * factor + t]; magnitude += std::fabs(e[p * factor + t]); }
+                        close(got[(static_cast<size_t>(r) * stages + st) * pooled + p], want, 1e-5 * magnitude + 1e-7,
+                              "factorized stages=" + std::to_string(stages) + " factor=" + std::to_string(factor), failures);
+                    }
+                }
+            }
+            ++checks;
+            for (float* p : {dx, dy, dout}) CUDA_OK(cudaFree(p));
+        }
+    }
+}
+
+}  // namespace
+
+int check_bilinear() {
+    int failures = 0, checks = 0;
+    check_finish(failures, checks);
+    check_row_dots(failures, checks);
+    check_sketches(failures, checks);
+    check_spectrum_product(failures, checks);
+    check_factorized(failures, checks);
+    std::printf("bilinear family kernels: %d cases, %d failed values\n", checks, failures);
+    return failures;
+}
