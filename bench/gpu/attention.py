@@ -12,12 +12,13 @@ under forced split-KV counts.
 """
 import ctypes
 import os
-import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from gputime import time_ms
 
 LIB = ctypes.CDLL(os.path.join(sys.argv[1] if len(sys.argv) > 1 else "/tmp/mmfuse-native", "libmmfuse.so"))
 LIB.mmf_attention_workspace_bytes.restype = ctypes.c_size_t
@@ -102,28 +103,6 @@ def reference(q, k, v, causal):
         keep = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril(diagonal=lk - lq)
         s = s.masked_fill(~keep, float("-inf"))
     return (torch.softmax(s, -1) @ vd).transpose(1, 2)
-
-
-def time_ms(fn, groups=15, calls=20):
-    """Per-call GPU time of fn: `calls` calls captured in a CUDA graph (so Python's launch cost, which
-    exceeds many of these kernels, is not timed), replayed `groups` times; (median, min, max) in ms."""
-    fn()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(groups):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / calls)
-    return statistics.median(times), min(times), max(times)
 
 
 SHAPES = [  # B, H, Lq, Lk, D, causal, what it stands for

@@ -8,11 +8,12 @@ of 15 replays, spread = min-max) and reports bytes of temporaries. The last line
 """
 import ctypes
 import os
-import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
+
+from gputime import time_ms
 
 LIB = ctypes.CDLL(os.path.join(sys.argv[1] if len(sys.argv) > 1 else "/tmp/mmfuse-native", "libmmfuse.so"))
 P, I64, I32, F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
@@ -44,26 +45,6 @@ def finish(z, scale, root, eps, l2, workspace):
 
 def workspace_for(rows, cols):
     return torch.empty(max(LIB.mmf_finish_rows_workspace_bytes(rows, cols), 1), dtype=torch.uint8, device="cuda")
-
-
-def time_ms(fn, groups=15, calls=10):
-    fn()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(groups):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / calls)
-    return statistics.median(times), min(times), max(times)
 
 
 def signed_sqrt(z, eps=1e-12):
@@ -195,7 +176,7 @@ def main():
         good = error < 1e-4
         failed += 0 if good else 1
         print(f"{name}: max error vs fp64 {error:.2e} {'ok' if good else 'FAIL'}")
-        mine, peer = time_ms(ours), time_ms(theirs)
+        mine, peer = time_ms(ours, calls=10), time_ms(theirs, calls=10)
         rows.append((name, mine, peer, temporaries))
     print()
     print(f"| {'shape':34} | {'mmfuse ms':>22} | {'torch ms':>22} | {'torch/ours':>10} | {'temp MB':>8} |")

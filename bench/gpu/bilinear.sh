@@ -5,10 +5,5 @@
 # Logs in $OUT when it is set. Exit status 1 on any mismatch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export PATH=/usr/local/cuda/bin:$PATH
-build=/tmp/mmfuse-native
-out=${OUT:-/tmp}
-bash native/build.sh --native-only "$build"
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader || true
-"$build/mmfuse_harness" 2>&1 | grep -v "^|" | tee "$out/harness.log"
+source bench/gpu/native.sh
 PYTHONUNBUFFERED=1 python3 bench/gpu/bilinear.py "$build" 2>&1 | tee "$out/bilinear.log"
