@@ -112,14 +112,17 @@ final class VectorCompactBilinear {
         int d = sx.outputDim(), half = d / 2 + 1, batch = s.batch(), n = s.locations();
         BatchFft fft = BatchFft.of(d);
         int groups = (batch + LANES - 1) / LANES;
-        float[] specRe = new float[groups * half * LANES], specIm = new float[groups * half * LANES];
+        // Half spectra, lane-major per group of samples: the calling thread's scratch (its slot 2 is used by
+        // no task), reused across calls instead of 2 x 2 MB zeroed afresh each time.
+        int specLength = groups * half * LANES;
+        float[] spec = VectorBilinear.scratch(2, 2 * specLength);
         if (n == 1) {
             // Items are samples: a group of samples is transformed together and writes its spectra whole.
             CpuThreads.SHARED.run(groups, g -> {
                 Workspace w = Workspace.get(fft);
                 w.sketch(x, y, sx, sy, s, g * LANES, 0, Math.min(LANES, batch - g * LANES), true);
                 w.forward();
-                w.addProducts(specRe, specIm, g * half * LANES, false);
+                w.addProducts(spec, g * half * LANES, spec, specLength + g * half * LANES, false);
             });
         } else {
             // Items are one sample's locations: its groups of locations add into one lane of its spectrum.
@@ -131,13 +134,15 @@ final class VectorCompactBilinear {
                 for (int first = 0; first < n; first += LANES) {
                     w.sketch(x, y, sx, sy, s, b, first, Math.min(LANES, n - first), false);
                     w.forward();
-                    w.addProducts(laneRe, laneIm, 0, true);
+                    w.addProducts(laneRe, 0, laneIm, 0, true);
                 }
+                // Lanes of the last group past the batch keep stale values: lanes never mix, and their results
+                // are not stored.
                 int g = b / LANES, lane = b % LANES;
                 for (int k = 0; k < half; k++) {
                     int at = (g * half + k) * LANES + lane;
-                    specRe[at] = FloatVector.fromArray(S, laneRe, k * LANES).reduceLanes(VectorOperators.ADD);
-                    specIm[at] = FloatVector.fromArray(S, laneIm, k * LANES).reduceLanes(VectorOperators.ADD);
+                    spec[at] = FloatVector.fromArray(S, laneRe, k * LANES).reduceLanes(VectorOperators.ADD);
+                    spec[specLength + at] = FloatVector.fromArray(S, laneIm, k * LANES).reduceLanes(VectorOperators.ADD);
                 }
             });
         }
@@ -145,7 +150,7 @@ final class VectorCompactBilinear {
         CpuThreads.SHARED.run(pairs, p -> {
             Workspace w = Workspace.get(fft);
             int ga = 2 * p, gb = 2 * p + 1 < groups ? 2 * p + 1 : -1;
-            w.inverse(specRe, specIm, ga, gb, half);
+            w.inverse(spec, specLength, ga, gb, half);
             w.store(out, ga * LANES, Math.min(LANES, batch - ga * LANES), false);
             if (gb >= 0) w.store(out, gb * LANES, Math.min(LANES, batch - gb * LANES), true);
         });
@@ -201,10 +206,10 @@ final class VectorCompactBilinear {
 
         /**
          * For k <= d/2, P[k] = X[k] Y[k] / d with X = (Z[k] + conj Z[d-k]) / 2 and
-         * Y = (Z[k] - conj Z[d-k]) / 2i, per lane, written (or with {@code add}, added) to
-         * (dstRe, dstIm) at {@code at} + k LANES.
+         * Y = (Z[k] - conj Z[d-k]) / 2i, per lane, written (or with {@code add}, added) to re[reAt + k LANES]
+         * and im[imAt + k LANES].
          */
-        void addProducts(float[] dstRe, float[] dstIm, int at, boolean add) {
+        void addProducts(float[] re, int reAt, float[] im, int imAt, boolean add) {
             int d = fft.n, half = d / 2 + 1;
             float quarter = 0.25f / d;
             for (int k = 0; k < half; k++) {
@@ -214,30 +219,30 @@ final class VectorCompactBilinear {
                 // 2X = (a + c) + i (b - e); 2Y = (b + e) - i (a - c)
                 FloatVector xr = a.add(c), xi = b.sub(e), yr = b.add(e), yi = c.sub(a);
                 FloatVector pr = xr.mul(yr).sub(xi.mul(yi)).mul(quarter), pi = xr.mul(yi).add(xi.mul(yr)).mul(quarter);
-                int to = at + k * LANES;
                 if (add) {
-                    pr = pr.add(FloatVector.fromArray(S, dstRe, to));
-                    pi = pi.add(FloatVector.fromArray(S, dstIm, to));
+                    pr = pr.add(FloatVector.fromArray(S, re, reAt + k * LANES));
+                    pi = pi.add(FloatVector.fromArray(S, im, imAt + k * LANES));
                 }
-                pr.intoArray(dstRe, to);
-                pi.intoArray(dstIm, to);
+                pr.intoArray(re, reAt + k * LANES);
+                pi.intoArray(im, imAt + k * LANES);
             }
         }
 
         /**
          * Q = P_a + i P_b over the full length (P[d - k] = conj P[k]) from the half spectra of groups ga
-         * and gb (gb < 0: none), then the inverse FFT; the real part is group a's result, the imaginary b's.
+         * and gb (gb < 0: none; real parts in spec, imaginary parts {@code imOffset} further), then the
+         * inverse FFT; the real part is group a's result, the imaginary b's.
          */
-        void inverse(float[] specRe, float[] specIm, int ga, int gb, int half) {
+        void inverse(float[] spec, int imOffset, int ga, int gb, int half) {
             int d = fft.n;
             FloatVector zero = FloatVector.zero(S);
             for (int k = 0; k < d; k++) {
                 boolean mirrored = k >= half;
                 int kk = mirrored ? d - k : k;
                 int a = (ga * half + kk) * LANES, b = (gb * half + kk) * LANES;
-                FloatVector ar = FloatVector.fromArray(S, specRe, a), ai = FloatVector.fromArray(S, specIm, a);
-                FloatVector br = gb < 0 ? zero : FloatVector.fromArray(S, specRe, b);
-                FloatVector bi = gb < 0 ? zero : FloatVector.fromArray(S, specIm, b);
+                FloatVector ar = FloatVector.fromArray(S, spec, a), ai = FloatVector.fromArray(S, spec, imOffset + a);
+                FloatVector br = gb < 0 ? zero : FloatVector.fromArray(S, spec, b);
+                FloatVector bi = gb < 0 ? zero : FloatVector.fromArray(S, spec, imOffset + b);
                 if (mirrored) {
                     ai = ai.neg();
                     bi = bi.neg();

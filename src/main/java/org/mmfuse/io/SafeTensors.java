@@ -234,6 +234,57 @@ public final class SafeTensors implements AutoCloseable {
         return Tensor.of(values, e.shape);
     }
 
+    /**
+     * Tensor {@code name}'s values as ints, flattened: integer tensors (I64, I32, I16, I8, U8), such as a
+     * compact-bilinear model's hash buffers, and float tensors holding whole numbers (signs saved as
+     * floats). A value that is not a whole number or does not fit an int is refused, naming the tensor.
+     */
+    public int[] readInts(String name) throws IOException {
+        Entry e = entries.get(name);
+        if (e == null) throw new IllegalArgumentException(file + " has no tensor \"" + name + "\"; it has " + names());
+        long n = Shapes.numel(name, e.shape);
+        if (n > Shapes.MAX_HOST_ELEMENTS) {
+            throw new IllegalArgumentException(file + ": tensor \"" + name + "\" " + Shapes.toString(e.shape)
+                    + " has more elements than an int[] holds");
+        }
+        int[] values = new int[(int) n];
+        switch (e.dtype) {
+            case "I64": case "I32": case "I16": case "I8": case "U8": {
+                ByteBuffer bytes = ByteBuffer.allocate(Math.toIntExact(e.end - e.begin)).order(ByteOrder.LITTLE_ENDIAN);
+                readFully(channel, bytes, dataStart + e.begin);
+                bytes.flip();
+                for (int i = 0; i < values.length; i++) {
+                    long v = switch (e.dtype) {
+                        case "I64" -> bytes.getLong(i * 8);
+                        case "I32" -> bytes.getInt(i * 4);
+                        case "I16" -> bytes.getShort(i * 2);
+                        case "I8" -> bytes.get(i);
+                        default -> bytes.get(i) & 0xFF;
+                    };
+                    if (v != (int) v) {
+                        throw new IllegalArgumentException(file + ": tensor \"" + name + "\" holds " + v + " at " + i
+                                + ", outside the int range");
+                    }
+                    values[i] = (int) v;
+                }
+                return values;
+            }
+            default: {
+                try (Tensor t = read(name)) {
+                    float[] f = t.array();
+                    for (int i = 0; i < values.length; i++) {
+                        if (f[i] != Math.rint(f[i]) || Math.abs(f[i]) > 1 << 24) {
+                            throw new IllegalArgumentException(file + ": tensor \"" + name + "\" holds " + f[i] + " at " + i
+                                    + ", not a whole number below 2^24");
+                        }
+                        values[i] = (int) f[i];
+                    }
+                    return values;
+                }
+            }
+        }
+    }
+
     /** Every tensor, by name in the header's order, as host F32 tensors owned by the caller. */
     public Map<String, Tensor> readAll() throws IOException {
         Map<String, Tensor> all = new LinkedHashMap<>();

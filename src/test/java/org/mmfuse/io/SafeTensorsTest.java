@@ -43,6 +43,34 @@ class SafeTensorsTest {
         return b.array();
     }
 
+    /** Hash and sign buffers of a compact-bilinear model: int64 hashes, float signs, int8 values. */
+    @Test
+    void readsIntegerTensorsAsInts() throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(3 * 8 + 3 * 4 + 2).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(0).putLong(15999).putLong(7);
+        b.putFloat(1f).putFloat(-1f).putFloat(1f);
+        b.put((byte) -3).put((byte) 5);
+        String header = "{\"h\": {\"dtype\": \"I64\", \"shape\": [3], \"data_offsets\": [0, 24]},"
+                + "\"s\": {\"dtype\": \"F32\", \"shape\": [3], \"data_offsets\": [24, 36]},"
+                + "\"small\": {\"dtype\": \"I8\", \"shape\": [2], \"data_offsets\": [36, 38]}}";
+        try (SafeTensors st = SafeTensors.open(write("sketch.safetensors", header, b.array()))) {
+            assertArrayEquals(new int[] {0, 15999, 7}, st.readInts("h"));
+            assertArrayEquals(new int[] {1, -1, 1}, st.readInts("s"));
+            assertArrayEquals(new int[] {-3, 5}, st.readInts("small"));
+            org.mmfuse.CountSketch sketch = org.mmfuse.CountSketch.of(st.readInts("h"), st.readInts("s"), 16000);
+            assertEquals(15999, sketch.hash(1));
+            assertThrows(UnsupportedOperationException.class, () -> st.read("h")); // not silently rounded to F32
+        }
+        ByteBuffer wide = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(1L << 40).putFloat(0.5f).putFloat(2f);
+        String wideHeader = "{\"big\": {\"dtype\": \"I64\", \"shape\": [1], \"data_offsets\": [0, 8]},"
+                + "\"half\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}";
+        try (SafeTensors st = SafeTensors.open(write("wide.safetensors", wideHeader, wide.array()))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> st.readInts("big"));
+            assertTrue(e.getMessage().contains("big"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> st.readInts("half"));
+        }
+    }
+
     @Test
     void readsEveryFloatTypeAsF32() throws IOException {
         Random rng = new Random(4);

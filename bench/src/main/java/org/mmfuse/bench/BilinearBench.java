@@ -77,6 +77,10 @@ public class BilinearBench {
                 tw1 = torch.rand((long) d[3] * d[4], d[2]);
                 tb1 = torch.rand((long) d[3] * d[4]);
         }
+        // ./mmfuse bench warms up for under a second, which left the FFT passes' compilation unfinished in
+        // some runs (compact pooling measured 4.2 to 7 ms from run to run): two seconds of calls each first.
+        for (long end = System.nanoTime() + 2_000_000_000L; System.nanoTime() < end; ) vector();
+        for (long end = System.nanoTime() + 2_000_000_000L; System.nanoTime() < end; ) torch();
     }
 
     @TearDown(Level.Trial)
