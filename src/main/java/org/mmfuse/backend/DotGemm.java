@@ -10,8 +10,7 @@ import jdk.incubator.vector.VectorSpecies;
  * enough to stay in L2: dot products along k, with no packing. For a batch of 64 the packed kernel
  * copies the whole weight (49 MB for 6000 x 2048) into panels that it then reads back from L3, while
  * the weight is used only 64 times; here every weight row is read once, straight from memory. It
- * reaches about 150 GFLOP/s on 2 cores whatever k (256 to 2048), a third of the FMA peak: what holds
- * it there is not yet known (not 4 KB aliasing of the rows: k = 2064 runs as fast as 2048).
+ * reaches about 160 GFLOP/s on 2 cores whatever k (256 to 2048), a third of the 512-bit FMA peak.
  *
  * <pre>
  * for j0 in n, step 6            six weight rows: 6 k-long streams, kept in L1/L2 for the next loop
@@ -23,7 +22,14 @@ import jdk.incubator.vector.VectorSpecies;
  * use one-by-one dot products.
  */
 final class DotGemm {
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    /**
+     * 256-bit vectors even where 512 are preferred: ten loads per 24 FMAs make the kernel load-bound, and a
+     * 64-byte load from a Java array (16-byte aligned) mostly straddles two cache lines. Measured on 2 AVX-512
+     * cores: 141 GFLOP/s with 512-bit vectors, 161 with 256 (64 x 256 -> 600, in cache; 144 vs 164 at
+     * 64 x 2048 -> 6000). The register tiling is not the limit: 4x4, 4x5, 2x8 and 6x4 all ran within 10%.
+     */
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED.length() > 8 ? FloatVector.SPECIES_256
+            : FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
     private static final int ROWS = 4, COLS = 6;
 

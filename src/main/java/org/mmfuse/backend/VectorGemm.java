@@ -41,10 +41,10 @@ final class VectorGemm {
     private static final int SKINNY_ROWS = 4;
     /**
      * Linear layers (B transposed) on up to this many rows take {@link DotGemm}, which never packs the
-     * weight. Measured on 2 cores, GFLOP/s packed vs dot: 64 x 2048 -> 6000: 82 vs 150; 16 x 2048 -> 1200:
-     * 45 vs 130; 128 x 2048 -> 1200: 109 vs 146; 256 x 2048 -> 1200: 162 vs 144.
+     * weight. Measured on 2 cores, GFLOP/s packed vs dot: 64 x 2048 -> 6000: 82 vs 158; 16 x 2048 -> 1200:
+     * 45 vs 165; 128 x 2048 -> 1200: 109 vs 172; 256 x 2048 -> 1200: 128 vs 169; 512 x 512 -> 512: 196 vs 168.
      */
-    private static final int DOT_ROWS = 128;
+    private static final int DOT_ROWS = 256;
 
     /** Per-thread packing buffers, reused: fresh arrays would be zeroed in cold memory on every call. */
     private static final ThreadLocal<float[]> PACKED_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
