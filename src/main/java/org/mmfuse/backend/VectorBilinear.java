@@ -67,11 +67,7 @@ final class VectorBilinear {
             TileProduct.packA(x, b * n * c1 + row0, 1, c1, rows, n, pa);
             TileProduct.packB(y, b * n * c2, c2, 1, n, c2, pb);
             PoolEpilogue e = new PoolEpilogue(out, (long) b * c1 * c2, c2, row0, scale, o, symmetric);
-            if (symmetric) {
-                upperTiles(rows, c2, n, row0, pa, pb, e);
-            } else {
-                TileProduct.multiply(rows, c2, n, pa, pb, tile(), e);
-            }
+            TileProduct.multiplyByRows(rows, c2, n, pa, pb, tile(), symmetric ? row0 : -1, e);
             squares[t] = e.squares;
         });
         if (!o.l2Normalize()) return;
@@ -81,20 +77,6 @@ final class VectorBilinear {
             for (int piece = 0; piece < pieces; piece++) sum += squares[b * pieces + piece];
             scaleRange(out, b * length, length, (float) (1 / Math.max(Math.sqrt(sum), 1e-12)));
         });
-    }
-
-    /** As {@link TileProduct#multiply}, skipping tiles wholly below the diagonal (global rows from row0). */
-    private static void upperTiles(int m, int n, int k, int row0, float[] pa, float[] pb, TileProduct.Epilogue e) {
-        float[] tile = tile();
-        for (int col = 0; col < n; col += NR) {
-            int bAt = col / NR * k * NR;
-            for (int row = 0; row < m; row += MR) {
-                if (col + NR <= row0 + row) continue;
-                java.util.Arrays.fill(tile, 0f);
-                VectorGemm.kernel(k, pa, row / MR * k * MR, pb, bAt, tile, 0, NR);
-                e.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));
-            }
-        }
     }
 
     /** Finishes tiles of one sample's pooled matrix and stores them; keeps the sum of squares stored. */
