@@ -55,7 +55,10 @@ public interface Ops {
      * {@code F.scaled_dot_product_attention}: softmax(scale · q kᵀ + masks) v per batch and head, with
      * q [B, Lq, H, Dh], k [B, Lk, H, Dh], v [B, Lk, H, Dv] (or all packed [B, L, H*D] with
      * {@link AttentionOptions#heads}). A query whose keys are all masked gets zeros (PyTorch gives NaN).
-     * NaN in the inputs propagates to the outputs it reaches. q, k, v are F32, or on the CUDA backend
+     * NaN in the inputs propagates to the outputs it reaches; whether a NaN in a key or value that a
+     * query cannot see (masked, or past the causal limit) reaches it is unspecified: kernels skip whole
+     * blocks of hidden keys, as FlashAttention does, but weigh hidden keys inside a block by 0 (0 · NaN is
+     * NaN). The weights of hidden keys are always 0. q, k, v are F32, or on the CUDA backend
      * all BF16 or all F16 (tensor cores, fp32 accumulation; the output takes their dtype); the mask,
      * the bias, the lse and the weights are F32.
      */
@@ -80,7 +83,8 @@ public interface Ops {
      * y [B, N, C2] summed over the N locations, give [B, d]: the circular convolution of the count
      * sketches {@code sx(x)} and {@code sy(y)} (d = their common outputDim), which is
      * {@code irfft(rfft(sx(x)) * rfft(sy(y)), d)}. Finished as {@code options} says (mean divides by N).
-     * No [B, N, d] intermediate is formed.
+     * No [B, N, d] intermediate is formed. A NaN or infinity anywhere in a sample's x or y makes that
+     * sample's whole output NaN, as it does through the transforms (whichever way a backend computes).
      */
     Tensor compactBilinearPool(Tensor x, Tensor y, CountSketch sx, CountSketch sy, PoolingOptions options);
 

@@ -101,7 +101,9 @@ final class QueryLaneAttention {
         for (int i = 0; i < rows; i++) {
             int row = (b * s.heads + h) * s.queries + i0 + i;
             float inverse = sum[i] == 0f ? 0f : 1f / sum[i];
-            VectorAttention.scaleInto(o, i * ldo, inverse, out, ((b * s.queries + i0 + i) * s.heads + h) * dv, dv);
+            int oAt = ((b * s.queries + i0 + i) * s.heads + h) * dv;
+            // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
+            if (sum[i] == 0f) Arrays.fill(out, oAt, oAt + dv, 0f); else VectorAttention.scaleInto(o, i * ldo, inverse, out, oAt, dv);
             if (lse != null) lse[row] = sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
         }
     }

@@ -71,7 +71,8 @@ final class ScalarOps extends HostOps {
                     }
                     double sum = 0;
                     for (int j = 0; j < s.keys; j++) {
-                        score[j] = max == Double.NEGATIVE_INFINITY ? 0 : Math.exp(score[j] - max);
+                        // a key the row may not see weighs exactly 0, even when a NaN made the row's max NaN
+                        score[j] = score[j] == Double.NEGATIVE_INFINITY ? 0 : Math.exp(score[j] - max);
                         sum += score[j];
                     }
                     int oAt = ((b * s.queries + i) * s.heads + h) * s.valueDim;
@@ -83,7 +84,9 @@ final class ScalarOps extends HostOps {
                     int row = (b * s.heads + h) * s.queries + i;
                     if (logSumExp != null) logSumExp[row] = (float) (sum == 0 ? Double.NEGATIVE_INFINITY : max + Math.log(sum));
                     if (w != null) {
-                        for (int j = 0; j < s.keys; j++) w[row * s.keys + j] = sum == 0 ? 0f : (float) (score[j] / sum);
+                        for (int j = 0; j < s.keys; j++) {
+                            w[row * s.keys + j] = sum == 0 || score[j] == 0 ? 0f : (float) (score[j] / sum); // hidden: 0
+                        }
                     }
                 }
             }
@@ -131,6 +134,10 @@ final class ScalarOps extends HostOps {
         for (int r = 0; r < s.rows(); r++) {
             for (int k = 0; k < s.out(); k++) {
                 double sum = add == null ? 0 : add[k];
+                if (in1 == 0 || in2 == 0) { // an empty sum: the bias alone, whatever NaN the other input holds
+                    o[r * s.out() + k] = (float) sum;
+                    continue;
+                }
                 for (int i = 0; i < in1; i++) {
                     double inner = 0;
                     for (int j = 0; j < in2; j++) inner += (double) w[(k * in1 + i) * in2 + j] * c[r * in2 + j];
@@ -161,8 +168,14 @@ final class ScalarOps extends HostOps {
                     for (int j = 0; j < c2; j++) z[(sx.hash(i) + sy.hash(j)) % d] += xi * sy.sign(j) * ya[yAt + j];
                 }
             }
+            if (!finite(xa, b * n * c1, n * c1) || !finite(ya, b * n * c2, n * c2)) java.util.Arrays.fill(z, Double.NaN);
             finish(z, n, options, o, b * d);
         }
+    }
+
+    private static boolean finite(float[] a, int from, int length) {
+        for (int i = from; i < from + length; i++) if (!Float.isFinite(a[i])) return false;
+        return true;
     }
 
     @Override

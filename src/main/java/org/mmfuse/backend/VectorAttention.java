@@ -156,7 +156,8 @@ final class VectorAttention {
             int row = (b * s.heads + h) * s.queries + i0 + i;
             float inverse = sum[i] == 0f ? 0f : 1f / sum[i];
             int oAt = ((b * s.queries + i0 + i) * s.heads + h) * dv;
-            scaleInto(acc, i * ldo, inverse, out, oAt, dv);
+            // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
+            if (sum[i] == 0f) Arrays.fill(out, oAt, oAt + dv, 0f); else scaleInto(acc, i * ldo, inverse, out, oAt, dv);
             if (lse != null) lse[row] = sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
             if (weights != null) normaliseWeights(weights, row * s.keys, s.keys, s.lastKey(i0 + i), max[i], inverse);
         }
@@ -413,7 +414,8 @@ final class VectorAttention {
     /** The stored scaled scores of one query become softmax weights; keys past the causal limit get 0. */
     private static void normaliseWeights(float[] w, int at, int keys, int lastKey, float max, float inverse) {
         for (int j = 0; j < keys; j++) {
-            w[at + j] = j > lastKey || inverse == 0f ? 0f : (float) Math.exp(w[at + j] - max) * inverse;
+            boolean hidden = j > lastKey || inverse == 0f || w[at + j] == Float.NEGATIVE_INFINITY; // 0 even in a NaN row
+            w[at + j] = hidden ? 0f : (float) Math.exp(w[at + j] - max) * inverse;
         }
     }
 }

@@ -187,6 +187,12 @@ final class VectorBilinear {
     static void bilinear(BilinearShape s, float[] x1, float[] x2, float[] w, float[] bias, float[] out) {
         int rows = s.rows(), in1 = s.in1(), in2 = s.in2(), outs = s.out();
         if (rows == 0 || outs == 0) return;
+        if (in1 == 0 || in2 == 0) { // an empty sum: the bias alone, whatever NaN the other input holds
+            for (int r = 0; r < rows; r++) {
+                for (int k = 0; k < outs; k++) out[r * outs + k] = bias == null ? 0f : bias[k];
+            }
+            return;
+        }
         float[] pa = new float[TileProduct.packedASize(rows, in1)];
         TileProduct.packA(x1, 0, in1, 1, rows, in1, pa);
         CpuThreads.SHARED.run(outs, k -> {

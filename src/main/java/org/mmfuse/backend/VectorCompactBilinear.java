@@ -51,7 +51,25 @@ final class VectorCompactBilinear {
         int d = sx.outputDim();
         if (s.batch() == 0) return;
         if (route == Route.OUTER_PRODUCT) outerProduct(s, x, y, sx, sy, out); else transforms(s, x, y, sx, sy, out);
-        CpuThreads.SHARED.run(s.batch(), b -> VectorBilinear.finish(out, b * d, d, s.locations(), o));
+        int xLength = s.locations() * s.xDim(), yLength = s.locations() * s.yDim();
+        CpuThreads.SHARED.run(s.batch(), b -> {
+            // Both routes give the transforms' answer to a non-finite input: the whole sample NaN.
+            if (!finite(x, b * xLength, xLength) || !finite(y, b * yLength, yLength)) Arrays.fill(out, b * d, (b + 1) * d, Float.NaN);
+            VectorBilinear.finish(out, b * d, d, s.locations(), o);
+        });
+    }
+
+    /** Whether a[from .. from + length) holds no NaN or infinity: x - x is 0 for every finite x, NaN otherwise. */
+    private static boolean finite(float[] a, int from, int length) {
+        FloatVector check = FloatVector.zero(S);
+        int i = 0;
+        for (; i <= length - LANES; i += LANES) {
+            FloatVector v = FloatVector.fromArray(S, a, from + i);
+            check = check.add(v.sub(v));
+        }
+        float tail = 0f;
+        for (; i < length; i++) tail += a[from + i] - a[from + i];
+        return check.reduceLanes(VectorOperators.ADD) + tail == 0f;
     }
 
     // ---- outer product ---------------------------------------------------------------------------------
@@ -126,6 +144,9 @@ final class VectorCompactBilinear {
             });
         } else {
             // Items are one sample's locations: its groups of locations add into one lane of its spectrum.
+            // Lanes past the batch must hold a zero spectrum: the inverse pairs each lane with the same lane
+            // of another group, and only a spectrum of a real sequence (like 0) cancels out of its partner's part.
+            Arrays.fill(spec, 0, 2 * specLength, 0f);
             CpuThreads.SHARED.run(batch, b -> {
                 Workspace w = Workspace.get(fft);
                 float[] laneRe = VectorBilinear.scratch(0, half * LANES), laneIm = VectorBilinear.scratch(1, half * LANES);
@@ -136,8 +157,6 @@ final class VectorCompactBilinear {
                     w.forward();
                     w.addProducts(laneRe, 0, laneIm, 0, true);
                 }
-                // Lanes of the last group past the batch keep stale values: lanes never mix, and their results
-                // are not stored.
                 int g = b / LANES, lane = b % LANES;
                 for (int k = 0; k < half; k++) {
                     int at = (g * half + k) * LANES + lane;
@@ -193,6 +212,9 @@ final class VectorCompactBilinear {
             int c1 = s.xDim(), c2 = s.yDim();
             for (int lane = 0; lane < count; lane++) {
                 int item = itemsAreSamples ? b + lane : b * s.locations() + first + lane;
+                // A non-finite item stays out (its sample's output is set to NaN at the end): the inverse
+                // transform pairs lanes of two groups, and a NaN would leak into its partner's result.
+                if (!finite(x, item * c1, c1) || !finite(y, item * c2, c2)) continue;
                 for (int i = 0; i < c1; i++) re[sx.hash(i) * LANES + lane] += sx.sign(i) * x[item * c1 + i];
                 for (int j = 0; j < c2; j++) im[sy.hash(j) * LANES + lane] += sy.sign(j) * y[item * c2 + j];
             }

@@ -52,6 +52,29 @@ class VectorCompactBilinearTest {
         }
     }
 
+    /**
+     * The transforms reuse scratch across calls: what an earlier call with another d left in it must not
+     * reach a later one (lanes past the batch once carried it into their partner lanes; found by FuzzTest).
+     */
+    @Test
+    void earlierCallsLeaveNothingBehind() {
+        Random rng = new Random(32);
+        int[][] shapes = {{9, 1, 30, 20, 77}, {31, 2, 6, 19, 3}, {5, 3, 8, 8, 10}, {31, 2, 6, 19, 3}};
+        for (int[] sh : shapes) {
+            int b = sh[0], n = sh[1], c1 = sh[2], c2 = sh[3], d = sh[4];
+            float[] x = random(rng, b * n * c1), y = random(rng, b * n * c2);
+            CountSketch sx = CountSketch.random(c1, d, rng.nextLong()), sy = CountSketch.random(c2, d, rng.nextLong());
+            PoolShape s = new PoolShape(b, n, c1, c2);
+            float[] transforms = new float[b * d], outer = new float[b * d];
+            VectorCompactBilinear.pool(s, x, y, sx, sy, PoolingOptions.NONE, transforms, VectorCompactBilinear.Route.TRANSFORMS);
+            VectorCompactBilinear.pool(s, x, y, sx, sy, PoolingOptions.NONE, outer, VectorCompactBilinear.Route.OUTER_PRODUCT);
+            for (int i = 0; i < b * d; i++) {
+                assertTrue(Math.abs(transforms[i] - outer[i]) <= 1e-4 * (1 + Math.abs(outer[i])),
+                        java.util.Arrays.toString(sh) + " at " + i + ": " + transforms[i] + " vs " + outer[i]);
+            }
+        }
+    }
+
     private static float[] random(Random rng, int size) {
         float[] a = new float[size];
         for (int i = 0; i < size; i++) a[i] = rng.nextFloat() * 2 - 1;
