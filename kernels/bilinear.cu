@@ -152,6 +152,22 @@ __global__ void factorized_sums(const float* x, const float* y, int64_t rows, in
     out[index] = sum;
 }
 
+// out[b, :] = NaN for every sample b whose x [x_len] or y [y_len] values hold a NaN or an infinity. One block
+// per sample.
+__global__ void poison_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t d) {
+    __shared__ int found;
+    if (threadIdx.x == 0) found = 0;
+    __syncthreads();
+    const int64_t b = blockIdx.x;
+    bool bad = false;
+    for (int64_t i = threadIdx.x; i < x_len; i += blockDim.x) bad |= !isfinite(x[b * x_len + i]);
+    for (int64_t i = threadIdx.x; i < y_len; i += blockDim.x) bad |= !isfinite(y[b * y_len + i]);
+    if (bad) found = 1;  // a benign race: every writer writes 1
+    __syncthreads();
+    if (!found) return;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[b * d + i] = __int_as_float(0x7fc00000);
+}
+
 unsigned blocks_for(int64_t threads) { return static_cast<unsigned>((threads + kThreads - 1) / kThreads); }
 
 }  // namespace
@@ -196,6 +212,13 @@ cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, 
     if (samples == 0) return cudaSuccess;
     outer_sketch_gather<<<blocks_for(samples * d), kThreads, 0, stream>>>(z, samples, c1, c2, hash1, sign1,
                                                                            offsets2, units2, sign2, d, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_poison_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out,
+                               int64_t samples, int64_t d, cudaStream_t stream) {
+    if (samples == 0 || d == 0) return cudaSuccess;
+    poison_rows<<<static_cast<unsigned>(samples), kThreads, 0, stream>>>(x, x_len, y, y_len, out, d);
     return cudaGetLastError();
 }
 

@@ -215,6 +215,26 @@ void check_factorized(int& failures, int& checks) {
     }
 }
 
+void check_poison(int& failures, int& checks) {
+    const int64_t samples = 5, x_len = 300, y_len = 7, d = 11;
+    std::vector<float> x = random_floats(samples * x_len), y = random_floats(samples * y_len), out = random_floats(samples * d);
+    x[1 * x_len + 299] = NAN;       // sample 1: NaN in x
+    y[3 * y_len] = INFINITY;        // sample 3: infinity in y
+    float *dx = upload(x), *dy = upload(y), *dout = upload(out);
+    MMF_OK_(mmf_poison_nonfinite_rows(dx, x_len, dy, y_len, dout, samples, d, nullptr));
+    std::vector<float> got = download(dout, out.size());
+    for (int64_t b = 0; b < samples; ++b) {
+        for (int64_t k = 0; k < d; ++k) {
+            const bool poisoned = b == 1 || b == 3;
+            if (poisoned != std::isnan(got[b * d + k]) || (!poisoned && got[b * d + k] != out[b * d + k])) {
+                if (failures++ < 10) std::printf("  FAIL poison rows: sample %lld value %lld is %g\n", (long long)b, (long long)k, got[b * d + k]);
+            }
+        }
+    }
+    ++checks;
+    for (float* p : {dx, dy, dout}) CUDA_OK(cudaFree(p));
+}
+
 }  // namespace
 
 int check_bilinear() {
@@ -224,6 +244,7 @@ int check_bilinear() {
     check_sketches(failures, checks);
     check_spectrum_product(failures, checks);
     check_factorized(failures, checks);
+    check_poison(failures, checks);
     std::printf("bilinear family kernels: %d cases, %d failed values\n", checks, failures);
     return failures;
 }

@@ -135,6 +135,11 @@ int mmf_spectrum_product(const float* a, const float* b, float* p, int64_t n, fl
 int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int* hash1, const float* sign1,
                      const int* offsets2, const int* units2, const float* sign2, int d, float* out, void* stream);
 
+/* Compact pooling's rule for non-finite inputs: out[b, :d] = NaN for every sample b whose x[b, :x_len] or
+ * y[b, :y_len] hold a NaN or an infinity; other rows untouched. */
+int mmf_poison_nonfinite_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t samples,
+                              int64_t d, void* stream);
+
 typedef enum mmf_activation { MMF_ACTIVATION_NONE = 0, MMF_ACTIVATION_RELU = 1, MMF_ACTIVATION_TANH = 2 } mmf_activation;
 
 /* Factorized (MLB/MFB/MFH) pooling before finishing: x, y [rows, stages * units], out [rows, stages *
