@@ -11,11 +11,14 @@ import org.mmfuse.Ops;
 public final class Main {
     private Main() {}
 
-    public static void main(String[] args) {
+    public static void main(String[] args) throws InterruptedException {
         String command = args.length == 0 ? "help" : args[0];
         switch (command) {
             case "info":
                 info(System.out);
+                break;
+            case "stress":
+                System.exit(Stress.run(args, System.out));
                 break;
             case "help":
             case "--help":
@@ -33,6 +36,9 @@ public final class Main {
         out.println("usage: mmfuse <command>");
         out.println("  info    Java version, vector shape, the backends found and why others were not");
         out.println("  bench   a quick run of the JMH benchmarks, as a table (run by the ./mmfuse launcher)");
+        out.println("  stress [--seconds N] [--seed S]");
+        out.println("          random calls of every operation on all cores, checked against the scalar reference,");
+        out.println("          with calls/s and memory each second; exit 1 on a mismatch, 2 on native memory growth");
     }
 
     static void info(PrintStream out) {
