@@ -123,7 +123,8 @@ final class BatchFft {
 
     // Each butterfly reads element j + q n/R (q < R), multiplies by the twiddle w^q (w = e^{∓2πi jj/(Ns R)},
     // jj = j mod Ns; the sign argument is +1 forward, -1 inverse, and conjugates), transforms, and writes
-    // element (j - jj) R + jj + q Ns.
+    // element (j - jj) R + jj + q Ns. The complex multiplies are written out in each butterfly: a helper
+    // would return two vectors, which Java can only do through an object the JIT may not remove.
 
     private void radix2(int ns, float[] ir, float[] ii, float[] or, float[] oi, float[] tc, float[] ts, float sign) {
         int quarter = n / 2 * LANES;

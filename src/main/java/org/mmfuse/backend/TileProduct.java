@@ -46,20 +46,26 @@ final class TileProduct {
      * with a row's MR values together; rows past m are zero.
      */
     static void packA(float[] src, int at, int rowStride, int colStride, int m, int k, float[] dst) {
-        pack(src, at, rowStride, colStride, m, k, MR, dst);
+        pack(src, at, rowStride, colStride, m, k, MR, dst, 0);
     }
 
     /** B [k, n] with B[p, j] = src[at + p * rowStride + j * colStride] into panels of NR columns. */
     static void packB(float[] src, int at, int rowStride, int colStride, int k, int n, float[] dst) {
-        pack(src, at, colStride, rowStride, n, k, NR, dst);
+        packB(src, at, rowStride, colStride, k, n, dst, 0);
+    }
+
+    /** As {@link #packB(float[], int, int, int, int, int, float[])}, the panels from dst[dstAt] on. */
+    static void packB(float[] src, int at, int rowStride, int colStride, int k, int n, float[] dst, int dstAt) {
+        pack(src, at, colStride, rowStride, n, k, NR, dst, dstAt);
     }
 
     /**
      * Lines [count] of length k (line i, step p at src[at + i * lineStride + p * stepStride]) into panels
-     * of {@code width} lines interleaved by step. The loop runs along whichever stride is 1.
+     * of {@code width} lines interleaved by step, from dst[dstAt] on. The loop runs along whichever
+     * stride is 1.
      */
     private static void pack(float[] src, int at, int lineStride, int stepStride, int count, int k, int width,
-            float[] dst) {
+            float[] dst, int dstAt) {
         int panels = panels(count, width);
         if (lineStride == 1 && width == NR) {
             // B from a row-major source, step by step: each step's NR-wide lines copied as two vectors, in
@@ -68,7 +74,7 @@ final class TileProduct {
             for (int p = 0; p < k; p++) {
                 int from = at + p * stepStride;
                 for (int panel = 0, first = 0; panel < panels; panel++, first += width) {
-                    int lines = Math.min(width, count - first), to = (panel * k + p) * width;
+                    int lines = Math.min(width, count - first), to = dstAt + (panel * k + p) * width;
                     if (lines == NR) {
                         FloatVector.fromArray(S, src, from + first).intoArray(dst, to);
                         FloatVector.fromArray(S, src, from + first + L).intoArray(dst, to + L);
@@ -80,9 +86,9 @@ final class TileProduct {
             }
             return;
         }
-        // Panel by panel: each panel's destination written in order (3x faster for A panels, measured).
+        // Panel by panel: each panel's destination written in order.
         for (int panel = 0, first = 0; panel < panels; panel++, first += width) {
-            int lines = Math.min(width, count - first), base = panel * k * width;
+            int lines = Math.min(width, count - first), base = dstAt + panel * k * width;
             if (lineStride == 1) {
                 for (int p = 0; p < k; p++) {
                     int from = at + first + p * stepStride, to = base + p * width;

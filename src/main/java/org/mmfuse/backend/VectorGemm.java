@@ -120,40 +120,19 @@ final class VectorGemm {
         }
     }
 
-    /** B[p0 .. p0+kc, col .. col+nr] into a micro-panel: NR values per k, zero beyond nr. */
+    /** B[p0 .. p0+kc, col .. col+nr] into the micro-panel at {@code at}: NR values per k, zero beyond nr. */
     private static void packB(boolean transposed, float[] b, int n, int k, int p0, int kc, int col, int nr,
             float[] dst, int at) {
-        if (transposed) { // b is [n, k]: read each of the nr rows along k
-            for (int j = 0; j < NR; j++) {
-                if (j < nr) {
-                    int row = (col + j) * k + p0;
-                    for (int p = 0; p < kc; p++) dst[at + p * NR + j] = b[row + p];
-                } else {
-                    for (int p = 0; p < kc; p++) dst[at + p * NR + j] = 0f;
-                }
-            }
+        if (transposed) { // b is [n, k]: B[p, j] = b[(col + j) k + p0 + p]
+            TileProduct.packB(b, col * k + p0, 1, k, kc, nr, dst, at);
         } else {
-            for (int p = 0; p < kc; p++) {
-                int row = (p0 + p) * n + col, out = at + p * NR;
-                System.arraycopy(b, row, dst, out, nr);
-                if (nr < NR) Arrays.fill(dst, out + nr, out + NR, 0f);
-            }
+            TileProduct.packB(b, p0 * n + col, n, 1, kc, nr, dst, at);
         }
     }
 
     /** A[ic .. ic+mc, p0 .. p0+kc] into row panels: MR values per k, zero beyond mc. */
     private static void packA(float[] a, int k, int ic, int mc, int p0, int kc, float[] dst) {
-        for (int ir = 0; ir < mc; ir += MR) {
-            int at = (ir / MR) * kc * MR;
-            for (int i = 0; i < MR; i++) {
-                if (ir + i < mc) {
-                    int row = (ic + ir + i) * k + p0;
-                    for (int p = 0; p < kc; p++) dst[at + p * MR + i] = a[row + p];
-                } else {
-                    for (int p = 0; p < kc; p++) dst[at + p * MR + i] = 0f;
-                }
-            }
-        }
+        TileProduct.packA(a, ic * k + p0, k, 1, mc, kc, dst);
     }
 
     /**
