@@ -1,6 +1,6 @@
 #!/bin/bash
 # On a GPU machine (device tool, carry [".gpu"] made by bench/gpu/bundle.sh): the Java test suite on the
-# CUDA backend against the scalar reference, then the CUDA benchmarks (concatenation, attention) from
+# CUDA backend against the scalar reference, then the CUDA benchmarks (concatenation, attention, the bilinear family) from
 # Java; the tables are last.
 # Logs go to $OUT (the device tool brings them back) when it is set.
 set -euo pipefail
@@ -15,6 +15,6 @@ status=0
 "${java[@]}" -jar .gpu/junit/junit-platform-console-standalone-*.jar execute \
     --class-path ".gpu/test-classes:$(ls .gpu/lib/*.jar | tr '\n' ':')" --scan-class-path .gpu/test-classes \
     --details=tree 2>&1 | tee "$out/java-tests.log" || status=$?
-"${java[@]}" -cp ".gpu/bench-classes:.gpu/bench-lib/*:.gpu/lib/*" org.mmfuse.bench.QuickBench ConcatCudaBench AttentionCudaBench 2>&1 \
+"${java[@]}" -cp ".gpu/bench-classes:.gpu/bench-lib/*:.gpu/lib/*" org.mmfuse.bench.QuickBench ConcatCudaBench AttentionCudaBench BilinearCudaBench 2>&1 \
     | tee "$out/java-bench.log"
 exit $status

@@ -102,6 +102,32 @@ final class BilinearShapes {
             }
         }
 
+        /** The same inputs on {@code device} (new tensors the caller closes; host inputs are returned as they are). */
+        Inputs on(org.mmfuse.Device device) {
+            return new Inputs(this, device);
+        }
+
+        private Inputs(Inputs host, org.mmfuse.Device device) {
+            shape = host.shape;
+            a = moved(host.a, device);
+            b = moved(host.b, device);
+            w0 = moved(host.w0, device);
+            b0 = moved(host.b0, device);
+            w1 = moved(host.w1, device);
+            b1 = moved(host.b1, device);
+            sx = host.sx;
+            sy = host.sy;
+        }
+
+        private static Tensor moved(Tensor t, org.mmfuse.Device device) {
+            return t == null ? null : t.to(device);
+        }
+
+        /** Closes the tensors (for inputs made by {@link #on}). */
+        void close() {
+            for (Tensor t : new Tensor[] {a, b, w0, b0, w1, b1}) if (t != null) t.close();
+        }
+
         /** Runs the shape's operation; the caller closes the result. */
         Tensor run(Ops ops) {
             switch (shape.op) {

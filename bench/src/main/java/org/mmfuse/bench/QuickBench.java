@@ -51,6 +51,7 @@ public final class QuickBench {
             if (MMFuse.report().isAvailable(Backend.CUDA)) {
                 includes.add("ConcatCudaBench");
                 includes.add("AttentionCudaBench");
+                includes.add("BilinearCudaBench");
             }
         }
         ChainedOptionsBuilder options = new OptionsBuilder()
@@ -185,25 +186,29 @@ public final class QuickBench {
     }
 
     private static void printBilinear(Collection<RunResult> results) {
-        Map<String, Map<String, RunResult>> table = byShape(results, "BilinearBench");
-        if (table.isEmpty()) return;
+        Map<String, Map<String, RunResult>> cpu = byShape(results, "BilinearBench");
         Map<String, Map<String, RunResult>> scalar = byShape(results, "BilinearScalarBench");
+        Map<String, Map<String, RunResult>> gpu = byShape(results, "BilinearCudaBench");
+        java.util.Set<String> shapes = new java.util.TreeSet<>(cpu.keySet());
+        shapes.addAll(gpu.keySet()); // a GPU machine's run has no libtorch, hence no CPU rows
+        if (shapes.isEmpty()) return;
         double peak = peakGflops(results);
         System.out.println();
-        System.out.printf(Locale.ROOT, "Bilinear family, CPU (see BilinearShapes). Milliseconds at the median [min-max];"
-                + " GFLOP/s of the products where the op is one; peak as above = %.0f GFLOP/s.%n", peak);
-        System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s%n", "shape", "scalar", "vector", "torch", "vec/tor",
-                "GFLOP/s", "vec/peak");
-        for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
-            RunResult ours = e.getValue().get("vector");
-            RunResult reference = scalar.getOrDefault(e.getKey(), Map.of()).get("scalar");
-            double flops = BilinearShapes.flops(e.getKey());
+        System.out.printf(Locale.ROOT, "Bilinear family (see BilinearShapes). Milliseconds at the median [min-max];"
+                + " GFLOP/s of the CPU products where the op is one; peak as above = %.0f GFLOP/s.%n", peak);
+        System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s %24s%n", "shape", "scalar", "vector", "torch",
+                "vec/tor", "GFLOP/s", "vec/peak", "cuda (from Java)");
+        for (String shape : shapes) {
+            Map<String, RunResult> m = cpu.getOrDefault(shape, Map.of());
+            RunResult ours = m.get("vector");
+            double flops = BilinearShapes.flops(shape);
             double median = ours == null ? Double.NaN : ours.getPrimaryResult().getStatistics().getPercentile(50);
             String gflops = flops == 0 || ours == null ? "-" : String.format(Locale.ROOT, "%.0f", flops / 1e3 / median);
             String ofPeak = flops == 0 || ours == null || Double.isNaN(peak) ? "-"
                     : String.format(Locale.ROOT, "%.2f", flops / 1e3 / median / peak);
-            System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s%n", e.getKey(), millis(reference), millis(ours),
-                    millis(e.getValue().get("torch")), ratio(e.getValue().get("torch"), ours), gflops, ofPeak);
+            System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s %24s%n", shape,
+                    millis(scalar.getOrDefault(shape, Map.of()).get("scalar")), millis(ours), millis(m.get("torch")),
+                    ratio(m.get("torch"), ours), gflops, ofPeak, millis(gpu.getOrDefault(shape, Map.of()).get("cuda")));
         }
         System.out.println("vec/tor: torch's median time / ours.");
     }
