@@ -11,6 +11,7 @@ import static org.bytedeco.cuda.global.cublas.cublasSgemm_v2;
 import static org.bytedeco.cuda.global.cufft.CUFFT_C2R;
 import static org.bytedeco.cuda.global.cufft.CUFFT_R2C;
 import static org.bytedeco.cuda.global.cufft.CUFFT_SUCCESS;
+import static org.bytedeco.cuda.global.cufft.cufftDestroy;
 import static org.bytedeco.cuda.global.cufft.cufftExecC2R;
 import static org.bytedeco.cuda.global.cufft.cufftExecR2C;
 import static org.bytedeco.cuda.global.cufft.cufftPlan1d;
@@ -340,18 +341,16 @@ public final class CudaOps extends AbstractOps {
                 FloatPointer one = new FloatPointer(1f); FloatPointer zero = new FloatPointer(0f)) {
             for (int k0 = 0; k0 < outs; k0 += group) {
                 int count = Math.min(group, outs - k0);
-                if (in2 == 0) {
-                    Cuda.check(cudaMemsetAsync(Cuda.at(t.address()), 0, (long) count * perOutput * 4, Cuda.stream()),
-                            "cudaMemsetAsync");
-                } else if (in1 > 0) {
+                if (in1 > 0 && in2 > 0) {
                     int status = cublasSgemm_v2(cublasHandle(), CUBLAS_OP_T, CUBLAS_OP_N, count * in1, rows, in2, one,
                             Cuda.floatsAt(w + (long) k0 * in1 * in2 * 4), in2, Cuda.floatsAt(x2.deviceMemory().address()),
                             in2, zero, Cuda.floatsAt(t.address()), count * in1);
                     checkCublas(status, "bilinear (cublasSgemm)");
                 }
+                // with an empty input dimension the sum is empty: the bias alone, as on the CPU (no 0 * NaN)
                 checkStatus(MmfNative.mmf_bilinear_row_dots(at(x1), Cuda.at(t.address()),
                         bias == null ? null : Cuda.at(bias.deviceMemory().address() + k0 * 4L), Cuda.at(y + k0 * 4L), outs,
-                        rows, count, in1, Cuda.stream()), "bilinear");
+                        rows, count, in2 == 0 ? 0 : in1, Cuda.stream()), "bilinear");
             }
         }
     }
@@ -448,8 +447,19 @@ public final class CudaOps extends AbstractOps {
         }
     }
 
+    /** Plans kept per thread: each holds its own device work area, so the least recently used are destroyed. */
+    private static final int FFT_PLANS_KEPT = 8;
+
     /** cuFFT plans per thread, by length, batch and type, bound to the thread's stream. */
-    private final ThreadLocal<java.util.Map<String, Integer>> fftPlans = ThreadLocal.withInitial(java.util.HashMap::new);
+    private final ThreadLocal<java.util.Map<String, Integer>> fftPlans = ThreadLocal.withInitial(
+            () -> new java.util.LinkedHashMap<>(16, 0.75f, true) {
+                @Override
+                protected boolean removeEldestEntry(java.util.Map.Entry<String, Integer> eldest) {
+                    if (size() <= FFT_PLANS_KEPT) return false;
+                    cufftDestroy(eldest.getValue());
+                    return true;
+                }
+            });
 
     private int fftPlan(int d, int batch, int type) {
         return fftPlans.get().computeIfAbsent(d + "x" + batch + "/" + type, key -> {
