@@ -456,6 +456,8 @@ public final class CudaOps extends AbstractOps {
                 @Override
                 protected boolean removeEldestEntry(java.util.Map.Entry<String, Integer> eldest) {
                     if (size() <= FFT_PLANS_KEPT) return false;
+                    // transforms queued with the plan may still run: wait for them before its work area goes
+                    Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
                     cufftDestroy(eldest.getValue());
                     return true;
                 }
