@@ -125,6 +125,7 @@ __global__ void outer_sketch_gather(const float* z, int64_t samples, int c1, int
 __device__ __forceinline__ float activate(float v, int activation) {
     if (activation == kActivationRelu) return v > 0.f || v != v ? v : 0.f;
     if (activation == kActivationTanh) return tanhf(v);
+    if (activation == kActivationSigmoid) return 1.f / (1.f + expf(-v));
     return v;
 }
 

@@ -117,8 +117,8 @@ cudaError_t attention_launch(const AttentionParams& p, int compute_major, int sh
 
 // Columns of a row that one block of the finishing kernels takes.
 constexpr int64_t kFinishChunk = 8192;
-// Activations of factorized pooling (the values of mmf_activation in mmfuse.h).
-constexpr int kActivationNone = 0, kActivationRelu = 1, kActivationTanh = 2;
+// Activations (the values of mmf_activation in mmfuse.h).
+constexpr int kActivationNone = 0, kActivationRelu = 1, kActivationTanh = 2, kActivationSigmoid = 3;
 
 // Blocks per row of launch_finish_rows: its partial buffer holds rows * this many floats.
 int64_t finish_chunks_per_row(int64_t cols);
@@ -153,5 +153,17 @@ cudaError_t launch_poison_rows(const float* x, int64_t x_len, const float* y, in
 // out [rows, stages, units / factor]: the group sums of factorized pooling (before finishing).
 cudaError_t launch_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
                                    int activation, float* out, cudaStream_t stream);
+
+// ---- activations, layer norm, softmax (elementwise.cu) ------------------------------------------------
+
+// out[i] = activation(x[i]) for i < n.
+cudaError_t launch_activation(const float* x, int64_t n, int activation, float* out, cudaStream_t stream);
+
+// Layer norm of each row of x [rows, dim] (biased variance); weight and bias [dim] may be NULL.
+cudaError_t launch_layer_norm(const float* x, int64_t rows, int dim, const float* weight, const float* bias, float eps,
+                              float* out, cudaStream_t stream);
+
+// Softmax of each row of x [rows, dim] (rows < 2^31).
+cudaError_t launch_softmax(const float* x, int64_t rows, int dim, float* out, cudaStream_t stream);
 
 }  // namespace mmf

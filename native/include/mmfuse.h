@@ -140,13 +140,30 @@ int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int*
 int mmf_poison_nonfinite_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t samples,
                               int64_t d, void* stream);
 
-typedef enum mmf_activation { MMF_ACTIVATION_NONE = 0, MMF_ACTIVATION_RELU = 1, MMF_ACTIVATION_TANH = 2 } mmf_activation;
+typedef enum mmf_activation {
+    MMF_ACTIVATION_NONE = 0,
+    MMF_ACTIVATION_RELU = 1,
+    MMF_ACTIVATION_TANH = 2,
+    MMF_ACTIVATION_SIGMOID = 3
+} mmf_activation;
 
 /* Factorized (MLB/MFB/MFH) pooling before finishing: x, y [rows, stages * units], out [rows, stages *
  * units / factor] with out[r, s, p] = sum over t < factor of prod over s' <= s of act(x) act(y) at
  * [r, s', p * factor + t]. */
 int mmf_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
                         int activation, float* out, void* stream);
+
+/* ---- activations, layer norm, softmax ----------------------------------------------------------------- */
+
+/* out[i] = activation(x[i]) for i < n (mmf_activation); out may be x. */
+int mmf_activate(const float* x, int64_t n, int activation, float* out, void* stream);
+
+/* F.layer_norm over the last dimension of x [rows, dim] (biased variance); weight and bias [dim] may be NULL. */
+int mmf_layer_norm(const float* x, int64_t rows, int dim, const float* weight, const float* bias, float eps, float* out,
+                   void* stream);
+
+/* Softmax over the last dimension of x [rows, dim] (rows < 2^31); a row holding NaN gives NaN. */
+int mmf_softmax(const float* x, int64_t rows, int dim, float* out, void* stream);
 
 #ifdef __cplusplus
 }

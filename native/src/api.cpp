@@ -378,7 +378,7 @@ int mmf_poison_nonfinite_rows(const float* x, int64_t x_len, const float* y, int
 
 int mmf_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
                         int activation, float* out, void* stream) {
-    if (rows < 0 || stages < 1 || units < 0 || factor < 1 || units % factor != 0 || activation < 0 || activation > 2)
+    if (rows < 0 || stages < 1 || units < 0 || factor < 1 || units % factor != 0 || activation < 0 || activation > 3)
         return fail(MMF_ERR_INVALID_ARGUMENT,
                     "mmf_factorized_sums: rows = %lld, stages = %d, units = %d, factor = %d, activation = %d",
                     (long long)rows, stages, units, factor, activation);
@@ -388,4 +388,30 @@ int mmf_factorized_sums(const float* x, const float* y, int64_t rows, int stages
     return launched(mmf::launch_factorized_sums(x, y, rows, stages, units, factor, activation, out,
                                                 static_cast<cudaStream_t>(stream)),
                     "mmf_factorized_sums");
+}
+
+// ---- activations, layer norm, softmax --------------------------------------------------------------------
+
+int mmf_activate(const float* x, int64_t n, int activation, float* out, void* stream) {
+    if (n < 0 || activation < 0 || activation > 3)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_activate: n = %lld, activation = %d", (long long)n, activation);
+    if (missing(x, n) || missing(out, n)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_activate: x or out is NULL");
+    return launched(mmf::launch_activation(x, n, activation, out, static_cast<cudaStream_t>(stream)), "mmf_activate");
+}
+
+int mmf_layer_norm(const float* x, int64_t rows, int dim, const float* weight, const float* bias, float eps, float* out,
+                   void* stream) {
+    if (rows < 0 || rows > INT32_MAX || dim < 0 || !(eps > 0.f))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_layer_norm: rows = %lld, dim = %d, eps = %g", (long long)rows, dim, eps);
+    if (missing(x, rows * dim) || missing(out, rows * dim))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_layer_norm: x or out is NULL");
+    return launched(mmf::launch_layer_norm(x, rows, dim, weight, bias, eps, out, static_cast<cudaStream_t>(stream)),
+                    "mmf_layer_norm");
+}
+
+int mmf_softmax(const float* x, int64_t rows, int dim, float* out, void* stream) {
+    if (rows < 0 || rows > INT32_MAX || dim < 0)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_softmax: rows = %lld, dim = %d", (long long)rows, dim);
+    if (missing(x, rows * dim) || missing(out, rows * dim)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_softmax: x or out is NULL");
+    return launched(mmf::launch_softmax(x, rows, dim, out, static_cast<cudaStream_t>(stream)), "mmf_softmax");
 }

@@ -7,7 +7,9 @@ public enum Activation {
     /** max(x, 0); NaN stays NaN. */
     RELU,
     /** tanh(x). */
-    TANH;
+    TANH,
+    /** 1 / (1 + e^-x). */
+    SIGMOID;
 
     /** This activation of one value, in double (the references' precision). */
     public double apply(double x) {
@@ -16,6 +18,8 @@ public enum Activation {
                 return x > 0 || Double.isNaN(x) ? x : 0;
             case TANH:
                 return Math.tanh(x);
+            case SIGMOID:
+                return 1 / (1 + Math.exp(-x));
             default:
                 return x;
         }

@@ -96,4 +96,16 @@ public interface Ops {
      * stages side by side, as MFH concatenates them.
      */
     Tensor factorizedPool(Tensor x, Tensor y, FactorizedPoolOptions options);
+
+    /** The activation applied to every element: a new tensor of x's shape. */
+    Tensor activation(Tensor x, Activation activation);
+
+    /**
+     * {@code F.layer_norm(x, [D], weight, bias, eps)} over the last dimension D: (x - mean) / sqrt(var + eps)
+     * (biased variance) times weight [D] plus bias [D]; weight and bias may be null (1 and 0).
+     */
+    Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, double eps);
+
+    /** {@code torch.softmax(x, -1)}: over the last dimension; a row of -infinity gives NaN, as in torch. */
+    Tensor softmax(Tensor x);
 }

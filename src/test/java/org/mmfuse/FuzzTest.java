@@ -27,7 +27,7 @@ class FuzzTest {
     }
 
     private static final String[] OPERATIONS = {"concat", "split", "matmul", "linear", "attention", "bilinearPool",
-        "bilinear", "compactBilinearPool", "factorizedPool"};
+        "bilinear", "compactBilinearPool", "factorizedPool", "activation", "layerNorm", "softmax"};
 
     private SplittableRandom rng;
     private final List<Tensor> opened = new ArrayList<>();
@@ -127,7 +127,10 @@ class FuzzTest {
             case 5: return bilinearPool(valid);
             case 6: return bilinear(valid);
             case 7: return compact(valid);
-            default: return factorized(valid);
+            case 8: return factorized(valid);
+            case 9: return activation(valid);
+            case 10: return layerNorm(valid);
+            default: return softmax(valid);
         }
     }
 
@@ -366,6 +369,47 @@ class FuzzTest {
         CountSketch fsx = sx, fsy = sy;
         PoolingOptions o = pooling();
         return ops -> List.of(ops.compactBilinearPool(on(ops, fx), on(ops, fy), fsx, fsy, o));
+    }
+
+    private long[] anyShape() {
+        long[] shape = new long[1 + rng.nextInt(3)];
+        for (int d = 0; d < shape.length; d++) shape[d] = size();
+        return shape;
+    }
+
+    private Call activation(boolean valid) {
+        Tensor x = tensor(anyShape());
+        Activation act = valid || rng.nextBoolean() ? Activation.values()[rng.nextInt(Activation.values().length)] : null;
+        Tensor fx = valid || act == null ? x : spoil(x, 1);
+        return ops -> List.of(ops.activation(on(ops, fx), act));
+    }
+
+    private Call layerNorm(boolean valid) {
+        long[] shape = anyShape();
+        int dim = (int) shape[shape.length - 1];
+        Tensor x = tensor(shape), w = rng.nextBoolean() ? tensor(dim) : null, b = rng.nextBoolean() ? tensor(dim) : null;
+        double eps = 1e-5;
+        if (!valid) {
+            switch (rng.nextInt(3)) {
+                case 0: w = tensor(dim + 1); break;
+                case 1: eps = rng.nextBoolean() ? 0 : -1; break;
+                default: x = spoil(x, 2, 2, 2);
+            }
+            if (x != null && !x.isClosed() && x.rank() == 3 && x.size(2) == dim && eps > 0 && (w == null || w.size(0) == dim)) {
+                eps = 0;
+            }
+        }
+        Tensor fx = x, fw = w, fb = b;
+        double feps = eps;
+        return ops -> List.of(ops.layerNorm(on(ops, fx), on(ops, fw), on(ops, fb), feps));
+    }
+
+    private Call softmax(boolean valid) {
+        Tensor x = valid ? tensor(anyShape()) : spoil(tensor(anyShape()));
+        if (!valid && x != null && !x.isClosed()) x = Tensor.zeros(); // rank 0: no last dimension
+        if (x != null && x.rank() == 0) opened.add(x);
+        Tensor fx = x;
+        return ops -> List.of(ops.softmax(on(ops, fx)));
     }
 
     private Call factorized(boolean valid) {

@@ -5,6 +5,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.Consumer;
+import org.mmfuse.Activation;
 import org.mmfuse.AttentionOptions;
 import org.mmfuse.AttentionResult;
 import org.mmfuse.CountSketch;
@@ -78,6 +79,15 @@ public abstract class AbstractOps implements Ops {
     /** Factorized (MLB/MFB/MFH) pooling into out [rows, stages * units / factor]. */
     protected abstract void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options,
             Tensor out);
+
+    /** x's activation into out (same shape). */
+    protected abstract void activation(Tensor x, Activation activation, Tensor out);
+
+    /** Layer norm of x [rows, dim] (flattened leading dims) into out; weight and bias may be null. */
+    protected abstract void layerNorm(Tensor x, long rows, int dim, Tensor weight, Tensor bias, float eps, Tensor out);
+
+    /** Softmax of x [rows, dim] (flattened leading dims) into out. */
+    protected abstract void softmax(Tensor x, long rows, int dim, Tensor out);
 
     // ---- concat -----------------------------------------------------------------------------------
 
@@ -323,6 +333,41 @@ public abstract class AbstractOps implements Ops {
             for (Tensor t : new Tensor[] {out, lse, weights}) if (t != null) t.close();
             throw e;
         }
+    }
+
+    // ---- elementwise and normalisation ------------------------------------------------------------------
+
+    @Override
+    public final Tensor activation(Tensor x, Activation activation) {
+        checkTensor("activation", "x", x);
+        Objects.requireNonNull(activation, "activation: activation is null");
+        return compute(x.shape(), out -> activation(x, activation, out));
+    }
+
+    @Override
+    public final Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
+        checkTensor("layerNorm", "x", x);
+        if (x.rank() < 1) throw new IllegalArgumentException("layerNorm: x must have a last dimension, got " + x.describe());
+        long dim = x.size(-1);
+        for (Tensor t : new Tensor[] {weight, bias}) {
+            if (t == null) continue;
+            checkTensor("layerNorm", t == weight ? "weight" : "bias", t);
+            if (t.rank() != 1 || t.size(0) != dim) {
+                throw new IllegalArgumentException("layerNorm: " + (t == weight ? "weight" : "bias") + " must be [" + dim
+                        + "] for x " + Shapes.toString(x.shape()) + ", got " + Shapes.toString(t.shape()));
+            }
+        }
+        if (!(eps > 0) || Double.isInfinite(eps)) throw new IllegalArgumentException("layerNorm: eps must be finite and > 0, got " + eps);
+        long rows = Shapes.product(x.shape(), 0, x.rank() - 1);
+        return compute(x.shape(), out -> layerNorm(x, rows, (int) dim, weight, bias, (float) eps, out));
+    }
+
+    @Override
+    public final Tensor softmax(Tensor x) {
+        checkTensor("softmax", "x", x);
+        if (x.rank() < 1) throw new IllegalArgumentException("softmax: x must have a last dimension, got " + x.describe());
+        long rows = Shapes.product(x.shape(), 0, x.rank() - 1);
+        return compute(x.shape(), out -> softmax(x, rows, (int) x.size(-1), out));
     }
 
     // ---- bilinear family -------------------------------------------------------------------------------

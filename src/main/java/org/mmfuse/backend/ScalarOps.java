@@ -213,4 +213,40 @@ final class ScalarOps extends HostOps {
         double scale = options.l2Normalize() ? 1 / Math.max(Math.sqrt(sumOfSquares), 1e-12) : 1;
         for (int i = 0; i < z.length; i++) out[at + i] = (float) (z[i] * scale);
     }
+
+    @Override
+    protected void activation(Tensor x, Activation activation, Tensor out) {
+        float[] a = x.array(), o = out.array();
+        for (int i = 0; i < a.length; i++) o[i] = (float) activation.apply(a[i]);
+    }
+
+    /** Mean, then the biased variance of the deviations, in double. */
+    @Override
+    protected void layerNorm(Tensor x, long rows, int dim, Tensor weight, Tensor bias, float eps, Tensor out) {
+        float[] a = x.array(), o = out.array(), w = weight == null ? null : weight.array(), b = bias == null ? null : bias.array();
+        for (int r = 0; r < rows; r++) {
+            int at = r * dim;
+            double mean = 0, variance = 0;
+            for (int i = 0; i < dim; i++) mean += a[at + i];
+            mean /= dim;
+            for (int i = 0; i < dim; i++) variance += (a[at + i] - mean) * (a[at + i] - mean);
+            double inverse = 1 / Math.sqrt(variance / dim + eps);
+            for (int i = 0; i < dim; i++) {
+                double v = (a[at + i] - mean) * inverse;
+                o[at + i] = (float) (v * (w == null ? 1 : w[i]) + (b == null ? 0 : b[i]));
+            }
+        }
+    }
+
+    @Override
+    protected void softmax(Tensor x, long rows, int dim, Tensor out) {
+        float[] a = x.array(), o = out.array();
+        for (int r = 0; r < rows; r++) {
+            int at = r * dim;
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int i = 0; i < dim; i++) max = Math.max(max, a[at + i]);
+            for (int i = 0; i < dim; i++) sum += Math.exp(a[at + i] - max);
+            for (int i = 0; i < dim; i++) o[at + i] = (float) (Math.exp(a[at + i] - max) / sum);
+        }
+    }
 }

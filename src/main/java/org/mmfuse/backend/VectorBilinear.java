@@ -250,22 +250,11 @@ final class VectorBilinear {
         int u = 0;
         for (; u < units; u += L) {
             VectorMask<Float> m = S.indexInRange(u, units);
-            FloatVector a = activate(FloatVector.fromArray(S, x, in + u, m), act);
-            FloatVector b = activate(FloatVector.fromArray(S, y, in + u, m), act);
+            FloatVector a = VectorMath.activate(FloatVector.fromArray(S, x, in + u, m), act);
+            FloatVector b = VectorMath.activate(FloatVector.fromArray(S, y, in + u, m), act);
             FloatVector p = a.mul(b);
             if (carry) p = p.mul(FloatVector.fromArray(S, e, u, m));
             p.intoArray(e, u, m);
-        }
-    }
-
-    private static FloatVector activate(FloatVector v, Activation act) {
-        switch (act) {
-            case RELU:
-                return v.blend(0f, v.compare(VectorOperators.LT, 0f));
-            case TANH:
-                return v.lanewise(VectorOperators.TANH);
-            default:
-                return v;
         }
     }
 }

@@ -4,6 +4,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
+import org.mmfuse.Activation;
 
 /**
  * Vector functions faster than their {@link VectorOperators} counterparts (which call a math library
@@ -37,5 +38,19 @@ final class VectorMath {
         IntVector exponent = ((IntVector) n.convert(VectorOperators.F2I, 0)).lanewise(VectorOperators.LSHL, 23);
         FloatVector scaled = y.reinterpretAsInts().add(exponent).reinterpretAsFloats();
         return scaled.blend(0f, t.compare(VectorOperators.LT, -126f));
+    }
+
+    /** The activation lane by lane; NaN stays NaN. Sigmoid uses the library exp: its inputs are unbounded. */
+    static FloatVector activate(FloatVector v, Activation activation) {
+        switch (activation) {
+            case RELU:
+                return v.blend(0f, v.compare(VectorOperators.LT, 0f));
+            case TANH:
+                return v.lanewise(VectorOperators.TANH);
+            case SIGMOID:
+                return FloatVector.broadcast(S, 1f).div(v.neg().lanewise(VectorOperators.EXP).add(1f));
+            default:
+                return v;
+        }
     }
 }

@@ -3,6 +3,7 @@ package org.mmfuse.backend;
 import java.util.List;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
+import org.mmfuse.Activation;
 import org.mmfuse.Backend;
 import org.mmfuse.CountSketch;
 import org.mmfuse.FactorizedPoolOptions;
@@ -79,5 +80,21 @@ final class VectorOps extends HostOps {
     @Override
     protected void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options, Tensor out) {
         VectorBilinear.factorized(s, x.array(), y.array(), options, out.array());
+    }
+
+    @Override
+    protected void activation(Tensor x, Activation activation, Tensor out) {
+        VectorElementwise.activation(x.array(), activation, out.array());
+    }
+
+    @Override
+    protected void layerNorm(Tensor x, long rows, int dim, Tensor weight, Tensor bias, float eps, Tensor out) {
+        VectorElementwise.layerNorm(x.array(), (int) rows, dim, weight == null ? null : weight.array(),
+                bias == null ? null : bias.array(), eps, out.array());
+    }
+
+    @Override
+    protected void softmax(Tensor x, long rows, int dim, Tensor out) {
+        VectorElementwise.softmax(x.array(), (int) rows, dim, out.array());
     }
 }

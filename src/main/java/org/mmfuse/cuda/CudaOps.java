@@ -31,6 +31,7 @@ import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
+import org.mmfuse.Activation;
 import org.mmfuse.Backend;
 import org.mmfuse.CountSketch;
 import org.mmfuse.CudaException;
@@ -483,15 +484,40 @@ public final class CudaOps extends AbstractOps {
     protected void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options, Tensor out) {
         if (s.rows() == 0 || s.pooled() == 0) return;
         Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
-        int activation = switch (options.activation()) {
-            case RELU -> MmfNative.MMF_ACTIVATION_RELU;
-            case TANH -> MmfNative.MMF_ACTIVATION_TANH;
-            default -> MmfNative.MMF_ACTIVATION_NONE;
-        };
-        checkStatus(MmfNative.mmf_factorized_sums(at(x), at(y), s.rows(), s.stages(), s.units(), s.factor(), activation,
+        checkStatus(MmfNative.mmf_factorized_sums(at(x), at(y), s.rows(), s.stages(), s.units(), s.factor(),
+                code(options.activation()),
                 at(out), Cuda.stream()), "factorizedPool");
         PoolingOptions pooling = options.pooling();
         finish(out.deviceMemory().address(), (long) s.rows() * s.stages(), s.pooled(),
                 pooling.mean() ? 1f / s.factor() : 1f, pooling, "factorizedPool");
+    }
+
+    // ---- activations, layer norm, softmax: libmmfuse's elementwise kernels --------------------------------
+
+    private static int code(Activation activation) {
+        return switch (activation) {
+            case RELU -> MmfNative.MMF_ACTIVATION_RELU;
+            case TANH -> MmfNative.MMF_ACTIVATION_TANH;
+            case SIGMOID -> MmfNative.MMF_ACTIVATION_SIGMOID;
+            case NONE -> MmfNative.MMF_ACTIVATION_NONE;
+        };
+    }
+
+    @Override
+    protected void activation(Tensor x, Activation activation, Tensor out) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        checkStatus(MmfNative.mmf_activate(at(x), x.numel(), code(activation), at(out), Cuda.stream()), "activation");
+    }
+
+    @Override
+    protected void layerNorm(Tensor x, long rows, int dim, Tensor weight, Tensor bias, float eps, Tensor out) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        checkStatus(MmfNative.mmf_layer_norm(at(x), rows, dim, at(weight), at(bias), eps, at(out), Cuda.stream()), "layerNorm");
+    }
+
+    @Override
+    protected void softmax(Tensor x, long rows, int dim, Tensor out) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        checkStatus(MmfNative.mmf_softmax(at(x), rows, dim, at(out), Cuda.stream()), "softmax");
     }
 }

@@ -96,7 +96,18 @@ public final class MmfNative {
     public static final int MMF_ACTIVATION_NONE = 0;
     public static final int MMF_ACTIVATION_RELU = 1;
     public static final int MMF_ACTIVATION_TANH = 2;
+    public static final int MMF_ACTIVATION_SIGMOID = 3;
 
     public static native int mmf_factorized_sums(@Cast("const float*") Pointer x, @Cast("const float*") Pointer y,
             long rows, int stages, int units, int factor, int activation, @Cast("float*") Pointer out, Pointer stream);
+
+    public static native int mmf_activate(@Cast("const float*") Pointer x, long n, int activation,
+            @Cast("float*") Pointer out, Pointer stream);
+
+    public static native int mmf_layer_norm(@Cast("const float*") Pointer x, long rows, int dim,
+            @Cast("const float*") Pointer weight, @Cast("const float*") Pointer bias, float eps,
+            @Cast("float*") Pointer out, Pointer stream);
+
+    public static native int mmf_softmax(@Cast("const float*") Pointer x, long rows, int dim, @Cast("float*") Pointer out,
+            Pointer stream);
 }

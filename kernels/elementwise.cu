@@ -1,0 +1,112 @@
+// elementwise.cu - activations, layer norm and softmax: memory-bound passes, one block per row for the
+// row reductions (fixed-order sums: bit-identical results run to run).
+#include <math.h>
+
+#include "common.cuh"
+
+namespace mmf {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float activated(float v, int activation) {
+    switch (activation) {
+        case kActivationRelu: return v > 0.f || v != v ? v : 0.f;
+        case kActivationTanh: return tanhf(v);
+        case kActivationSigmoid: return 1.f / (1.f + expf(-v));
+        default: return v;
+    }
+}
+
+__global__ void activation_kernel(const float* x, int64_t n, int activation, float* out) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        out[i] = activated(x[i], activation);
+    }
+}
+
+// Sum (or max) over the block in a fixed order; every thread gets the result.
+template <bool kMax>
+__device__ float block_reduce(float v, float* shared) {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        const float other = __shfl_down_sync(0xffffffffu, v, offset);
+        v = kMax ? fmaxf(v, other) : v + other;
+    }
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();  // the previous reduction's readers are done with shared
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float total = shared[0];
+        for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) total = kMax ? fmaxf(total, shared[w]) : total + shared[w];
+        shared[32] = total;
+    }
+    __syncthreads();
+    return shared[32];
+}
+
+// One block per row: the mean, the biased variance of the deviations, then the affine map.
+__global__ void layer_norm_kernel(const float* x, int dim, const float* weight, const float* bias, float eps, float* out) {
+    __shared__ float shared[33];
+    const float* row = x + static_cast<int64_t>(blockIdx.x) * dim;
+    float* to = out + static_cast<int64_t>(blockIdx.x) * dim;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) s += row[i];
+    const float mean = block_reduce<false>(s, shared) / dim;
+    float q = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) q += (row[i] - mean) * (row[i] - mean);
+    const float inverse = rsqrtf(block_reduce<false>(q, shared) / dim + eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = (row[i] - mean) * inverse;
+        if (weight != nullptr) v *= weight[i];
+        if (bias != nullptr) v += bias[i];
+        to[i] = v;
+    }
+}
+
+// One block per row: the max (NaN if any value is NaN, as torch), then e^(x - max) summed, then scaled.
+__global__ void softmax_kernel(const float* x, int dim, float* out) {
+    __shared__ float shared[33];
+    const float* row = x + static_cast<int64_t>(blockIdx.x) * dim;
+    float* to = out + static_cast<int64_t>(blockIdx.x) * dim;
+    float m = -INFINITY;
+    bool nan = false;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        m = fmaxf(m, row[i]);
+        nan |= row[i] != row[i];
+    }
+    float max = block_reduce<true>(nan ? NAN : m, shared);
+    if (__syncthreads_or(nan)) max = NAN;  // fmaxf drops NaN: carry it explicitly
+    float s = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float e = expf(row[i] - max);
+        to[i] = e;
+        s += e;
+    }
+    const float inverse = 1.f / block_reduce<false>(s, shared);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) to[i] *= inverse;
+}
+
+}  // namespace
+
+cudaError_t launch_activation(const float* x, int64_t n, int activation, float* out, cudaStream_t stream) {
+    if (n == 0) return cudaSuccess;
+    const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
+    activation_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(x, n, activation, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_layer_norm(const float* x, int64_t rows, int dim, const float* weight, const float* bias, float eps,
+                              float* out, cudaStream_t stream) {
+    if (rows == 0 || dim == 0) return cudaSuccess;
+    layer_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, dim, weight, bias, eps, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_softmax(const float* x, int64_t rows, int dim, float* out, cudaStream_t stream) {
+    if (rows == 0 || dim == 0) return cudaSuccess;
+    softmax_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, dim, out);
+    return cudaGetLastError();
+}
+
+}  // namespace mmf
