@@ -1,5 +1,6 @@
 // bilinear.cpp - checks the bilinear family's kernels (mmf_finish_rows, mmf_bilinear_row_dots, mmf_sketch,
-// mmf_spectrum_product, mmf_outer_sketch, mmf_factorized_sums) against double-precision references on
+// mmf_spectrum_product, mmf_outer_sketch, mmf_factorized_sums, mmf_poison_nonfinite_rows) and the
+// elementwise ones (mmf_activate, mmf_layer_norm, mmf_softmax) against double-precision references on
 // random and edge-case sizes: empty and single rows, rows longer than one block's chunk, odd d.
 #include <algorithm>
 #include <cmath>
@@ -235,6 +236,53 @@ void check_poison(int& failures, int& checks) {
     for (float* p : {dx, dy, dout}) CUDA_OK(cudaFree(p));
 }
 
+// Activations, layer norm and softmax (elementwise.cu) against double references.
+void check_elementwise(int& failures, int& checks) {
+    const int64_t shapes[][2] = {{1, 1}, {3, 7}, {5, 1000}, {2, 4097}, {0, 5}, {7, 0}};
+    for (const auto& shape : shapes) {
+        const int64_t rows = shape[0], dim = shape[1], n = rows * dim;
+        std::vector<float> x = random_floats(n, 8.f), w = random_floats(dim), b = random_floats(dim);
+        float* raw = upload(x);  // activations see values around 0, where they bend
+        for (float& v : x) v += 100.f;  // layer norm sees an offset that a one-pass variance would cancel
+        float *dx = upload(x), *dw = upload(w), *db = upload(b), *dout = upload(std::vector<float>(n));
+        for (int act = 0; act < 4; ++act) {
+            MMF_OK_(mmf_activate(raw, n, act, dout, nullptr));
+            std::vector<float> got = download(dout, n);
+            for (int64_t i = 0; i < n; ++i) {
+                const double v = x[i] - 100.f;
+                const double want = act == 1 ? (v > 0 ? v : 0) : act == 2 ? std::tanh(v) : act == 3 ? 1 / (1 + std::exp(-v)) : v;
+                close(got[i], want, 2e-6 * std::fabs(want) + 1e-30, "activation " + std::to_string(act), failures);
+            }
+        }
+        MMF_OK_(mmf_layer_norm(dx, rows, static_cast<int>(dim), dw, db, 1e-5f, dout, nullptr));
+        std::vector<float> got = download(dout, n);
+        for (int64_t r = 0; r < rows; ++r) {
+            double mean = 0, variance = 0;
+            for (int64_t i = 0; i < dim; ++i) mean += x[r * dim + i];
+            mean /= dim;
+            for (int64_t i = 0; i < dim; ++i) variance += (x[r * dim + i] - mean) * (x[r * dim + i] - mean);
+            const double inverse = 1 / std::sqrt(variance / dim + 1e-5);
+            for (int64_t i = 0; i < dim; ++i) {
+                const double want = (x[r * dim + i] - mean) * inverse * w[i] + b[i];
+                close(got[r * dim + i], want, 1e-4 * (1 + std::fabs(want)), "layer norm dim=" + std::to_string(dim), failures);
+            }
+        }
+        MMF_OK_(mmf_softmax(dx, rows, static_cast<int>(dim), dout, nullptr));
+        got = download(dout, n);
+        for (int64_t r = 0; r < rows; ++r) {
+            double max = -INFINITY, sum = 0;
+            for (int64_t i = 0; i < dim; ++i) max = std::max(max, static_cast<double>(x[r * dim + i]));
+            for (int64_t i = 0; i < dim; ++i) sum += std::exp(x[r * dim + i] - max);
+            for (int64_t i = 0; i < dim; ++i) {
+                const double want = std::exp(x[r * dim + i] - max) / sum;
+                close(got[r * dim + i], want, 1e-5 * want + 1e-9, "softmax dim=" + std::to_string(dim), failures);
+            }
+        }
+        checks += 3;
+        for (float* p : {raw, dx, dw, db, dout}) CUDA_OK(cudaFree(p));
+    }
+}
+
 }  // namespace
 
 int check_bilinear() {
@@ -245,6 +293,7 @@ int check_bilinear() {
     check_spectrum_product(failures, checks);
     check_factorized(failures, checks);
     check_poison(failures, checks);
-    std::printf("bilinear family kernels: %d cases, %d failed values\n", checks, failures);
+    check_elementwise(failures, checks);
+    std::printf("bilinear family and elementwise kernels: %d cases, %d failed values\n", checks, failures);
     return failures;
 }
