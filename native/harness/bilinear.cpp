@@ -242,14 +242,15 @@ void check_elementwise(int& failures, int& checks) {
     for (const auto& shape : shapes) {
         const int64_t rows = shape[0], dim = shape[1], n = rows * dim;
         std::vector<float> x = random_floats(n, 8.f), w = random_floats(dim), b = random_floats(dim);
-        float* raw = upload(x);  // activations see values around 0, where they bend
+        const std::vector<float> around_zero = x;
+        float* raw = upload(around_zero);  // activations see values around 0, where they bend
         for (float& v : x) v += 100.f;  // layer norm sees an offset that a one-pass variance would cancel
         float *dx = upload(x), *dw = upload(w), *db = upload(b), *dout = upload(std::vector<float>(n));
         for (int act = 0; act < 4; ++act) {
             MMF_OK_(mmf_activate(raw, n, act, dout, nullptr));
             std::vector<float> got = download(dout, n);
             for (int64_t i = 0; i < n; ++i) {
-                const double v = x[i] - 100.f;
+                const double v = around_zero[i];
                 const double want = act == 1 ? (v > 0 ? v : 0) : act == 2 ? std::tanh(v) : act == 3 ? 1 / (1 + std::exp(-v)) : v;
                 close(got[i], want, 2e-6 * std::fabs(want) + 1e-30, "activation " + std::to_string(act), failures);
             }
