@@ -32,6 +32,8 @@ final class DotGemm {
             : FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
     private static final int ROWS = 4, COLS = 6;
+    /** Per-thread room for one kernel call's accumulators. */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[ROWS * COLS * L]);
 
     private DotGemm() {}
 
@@ -44,7 +46,8 @@ final class DotGemm {
                 int j0 = block * COLS, cols = Math.min(COLS, n - j0);
                 int i0 = 0;
                 if (cols == COLS) {
-                    for (; i0 + ROWS <= m; i0 += ROWS) kernel(k, a, i0 * k, w, j0 * k, bias, j0, c, i0 * n + j0, n);
+                    float[] lanes = LANES.get();
+                    for (; i0 + ROWS <= m; i0 += ROWS) kernel(k, a, i0 * k, w, j0 * k, bias, j0, c, i0 * n + j0, n, lanes);
                 }
                 for (int i = i0; i < m; i++) {
                     for (int j = j0; j < j0 + cols; j++) {
@@ -57,7 +60,7 @@ final class DotGemm {
 
     /** c[4, 6] at co = a rows [ao, ao + 4k) · w rows [wo, wo + 6k)ᵀ (+ bias[j0 ..]). */
     private static void kernel(int k, float[] a, int ao, float[] w, int wo, float[] bias, int j0, float[] c, int co,
-            int ldc) {
+            int ldc, float[] lanes) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c03 = c00, c04 = c00, c05 = c00;
         FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00, c14 = c00, c15 = c00;
         FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00, c24 = c00, c25 = c00;
@@ -97,31 +100,39 @@ final class DotGemm {
             c25 = a2.fma(b, c25);
             c35 = a3.fma(b, c35);
         }
-        // The lane sums written out here, not in a helper: vectors passed to a call that C2 does not inline are boxed.
-        c[co] = c00.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0]);
-        c[co + 1] = c01.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 1]);
-        c[co + 2] = c02.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 2]);
-        c[co + 3] = c03.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 3]);
-        c[co + 4] = c04.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 4]);
-        c[co + 5] = c05.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 5]);
-        c[co + ldc] = c10.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0]);
-        c[co + ldc + 1] = c11.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 1]);
-        c[co + ldc + 2] = c12.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 2]);
-        c[co + ldc + 3] = c13.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 3]);
-        c[co + ldc + 4] = c14.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 4]);
-        c[co + ldc + 5] = c15.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 5]);
-        c[co + 2 * ldc] = c20.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0]);
-        c[co + 2 * ldc + 1] = c21.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 1]);
-        c[co + 2 * ldc + 2] = c22.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 2]);
-        c[co + 2 * ldc + 3] = c23.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 3]);
-        c[co + 2 * ldc + 4] = c24.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 4]);
-        c[co + 2 * ldc + 5] = c25.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 5]);
-        c[co + 3 * ldc] = c30.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0]);
-        c[co + 3 * ldc + 1] = c31.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 1]);
-        c[co + 3 * ldc + 2] = c32.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 2]);
-        c[co + 3 * ldc + 3] = c33.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 3]);
-        c[co + 3 * ldc + 4] = c34.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 4]);
-        c[co + 3 * ldc + 5] = c35.reduceLanes(VectorOperators.ADD) + (bias == null ? 0f : bias[j0 + 5]);
+        // The accumulators go to memory and are summed there, lane by lane in a fixed order: no call on vectors
+        // here (a call C2 does not inline boxes them), and the same bits interpreted or compiled.
+        c00.intoArray(lanes, 0);
+        c01.intoArray(lanes, L);
+        c02.intoArray(lanes, 2 * L);
+        c03.intoArray(lanes, 3 * L);
+        c04.intoArray(lanes, 4 * L);
+        c05.intoArray(lanes, 5 * L);
+        c10.intoArray(lanes, 6 * L);
+        c11.intoArray(lanes, 7 * L);
+        c12.intoArray(lanes, 8 * L);
+        c13.intoArray(lanes, 9 * L);
+        c14.intoArray(lanes, 10 * L);
+        c15.intoArray(lanes, 11 * L);
+        c20.intoArray(lanes, 12 * L);
+        c21.intoArray(lanes, 13 * L);
+        c22.intoArray(lanes, 14 * L);
+        c23.intoArray(lanes, 15 * L);
+        c24.intoArray(lanes, 16 * L);
+        c25.intoArray(lanes, 17 * L);
+        c30.intoArray(lanes, 18 * L);
+        c31.intoArray(lanes, 19 * L);
+        c32.intoArray(lanes, 20 * L);
+        c33.intoArray(lanes, 21 * L);
+        c34.intoArray(lanes, 22 * L);
+        c35.intoArray(lanes, 23 * L);
+        for (int i = 0; i < ROWS; i++) {
+            for (int j = 0; j < COLS; j++) {
+                float sum = 0f;
+                for (int l = 0; l < L; l++) sum += lanes[(i * COLS + j) * L + l];
+                c[co + i * ldc + j] = sum + (bias == null ? 0f : bias[j0 + j]);
+            }
+        }
         if (vectorEnd < k) addTails(k, vectorEnd, a, ao, w, wo, c, co, ldc);
     }
 
@@ -142,6 +153,6 @@ final class DotGemm {
             VectorMask<Float> m = S.indexInRange(p, k);
             acc = FloatVector.fromArray(S, x, xo + p, m).fma(FloatVector.fromArray(S, y, yo + p, m), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 }

@@ -38,6 +38,7 @@ final class VectorAttention {
         float[] keysT = new float[0], queries = new float[0], output = new float[0];
         final float[] scores = new float[QB * KEY_BLOCK];
         final float[] max = new float[QB], sum = new float[QB], alpha = new float[QB]; // alpha: a block's rescaling
+        final float[] lanes = new float[L]; // one vector's lanes, summed in a fixed order
 
         private int[] gather = new int[L];
         private int gatherStride = -1;
@@ -140,7 +141,7 @@ final class VectorAttention {
                     System.arraycopy(sc, i * KEY_BLOCK, weights, ((b * s.heads + h) * s.queries + i0 + i) * s.keys + j0, n);
                 }
             }
-            softmaxStep(rows, max, sum, alpha, sc);
+            softmaxStep(rows, max, sum, alpha, sc, w.lanes);
             int vAt = (b * s.keys + j0) * vStride + h * dv;
             int c0 = 0;
             for (; c0 + 2 * L <= dv; c0 += 2 * L) valueTile(n, sc, v, vAt, vStride, c0, acc, ldo, alpha);
@@ -189,7 +190,7 @@ final class VectorAttention {
      * rescales what was accumulated so far, the exponentials in place of the scores, and the new
      * denominator. A row with nothing attended yet keeps zeros.
      */
-    private static void softmaxStep(int rows, float[] max, float[] sum, float[] alpha, float[] sc) {
+    private static void softmaxStep(int rows, float[] max, float[] sum, float[] alpha, float[] sc, float[] lanes) {
         for (int i = 0; i < QB; i++) {
             int at = i * KEY_BLOCK;
             FloatVector s0 = FloatVector.fromArray(S, sc, at), s1 = FloatVector.fromArray(S, sc, at + L);
@@ -208,7 +209,12 @@ final class VectorAttention {
             e3.intoArray(sc, at + 3 * L);
             float rescale = (float) Math.exp(max[i] - newMax); // 0 while nothing was attended
             alpha[i] = rescale;
-            sum[i] = sum[i] * rescale + e0.add(e1).add(e2.add(e3)).reduceLanes(VectorOperators.ADD);
+            // the lanes summed in memory in a fixed order: the same bits interpreted or compiled (reduceLanes'
+            // order is the JIT's choice), and no call on a vector inside this loop
+            e0.add(e1).add(e2.add(e3)).intoArray(lanes, 0);
+            float blockSum = 0f;
+            for (int l = 0; l < L; l++) blockSum += lanes[l];
+            sum[i] = sum[i] * rescale + blockSum;
             max[i] = newMax;
         }
     }

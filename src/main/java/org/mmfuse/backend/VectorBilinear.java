@@ -137,7 +137,7 @@ final class VectorBilinear {
             v.intoArray(out, at + j, keep);
             squares = v.fma(v, squares).blend(squares, keep.not());
         }
-        return squares.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(squares);
     }
 
     /** sign(v) sqrt(|v| + eps), lane by lane: 0 stays 0 and NaN stays NaN, as with torch.sign. */
@@ -170,7 +170,7 @@ final class VectorBilinear {
             squares = v.fma(v, squares).blend(squares, m.not());
         }
         if (o.l2Normalize()) {
-            double norm = Math.sqrt(squares.reduceLanes(VectorOperators.ADD));
+            double norm = Math.sqrt(VectorMath.sum(squares));
             scaleRange(a, at, length, (float) (1 / Math.max(norm, 1e-12)));
         }
     }
@@ -204,7 +204,7 @@ final class VectorBilinear {
             });
             float b = bias == null ? 0f : bias[k];
             for (int r = 0; r < rows; r++) {
-                out[r * outs + k] = FloatVector.fromArray(S, partial, r * L).reduceLanes(VectorOperators.ADD) + b;
+                out[r * outs + k] = VectorMath.sum(FloatVector.fromArray(S, partial, r * L)) + b;
             }
         });
     }

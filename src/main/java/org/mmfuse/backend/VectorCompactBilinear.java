@@ -72,7 +72,7 @@ final class VectorCompactBilinear {
         }
         float tail = 0f;
         for (; i < length; i++) tail += a[from + i] - a[from + i];
-        return check.reduceLanes(VectorOperators.ADD) + tail == 0f;
+        return check.reduceLanes(VectorOperators.ADD) + tail == 0f; // order-free: zeros or NaN
     }
 
     // ---- outer product ---------------------------------------------------------------------------------
@@ -163,8 +163,8 @@ final class VectorCompactBilinear {
                 int g = b / LANES, lane = b % LANES;
                 for (int k = 0; k < half; k++) {
                     int at = (g * half + k) * LANES + lane;
-                    spec[at] = FloatVector.fromArray(S, laneRe, k * LANES).reduceLanes(VectorOperators.ADD);
-                    spec[specLength + at] = FloatVector.fromArray(S, laneIm, k * LANES).reduceLanes(VectorOperators.ADD);
+                    spec[at] = VectorMath.sum(FloatVector.fromArray(S, laneRe, k * LANES));
+                    spec[specLength + at] = VectorMath.sum(FloatVector.fromArray(S, laneIm, k * LANES));
                 }
             });
         }

@@ -42,7 +42,7 @@ final class VectorElementwise {
     private static float sum(float[] x, int at, int n) {
         FloatVector acc = FloatVector.zero(S);
         for (int i = 0; i < n; i += L) acc = acc.add(FloatVector.fromArray(S, x, at + i, S.indexInRange(i, n)));
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 
     /** Σ (x - mean)² over the row. */
@@ -53,7 +53,7 @@ final class VectorElementwise {
             FloatVector d = FloatVector.fromArray(S, x, at + i, m).sub(mean).blend(0f, m.not());
             acc = d.fma(d, acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 
     private static void normalize(float[] x, int at, int n, float mean, float inverse, float[] weight, float[] bias,
@@ -98,6 +98,6 @@ final class VectorElementwise {
             e.intoArray(out, at + i, m);
             acc = acc.add(e);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 }

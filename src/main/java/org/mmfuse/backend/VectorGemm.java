@@ -327,7 +327,7 @@ final class VectorGemm {
             acc0 = FloatVector.fromArray(S, x, xo + p).fma(FloatVector.fromArray(S, y, yo + p), acc0);
             acc1 = FloatVector.fromArray(S, x, xo + p + L).fma(FloatVector.fromArray(S, y, yo + p + L), acc1);
         }
-        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        float sum = VectorMath.sum(acc0.add(acc1));
         for (; p < k; p++) sum += x[xo + p] * y[yo + p];
         return sum;
     }

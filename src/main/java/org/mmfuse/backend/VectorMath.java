@@ -3,6 +3,7 @@ package org.mmfuse.backend;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 import org.mmfuse.Activation;
 
@@ -40,17 +41,69 @@ final class VectorMath {
         return scaled.blend(0f, t.compare(VectorOperators.LT, -126f));
     }
 
-    /** The activation lane by lane; NaN stays NaN. Sigmoid uses the library exp: its inputs are unbounded. */
+    /**
+     * The activation lane by lane; NaN stays NaN. Only arithmetic and {@link #exp}: the library's TANH and EXP
+     * lanewise operations may round differently compiled and interpreted, and results must not change
+     * from one call to the next.
+     */
     static FloatVector activate(FloatVector v, Activation activation) {
         switch (activation) {
             case RELU:
                 return v.blend(0f, v.compare(VectorOperators.LT, 0f));
             case TANH:
-                return v.lanewise(VectorOperators.TANH);
+                return tanh(v);
             case SIGMOID:
-                return FloatVector.broadcast(S, 1f).div(v.neg().lanewise(VectorOperators.EXP).add(1f));
+                return sigmoid(v);
             default:
                 return v;
         }
+    }
+
+    // tanh on |x| < 0.625: x + x z P(z), z = x²: Cephes' tanhf coefficients (about 2 ulps)
+    private static final float T0 = -5.70498872745e-3f, T1 = 2.06390887954e-2f, T2 = -5.37397155531e-2f;
+    private static final float T3 = 1.33314422036e-1f, T4 = -3.33332819422e-1f;
+
+    /** tanh: the polynomial near 0, else sign(x) (1 - 2 / (e^{2|x|} + 1)), |x| capped at 44 (tanh is 1 there in float). */
+    static FloatVector tanh(FloatVector x) {
+        FloatVector a = x.abs().min(44f);
+        FloatVector z = x.mul(x);
+        FloatVector small = z.fma(T0, T1).fma(z, FloatVector.broadcast(x.species(), T2))
+                .fma(z, FloatVector.broadcast(x.species(), T3)).fma(z, FloatVector.broadcast(x.species(), T4)).mul(z).fma(x, x);
+        FloatVector large = FloatVector.broadcast(x.species(), 1f).sub(FloatVector.broadcast(x.species(), 2f)
+                .div(exp(a.mul(2f)).add(1f)));
+        large = large.blend(large.neg(), x.compare(VectorOperators.LT, 0f));
+        return large.blend(small, a.compare(VectorOperators.LT, 0.625f)).blend(x, x.compare(VectorOperators.NE, x));
+    }
+
+    /** 1 / (1 + e^-x) with e = e^{-|x|} (never overflows): 1 / (1 + e) for x >= 0, e / (1 + e) below. */
+    static FloatVector sigmoid(FloatVector x) {
+        FloatVector e = exp(x.abs().neg());
+        FloatVector inverse = FloatVector.broadcast(x.species(), 1f).div(e.add(1f));
+        return inverse.blend(e.mul(inverse), x.compare(VectorOperators.LT, 0f));
+    }
+
+    /** Rotations by half, a quarter, ... of a vector, for {@link #sum}: preferred species, then 256-bit. */
+    private static final VectorShuffle<Float>[] HALVES = halves(S), HALVES_256 = halves(FloatVector.SPECIES_256);
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] halves(VectorSpecies<Float> species) {
+        int steps = Integer.numberOfTrailingZeros(species.length());
+        VectorShuffle<Float>[] shuffles = new VectorShuffle[steps];
+        for (int i = 0, half = species.length() / 2; i < steps; i++, half /= 2) {
+            shuffles[i] = VectorShuffle.iota(species, half, 1, true);
+        }
+        return shuffles;
+    }
+
+    /**
+     * The sum of the lanes in a fixed order: lane i + lane i + L/2, then the same on the halves, down to
+     * lane 0. {@code reduceLanes(ADD)} leaves the order to the implementation, and the JIT's differs
+     * from the interpreter's: a method's first calls and its compiled ones gave results a few ulps apart
+     * (the same linear layer, different bits, run to run). Vectors of the preferred or the 256-bit species.
+     */
+    static float sum(FloatVector v) {
+        VectorShuffle<Float>[] shuffles = v.species() == S ? HALVES : HALVES_256;
+        for (VectorShuffle<Float> shuffle : shuffles) v = v.add(v.rearrange(shuffle));
+        return v.lane(0);
     }
 }
