@@ -25,7 +25,12 @@ final class VectorBilinear {
 
     private VectorBilinear() {}
 
-    /** This thread's scratch array number {@code slot}, at least {@code size} floats, contents unspecified. */
+    /**
+     * This thread's scratch array number {@code slot}, at least {@code size} floats, contents unspecified.
+     * Slots 0 and 1 belong to the task running on the thread (packed panels, partial sums, lane spectra);
+     * slot 2 to a call's own thread across its tasks (compact pooling's spectra), so nothing a task takes
+     * is held by the call that spread it.
+     */
     static float[] scratch(int slot, int size) {
         float[][] all = BUFFERS.get();
         if (all[slot] == null || all[slot].length < size) all[slot] = new float[size];
