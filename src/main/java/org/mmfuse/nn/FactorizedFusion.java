@@ -19,7 +19,8 @@ import org.mmfuse.Tensor;
  * stage 2's by stage 1's), sums of {@code factor} consecutive units, and with {@code normalize} the
  * signed square root (without eps, as there) and L2; the stages side by side go through
  * {@code linear_out} and the output activation. Note the reference's default: a ReLU after the output
- * layer ({@code activ_output='relu'}); pass {@link Activation#NONE} for the raw logits.
+ * layer ({@code activ_output='relu'}); pass {@link Activation#NONE} for the raw logits. block.bootstrap's
+ * MLB ({@code mm_dim=1200}, the same names as MFB) is this with one stage and factor 1.
  *
  * <p>Names: MFB {@code linear0.*}, {@code linear1.*}, {@code linear_out.*}; MFH {@code linear0_0.*},
  * {@code linear1_0.*}, {@code linear0_1.*}, {@code linear1_1.*}, {@code linear_out.*} (weight and bias

@@ -57,8 +57,9 @@ class FactorizedFusionTest {
     @MethodSource("backends")
     void matchesBlockBootstrapsForward(Ops ops) {
         Random rng = new Random(51);
-        int batch = 5, in0 = 13, in1 = 9, out = 7, mm = 6, factor = 3;
-        for (int stages = 1; stages <= 2; stages++) {
+        int batch = 5, in0 = 13, in1 = 9, out = 7, mm = 6;
+        for (int variant = 0; variant < 3; variant++) { // MFB, MFH, and MLB (one stage, factor 1)
+            int stages = variant == 1 ? 2 : 1, factor = variant == 2 ? 1 : 3;
             for (boolean normalize : new boolean[] {false, true}) {
                 for (Activation act : new Activation[] {Activation.RELU, Activation.TANH, Activation.NONE}) {
                     Map<String, Tensor> state = new LinkedHashMap<>();
@@ -109,7 +110,8 @@ class FactorizedFusionTest {
                             for (int o = 0; o < out; o++) {
                                 double expected = Math.max(want[r][o], 0); // activ_output='relu'
                                 assertEquals(expected, got[r * out + o], 1e-4 * (1 + Math.abs(expected)),
-                                        ops.backend() + " stages " + stages + " normalize " + normalize + " " + act);
+                                        ops.backend() + " stages " + stages + " factor " + factor + " normalize " + normalize
+                                                + " " + act);
                             }
                         }
                     }
