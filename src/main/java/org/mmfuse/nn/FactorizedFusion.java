@@ -8,7 +8,6 @@ import org.mmfuse.Activation;
 import org.mmfuse.FactorizedPoolOptions;
 import org.mmfuse.Ops;
 import org.mmfuse.PoolingOptions;
-import org.mmfuse.Shapes;
 import org.mmfuse.Tensor;
 
 /**
@@ -28,6 +27,9 @@ import org.mmfuse.Tensor;
  * owns device copies of its weights: close it when done. Dropout is the identity at inference.
  */
 public final class FactorizedFusion implements AutoCloseable {
+    /** How state-dict errors name this module. */
+    private static final String NAME = "FactorizedFusion";
+
     private final Ops ops;
     private final int stages, mmDim, factor;
     private final Activation inputActivation, outputActivation;
@@ -77,11 +79,7 @@ public final class FactorizedFusion implements AutoCloseable {
                 expected.add(name + ".bias");
             }
         }
-        for (String name : state.keySet()) {
-            if (!expected.contains(name)) {
-                throw new IllegalArgumentException("FactorizedFusion: unexpected tensor '" + name + "' (expected " + expected + ")");
-            }
-        }
+        StateDicts.onlyExpected(NAME, state, expected);
         long units = (long) mmDim * factor;
         Tensor[] t = new Tensor[6];
         try {
@@ -89,8 +87,9 @@ public final class FactorizedFusion implements AutoCloseable {
             t[1] = joined(ops, state, "linear0", stages, units, inputDim0, false);
             t[2] = joined(ops, state, "linear1", stages, units, inputDim1, true);
             t[3] = joined(ops, state, "linear1", stages, units, inputDim1, false);
-            t[4] = checked(state, "linear_out.weight", outputDim, (long) stages * mmDim).to(ops.device());
-            t[5] = checked(state, "linear_out.bias", outputDim).to(ops.device());
+            t[4] = StateDicts.checked(NAME, state, "linear_out.weight", outputDim, (long) stages * mmDim)
+                    .to(ops.device());
+            t[5] = StateDicts.checked(NAME, state, "linear_out.bias", outputDim).to(ops.device());
             return new FactorizedFusion(ops, stages, mmDim, factor, inputActivation, outputActivation, normalize, t);
         } catch (RuntimeException e) {
             for (Tensor x : t) if (x != null) x.close();
@@ -105,22 +104,14 @@ public final class FactorizedFusion implements AutoCloseable {
         try {
             for (int s = 0; s < stages; s++) {
                 String name = (stages == 1 ? input : input + "_" + s) + (weight ? ".weight" : ".bias");
-                parts.add((weight ? checked(state, name, units, inputDim) : checked(state, name, units)).to(ops.device()));
+                Tensor t = weight ? StateDicts.checked(NAME, state, name, units, inputDim)
+                        : StateDicts.checked(NAME, state, name, units);
+                parts.add(t.to(ops.device()));
             }
             return stages == 1 ? parts.remove(0) : ops.concat(parts, 0);
         } finally {
             parts.forEach(Tensor::close);
         }
-    }
-
-    private static Tensor checked(Map<String, Tensor> state, String name, long... shape) {
-        Tensor t = state.get(name);
-        if (t == null) throw new IllegalArgumentException("FactorizedFusion: missing tensor '" + name + "'");
-        if (!java.util.Arrays.equals(t.shape(), shape)) {
-            throw new IllegalArgumentException("FactorizedFusion: '" + name + "' has shape " + Shapes.toString(t.shape())
-                    + ", expected " + Shapes.toString(shape));
-        }
-        return t;
     }
 
     /** The fusion of x0 [B, inputDim0] and x1 [B, inputDim1]: [B, outputDim], a new tensor the caller closes. */

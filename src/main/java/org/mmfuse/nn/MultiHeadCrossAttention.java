@@ -23,6 +23,9 @@ import org.mmfuse.Tensor;
  * host (small next to the attention; those two paths have not yet run on a GPU).
  */
 public final class MultiHeadCrossAttention implements AutoCloseable {
+    /** How state-dict errors name this module. */
+    private static final String NAME = "MultiHeadCrossAttention";
+
     private final Ops ops;
     private final int embedDim, heads, keyDim, valueDim;
     private final Tensor qWeight, kWeight, vWeight, outWeight;
@@ -63,25 +66,21 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
         List<String> expected = new java.util.ArrayList<>(packed ? List.of("in_proj_weight", "out_proj.weight")
                 : List.of("q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj.weight"));
         if (bias) expected.addAll(List.of("in_proj_bias", "out_proj.bias"));
-        for (String name : state.keySet()) {
-            if (!expected.contains(name)) {
-                throw new IllegalArgumentException("MultiHeadCrossAttention: unexpected tensor '" + name + "' (expected "
-                        + expected + ")");
-            }
-        }
+        StateDicts.onlyExpected(NAME, state, expected);
         Tensor[] weights = new Tensor[4], biases = new Tensor[4];
         try {
             if (packed) {
-                splitRows(ops, checked(state, "in_proj_weight", 3L * embedDim, embedDim), embedDim, weights);
+                splitRows(ops, StateDicts.checked(NAME, state, "in_proj_weight", 3L * embedDim, embedDim), embedDim,
+                        weights);
             } else {
-                weights[0] = checked(state, "q_proj_weight", embedDim, embedDim).to(ops.device());
-                weights[1] = checked(state, "k_proj_weight", embedDim, keyDim).to(ops.device());
-                weights[2] = checked(state, "v_proj_weight", embedDim, valueDim).to(ops.device());
+                weights[0] = StateDicts.checked(NAME, state, "q_proj_weight", embedDim, embedDim).to(ops.device());
+                weights[1] = StateDicts.checked(NAME, state, "k_proj_weight", embedDim, keyDim).to(ops.device());
+                weights[2] = StateDicts.checked(NAME, state, "v_proj_weight", embedDim, valueDim).to(ops.device());
             }
-            weights[3] = checked(state, "out_proj.weight", embedDim, embedDim).to(ops.device());
+            weights[3] = StateDicts.checked(NAME, state, "out_proj.weight", embedDim, embedDim).to(ops.device());
             if (bias) {
-                splitRows(ops, checked(state, "in_proj_bias", 3L * embedDim), embedDim, biases);
-                biases[3] = checked(state, "out_proj.bias", embedDim).to(ops.device());
+                splitRows(ops, StateDicts.checked(NAME, state, "in_proj_bias", 3L * embedDim), embedDim, biases);
+                biases[3] = StateDicts.checked(NAME, state, "out_proj.bias", embedDim).to(ops.device());
             }
             return new MultiHeadCrossAttention(ops, embedDim, heads, keyDim, valueDim, weights, biases);
         } catch (RuntimeException e) {
@@ -89,17 +88,6 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
             for (Tensor t : biases) if (t != null) t.close();
             throw e;
         }
-    }
-
-    /** The named tensor of the state dict, checked for presence and shape. */
-    private static Tensor checked(Map<String, Tensor> state, String name, long... shape) {
-        Tensor t = state.get(name);
-        if (t == null) throw new IllegalArgumentException("MultiHeadCrossAttention: missing tensor '" + name + "'");
-        if (!java.util.Arrays.equals(t.shape(), shape)) {
-            throw new IllegalArgumentException("MultiHeadCrossAttention: '" + name + "' has shape "
-                    + Shapes.toString(t.shape()) + ", expected " + Shapes.toString(shape));
-        }
-        return t;
     }
 
     /** PyTorch's packed q, k, v rows [3E, ...] as three tensors on the backend's device, into into[0..2]. */
