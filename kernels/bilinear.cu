@@ -122,13 +122,6 @@ __global__ void outer_sketch_gather(const float* z, int64_t samples, int c1, int
     out[index] = sum;
 }
 
-__device__ __forceinline__ float activate(float v, int activation) {
-    if (activation == kActivationRelu) return v > 0.f || v != v ? v : 0.f;
-    if (activation == kActivationTanh) return tanhf(v);
-    if (activation == kActivationSigmoid) return 1.f / (1.f + expf(-v));
-    return v;
-}
-
 // Factorized pooling: out[r, s, p] = sum over t < factor of e_s[p * factor + t], with
 // e_s = prod over s' <= s of act(x[r, s', u]) act(y[r, s', u]). One thread per output.
 __global__ void factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
@@ -146,7 +139,7 @@ __global__ void factorized_sums(const float* x, const float* y, int64_t rows, in
         float e = 1.f;
         for (int stage = 0; stage <= s; ++stage) {
             const int64_t at = r * width + static_cast<int64_t>(stage) * units + u;
-            e *= activate(x[at], activation) * activate(y[at], activation);
+            e *= activated(x[at], activation) * activated(y[at], activation);
         }
         sum += e;
     }

@@ -1,11 +1,23 @@
 // common.cuh - device helpers shared by the kernels.
 #pragma once
 
+#include <math.h>
 #include <stdint.h>
 
 #include "kernels.h"
 
 namespace mmf {
+
+// The activations of mmf_activation, as PyTorch defines them; NaN stays NaN.
+__device__ __forceinline__ float activated(float v, int activation) {
+    switch (activation) {
+        case kActivationRelu: return v > 0.f || v != v ? v : 0.f;
+        case kActivationTanh: return tanhf(v);
+        case kActivationSigmoid: return 1.f / (1.f + expf(-v));
+        case kActivationGelu: return v * normcdff(v);
+        default: return v;
+    }
+}
 
 // Largest i in [0, n) with key(i) <= target, for keys ascending and key(0) <= target, found by the
 // whole warp in log32(n) steps: each lane tests one of 32 evenly spaced candidates per step.

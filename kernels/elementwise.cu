@@ -9,15 +9,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float activated(float v, int activation) {
-    switch (activation) {
-        case kActivationRelu: return v > 0.f || v != v ? v : 0.f;
-        case kActivationTanh: return tanhf(v);
-        case kActivationSigmoid: return 1.f / (1.f + expf(-v));
-        default: return v;
-    }
-}
-
 __global__ void activation_kernel(const float* x, int64_t n, int activation, float* out) {
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -87,7 +78,82 @@ __global__ void softmax_kernel(const float* x, int dim, float* out) {
     for (int i = threadIdx.x; i < dim; i += blockDim.x) to[i] *= inverse;
 }
 
+__global__ void binary_kernel(int op, const float* a, const float* b, int64_t n, float* out) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        out[i] = op == kBinaryAdd ? a[i] + b[i] : op == kBinarySubtract ? a[i] - b[i] : a[i] * b[i];
+    }
+}
+
+// One thread per (sample, channel), walking the positions in order: neighbouring threads read
+// neighbouring channels, so each position's row is read coalesced.
+__global__ void pool_sequence_kernel(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels,
+                                     int mode, float* out) {
+    const int64_t positions = mode == kPoolFirst && length > 1 ? 1 : length;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < batch * channels;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t b = i / channels, c = i % channels;
+        float acc = mode == kPoolMax ? -INFINITY : 0.f;
+        int64_t kept = 0;
+        for (int64_t p = 0; p < positions; ++p) {
+            if (mask != nullptr && mask[b * length + p] == 0.f) continue;
+            const float v = x[(b * length + p) * channels + c];
+            acc = mode == kPoolMax ? (v != v || acc != acc ? NAN : fmaxf(acc, v)) : acc + v;  // fmaxf drops NaN
+            ++kept;
+        }
+        out[i] = kept == 0 ? 0.f : mode == kPoolMean ? acc * (1.f / static_cast<float>(kept)) : acc;
+    }
+}
+
+__global__ void fill_absent_kernel(const float* x, const float* present, const float* fill, int64_t rows,
+                                   int64_t inner, float* out) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * inner;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        out[i] = present[i / inner] != 0.f ? x[i] : fill != nullptr ? fill[i % inner] : 0.f;
+    }
+}
+
+// out (+)= weights[row, term] x, the first term writing; a zero weight adds nothing and never reads x.
+__global__ void weighted_accumulate_kernel(const float* x, const float* weights, int64_t count, int64_t term,
+                                           int64_t rows, int64_t inner, float* out) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * inner;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const float w = weights[(i / inner) * count + term];
+        const float before = term == 0 ? 0.f : out[i];
+        out[i] = w == 0.f ? before : __fadd_rn(before, __fmul_rn(w, x[i]));  // unfused, as on the CPU
+    }
+}
+
+unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
+
 }  // namespace
+
+cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, float* out, cudaStream_t stream) {
+    if (n == 0) return cudaSuccess;
+    binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, a, b, n, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_pool_sequence(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels,
+                                 int mode, float* out, cudaStream_t stream) {
+    if (batch * channels == 0) return cudaSuccess;
+    pool_sequence_kernel<<<grid_for(batch * channels), kThreads, 0, stream>>>(x, mask, batch, length, channels, mode, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_fill_absent(const float* x, const float* present, const float* fill, int64_t rows, int64_t inner,
+                               float* out, cudaStream_t stream) {
+    if (rows * inner == 0) return cudaSuccess;
+    fill_absent_kernel<<<grid_for(rows * inner), kThreads, 0, stream>>>(x, present, fill, rows, inner, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_weighted_accumulate(const float* x, const float* weights, int64_t count, int64_t term, int64_t rows,
+                                       int64_t inner, float* out, cudaStream_t stream) {
+    if (rows * inner == 0) return cudaSuccess;
+    weighted_accumulate_kernel<<<grid_for(rows * inner), kThreads, 0, stream>>>(x, weights, count, term, rows, inner, out);
+    return cudaGetLastError();
+}
 
 cudaError_t launch_activation(const float* x, int64_t n, int activation, float* out, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;

@@ -118,7 +118,7 @@ cudaError_t attention_launch(const AttentionParams& p, int compute_major, int sh
 // Columns of a row that one block of the finishing kernels takes.
 constexpr int64_t kFinishChunk = 8192;
 // Activations (the values of mmf_activation in mmfuse.h).
-constexpr int kActivationNone = 0, kActivationRelu = 1, kActivationTanh = 2, kActivationSigmoid = 3;
+constexpr int kActivationNone = 0, kActivationRelu = 1, kActivationTanh = 2, kActivationSigmoid = 3, kActivationGelu = 4;
 
 // Blocks per row of launch_finish_rows: its partial buffer holds rows * this many floats.
 int64_t finish_chunks_per_row(int64_t cols);
@@ -165,5 +165,19 @@ cudaError_t launch_layer_norm(const float* x, int64_t rows, int dim, const float
 
 // Softmax of each row of x [rows, dim] (rows < 2^31).
 cudaError_t launch_softmax(const float* x, int64_t rows, int dim, float* out, cudaStream_t stream);
+
+// ---- fusion helpers (see mmfuse.h) ---------------------------------------------------------------------
+
+// Binary operations and sequence poolings (the values of mmf_binary_op and mmf_sequence_pooling).
+constexpr int kBinaryAdd = 0, kBinarySubtract = 1, kBinaryMultiply = 2;
+constexpr int kPoolMean = 0, kPoolSum = 1, kPoolMax = 2, kPoolFirst = 3;
+
+cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, float* out, cudaStream_t stream);
+cudaError_t launch_pool_sequence(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels,
+                                 int mode, float* out, cudaStream_t stream);
+cudaError_t launch_fill_absent(const float* x, const float* present, const float* fill, int64_t rows, int64_t inner,
+                               float* out, cudaStream_t stream);
+cudaError_t launch_weighted_accumulate(const float* x, const float* weights, int64_t count, int64_t term, int64_t rows,
+                                       int64_t inner, float* out, cudaStream_t stream);
 
 }  // namespace mmf

@@ -144,7 +144,8 @@ typedef enum mmf_activation {
     MMF_ACTIVATION_NONE = 0,
     MMF_ACTIVATION_RELU = 1,
     MMF_ACTIVATION_TANH = 2,
-    MMF_ACTIVATION_SIGMOID = 3
+    MMF_ACTIVATION_SIGMOID = 3,
+    MMF_ACTIVATION_GELU = 4 /* x Φ(x), the erf form */
 } mmf_activation;
 
 /* Factorized (MLB/MFB/MFH) pooling before finishing: x, y [rows, stages * units], out [rows, stages *
@@ -164,6 +165,35 @@ int mmf_layer_norm(const float* x, int64_t rows, int dim, const float* weight, c
 
 /* Softmax over the last dimension of x [rows, dim] (rows < 2^31); a row holding NaN gives NaN. */
 int mmf_softmax(const float* x, int64_t rows, int dim, float* out, void* stream);
+
+/* ---- fusion helpers ----------------------------------------------------------------------------------- */
+
+typedef enum mmf_binary_op { MMF_ADD = 0, MMF_SUBTRACT = 1, MMF_MULTIPLY = 2 } mmf_binary_op;
+
+/* out[i] = a[i] op b[i] for i < n (mmf_binary_op). */
+int mmf_binary(int op, const float* a, const float* b, int64_t n, float* out, void* stream);
+
+typedef enum mmf_sequence_pooling {
+    MMF_POOL_MEAN = 0, /* over the kept positions */
+    MMF_POOL_SUM = 1,
+    MMF_POOL_MAX = 2,  /* NaN if a kept value is NaN */
+    MMF_POOL_FIRST = 3 /* position 0 if kept */
+} mmf_sequence_pooling;
+
+/* out [batch, channels] pools x [batch, length, channels] over the positions whose mask [batch, length]
+ * entry is nonzero (mask NULL: all); dropped positions are not read; a sample with none kept gets 0. */
+int mmf_pool_sequence(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels, int mode,
+                      float* out, void* stream);
+
+/* out [rows, inner] = x's row where present[row] != 0, else fill [inner] (NULL: zeros); absent rows of x are
+ * not read. */
+int mmf_fill_absent(const float* x, const float* present, const float* fill, int64_t rows, int64_t inner, float* out,
+                    void* stream);
+
+/* One term of a weighted sum over `count` inputs: out [rows, inner] = (term == 0 ? 0 : out) +
+ * weights[row, term] x, where a zero weight leaves out as it is and x unread; weights [rows, count]. */
+int mmf_weighted_accumulate(const float* x, const float* weights, int64_t count, int64_t term, int64_t rows,
+                            int64_t inner, float* out, void* stream);
 
 #ifdef __cplusplus
 }

@@ -378,7 +378,7 @@ int mmf_poison_nonfinite_rows(const float* x, int64_t x_len, const float* y, int
 
 int mmf_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
                         int activation, float* out, void* stream) {
-    if (rows < 0 || stages < 1 || units < 0 || factor < 1 || units % factor != 0 || activation < 0 || activation > 3)
+    if (rows < 0 || stages < 1 || units < 0 || factor < 1 || units % factor != 0 || activation < 0 || activation > MMF_ACTIVATION_GELU)
         return fail(MMF_ERR_INVALID_ARGUMENT,
                     "mmf_factorized_sums: rows = %lld, stages = %d, units = %d, factor = %d, activation = %d",
                     (long long)rows, stages, units, factor, activation);
@@ -393,7 +393,7 @@ int mmf_factorized_sums(const float* x, const float* y, int64_t rows, int stages
 // ---- activations, layer norm, softmax --------------------------------------------------------------------
 
 int mmf_activate(const float* x, int64_t n, int activation, float* out, void* stream) {
-    if (n < 0 || activation < 0 || activation > 3)
+    if (n < 0 || activation < 0 || activation > MMF_ACTIVATION_GELU)
         return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_activate: n = %lld, activation = %d", (long long)n, activation);
     if (missing(x, n) || missing(out, n)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_activate: x or out is NULL");
     return launched(mmf::launch_activation(x, n, activation, out, static_cast<cudaStream_t>(stream)), "mmf_activate");
@@ -414,4 +414,47 @@ int mmf_softmax(const float* x, int64_t rows, int dim, float* out, void* stream)
         return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_softmax: rows = %lld, dim = %d", (long long)rows, dim);
     if (missing(x, rows * dim) || missing(out, rows * dim)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_softmax: x or out is NULL");
     return launched(mmf::launch_softmax(x, rows, dim, out, static_cast<cudaStream_t>(stream)), "mmf_softmax");
+}
+
+// ---- fusion helpers -----------------------------------------------------------------------------------------
+
+int mmf_binary(int op, const float* a, const float* b, int64_t n, float* out, void* stream) {
+    if (n < 0 || op < MMF_ADD || op > MMF_MULTIPLY)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_binary: n = %lld, op = %d", (long long)n, op);
+    if (missing(a, n) || missing(b, n) || missing(out, n)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_binary: a, b or out is NULL");
+    return launched(mmf::launch_binary(op, a, b, n, out, static_cast<cudaStream_t>(stream)), "mmf_binary");
+}
+
+int mmf_pool_sequence(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels, int mode,
+                      float* out, void* stream) {
+    if (batch < 0 || length < 0 || channels < 0 || mode < MMF_POOL_MEAN || mode > MMF_POOL_FIRST ||
+        (length > 0 && batch > INT64_MAX / length) || (channels > 0 && batch * length > INT64_MAX / channels))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_pool_sequence: batch = %lld, length = %lld, channels = %lld, mode = %d",
+                    (long long)batch, (long long)length, (long long)channels, mode);
+    if (missing(x, batch * length * channels) || missing(out, batch * channels))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_pool_sequence: x or out is NULL");
+    return launched(mmf::launch_pool_sequence(x, mask, batch, length, channels, mode, out, static_cast<cudaStream_t>(stream)),
+                    "mmf_pool_sequence");
+}
+
+int mmf_fill_absent(const float* x, const float* present, const float* fill, int64_t rows, int64_t inner, float* out,
+                    void* stream) {
+    if (rows < 0 || inner < 0 || (inner > 0 && rows > INT64_MAX / inner))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_fill_absent: rows = %lld, inner = %lld", (long long)rows, (long long)inner);
+    if (missing(x, rows * inner) || missing(present, rows) || missing(out, rows * inner))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_fill_absent: x, present or out is NULL");
+    return launched(mmf::launch_fill_absent(x, present, fill, rows, inner, out, static_cast<cudaStream_t>(stream)),
+                    "mmf_fill_absent");
+}
+
+int mmf_weighted_accumulate(const float* x, const float* weights, int64_t count, int64_t term, int64_t rows,
+                            int64_t inner, float* out, void* stream) {
+    if (rows < 0 || inner < 0 || count < 1 || term < 0 || term >= count || (inner > 0 && rows > INT64_MAX / inner))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_weighted_accumulate: rows = %lld, inner = %lld, count = %lld, term = %lld",
+                    (long long)rows, (long long)inner, (long long)count, (long long)term);
+    if (missing(x, rows * inner) || missing(weights, rows * count) || missing(out, rows * inner))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_weighted_accumulate: x, weights or out is NULL");
+    return launched(mmf::launch_weighted_accumulate(x, weights, count, term, rows, inner, out,
+                                                    static_cast<cudaStream_t>(stream)),
+                    "mmf_weighted_accumulate");
 }

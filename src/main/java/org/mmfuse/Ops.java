@@ -108,4 +108,40 @@ public interface Ops {
 
     /** {@code torch.softmax(x, -1)}: over the last dimension; a row of -infinity gives NaN, as in torch. */
     Tensor softmax(Tensor x);
+
+    /** {@code a + b} for a and b of one shape: a new tensor. */
+    Tensor add(Tensor a, Tensor b);
+
+    /** {@code a - b} for a and b of one shape: a new tensor. */
+    Tensor subtract(Tensor a, Tensor b);
+
+    /** {@code a * b} (Hadamard product) for a and b of one shape: a new tensor. */
+    Tensor multiply(Tensor a, Tensor b);
+
+    /**
+     * A sequence x [B, N, C] reduced over its N positions to [B, C] as {@code mode} says, reading only
+     * the positions whose mask [B, N] entry is nonzero (a null mask keeps all). Dropped positions never
+     * reach the result (a NaN there does not either); a sample with no kept position gets zeros.
+     */
+    Tensor poolSequence(Tensor x, Tensor mask, SequencePooling mode);
+
+    /**
+     * Missing-modality substitution: x [B, ...] with every row b whose {@code present[b]} is 0 replaced
+     * by {@code fill} (x's shape without B), or by zeros where fill is null. present is [B]; the replaced
+     * rows of x are never read, so they may hold anything, NaN included.
+     */
+    Tensor fillAbsent(Tensor x, Tensor present, Tensor fill);
+
+    /**
+     * Σ_m weights[b, m] · xs[m][b, ...]: a new tensor of the inputs' common shape [B, ...], weights [B, M]
+     * for M inputs, the terms added in order m = 0, 1, .... A term whose weight is 0 is skipped: its
+     * values (NaN included) never reach the result, and a row whose weights are all 0 is 0.
+     */
+    Tensor weightedSum(List<Tensor> xs, Tensor weights);
+
+    /**
+     * x [..., D] finished row by row as {@code options} say (signed square root, then L2 normalisation),
+     * as the pooling operations finish theirs; {@code options.mean()} has no meaning here and must be off.
+     */
+    Tensor normalizeRows(Tensor x, PoolingOptions options);
 }

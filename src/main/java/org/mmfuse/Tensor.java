@@ -26,14 +26,21 @@ public final class Tensor implements AutoCloseable {
     private volatile float[] host;     // host tensors, null once closed
     private final boolean recycled;    // host array from HostArrays, given back on close
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final Tensor base;         // the owner of a view's memory, else null
 
-    private Tensor(long[] shape, DType dtype, Device device, float[] host, DeviceMemory memory, boolean recycled) {
+    private Tensor(long[] shape, DType dtype, Device device, float[] host, DeviceMemory memory, boolean recycled,
+            Tensor base) {
         this.shape = shape;
         this.dtype = dtype;
         this.device = device;
         this.host = host;
         this.memory = memory;
         this.recycled = recycled;
+        this.base = base;
+    }
+
+    private Tensor(long[] shape, DType dtype, Device device, float[] host, DeviceMemory memory, boolean recycled) {
+        this(shape, dtype, device, host, memory, recycled, null);
     }
 
     /** A host tensor over {@code data} (not copied) with the given shape; data.length must equal the element count. */
@@ -90,6 +97,22 @@ public final class Tensor implements AutoCloseable {
         return shape.clone();
     }
 
+    /**
+     * The same elements under another shape of the same element count ({@code torch.Tensor.view} of a
+     * contiguous tensor): no copy, the memory is shared. The view does not own it: closing the view
+     * frees nothing, and the view is unusable once this tensor is closed.
+     */
+    public Tensor view(long... shape) {
+        checkOpen("tensor");
+        long[] s = checkedShape(shape);
+        if (Shapes.numel("shape", s) != numel()) {
+            throw new IllegalArgumentException("view: shape " + Shapes.toString(s) + " has " + Shapes.numel("shape", s)
+                    + " elements, " + describe() + " has " + numel());
+        }
+        Tensor owner = base == null ? this : base;
+        return new Tensor(s, dtype, device, host, memory, false, owner);
+    }
+
     /** The sizes, outermost first (a copy). */
     public long[] shape() {
         return shape.clone();
@@ -117,14 +140,14 @@ public final class Tensor implements AutoCloseable {
     }
 
     public boolean isClosed() {
-        return closed.get();
+        return closed.get() || base != null && base.closed.get();
     }
 
     /** The backing array of a host tensor (no copy): writes to it change the tensor. */
     public float[] array() {
         if (!device.isCpu()) throw new IllegalStateException("tensor on " + device + " has no host array; use toArray()");
         float[] data = host;
-        if (data == null) throw new IllegalStateException("tensor " + describe() + " is closed");
+        if (data == null || isClosed()) throw new IllegalStateException("tensor " + describe() + " is closed");
         return data;
     }
 
@@ -195,7 +218,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Throws {@link IllegalStateException} naming {@code argument} if this tensor is closed. */
     public void checkOpen(String argument) {
-        if (closed.get()) throw new IllegalStateException(argument + " " + describe() + " is closed");
+        if (isClosed()) throw new IllegalStateException(argument + " " + describe() + " is closed");
     }
 
     /** Frees the tensor's memory; idempotent and safe to race (the memory is released once). */
@@ -204,6 +227,7 @@ public final class Tensor implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) return;
         float[] array = host;
         host = null;
+        if (base != null) return; // a view frees nothing
         if (recycled && array != null) HostArrays.give(array);
         if (memory != null) memory.close();
     }
@@ -215,6 +239,6 @@ public final class Tensor implements AutoCloseable {
 
     @Override
     public String toString() {
-        return describe() + (closed.get() ? " (closed)" : "");
+        return describe() + (isClosed() ? " (closed)" : "");
     }
 }

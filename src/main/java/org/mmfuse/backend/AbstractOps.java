@@ -14,6 +14,7 @@ import org.mmfuse.Device;
 import org.mmfuse.FactorizedPoolOptions;
 import org.mmfuse.Ops;
 import org.mmfuse.PoolingOptions;
+import org.mmfuse.SequencePooling;
 import org.mmfuse.Shapes;
 import org.mmfuse.Tensor;
 
@@ -88,6 +89,39 @@ public abstract class AbstractOps implements Ops {
 
     /** Softmax of x [rows, dim] (flattened leading dims) into out. */
     protected abstract void softmax(Tensor x, long rows, int dim, Tensor out);
+
+    /** The elementwise operations on two tensors of one shape. */
+    protected enum Binary {
+        ADD, SUBTRACT, MULTIPLY;
+
+        /** This operation on two floats. */
+        public float apply(float a, float b) {
+            switch (this) {
+                case ADD:
+                    return a + b;
+                case SUBTRACT:
+                    return a - b;
+                default:
+                    return a * b;
+            }
+        }
+    }
+
+    /** out = a op b elementwise. */
+    protected abstract void binary(Binary op, Tensor a, Tensor b, Tensor out);
+
+    /** Pooling of x [batch, length, channels] under mask [batch, length] (or null) into out [batch, channels]. */
+    protected abstract void poolSequence(long batch, long length, long channels, Tensor x, Tensor mask,
+            SequencePooling mode, Tensor out);
+
+    /** out [rows, inner] = x's row where present[row] != 0, else fill [inner] (zeros when null). */
+    protected abstract void fillAbsent(long rows, long inner, Tensor x, Tensor present, Tensor fill, Tensor out);
+
+    /** out [rows, inner] = Σ_m weights[row, m] xs[m][row, :], zero weights skipped. */
+    protected abstract void weightedSum(long rows, long inner, List<Tensor> xs, Tensor weights, Tensor out);
+
+    /** out [rows, dim] = x's rows finished as options say (no mean). */
+    protected abstract void normalizeRows(long rows, long dim, Tensor x, PoolingOptions options, Tensor out);
 
     // ---- concat -----------------------------------------------------------------------------------
 
@@ -368,6 +402,100 @@ public abstract class AbstractOps implements Ops {
         if (x.rank() < 1) throw new IllegalArgumentException("softmax: x must have a last dimension, got " + x.describe());
         long rows = Shapes.product(x.shape(), 0, x.rank() - 1);
         return compute(x.shape(), out -> softmax(x, rows, (int) x.size(-1), out));
+    }
+
+    @Override
+    public final Tensor add(Tensor a, Tensor b) {
+        return binary("add", Binary.ADD, a, b);
+    }
+
+    @Override
+    public final Tensor subtract(Tensor a, Tensor b) {
+        return binary("subtract", Binary.SUBTRACT, a, b);
+    }
+
+    @Override
+    public final Tensor multiply(Tensor a, Tensor b) {
+        return binary("multiply", Binary.MULTIPLY, a, b);
+    }
+
+    private Tensor binary(String name, Binary op, Tensor a, Tensor b) {
+        checkTensor(name, "a", a);
+        checkTensor(name, "b", b);
+        if (!Arrays.equals(a.shape(), b.shape())) {
+            throw new IllegalArgumentException(name + ": a and b must have one shape, got a " + Shapes.toString(a.shape())
+                    + ", b " + Shapes.toString(b.shape()));
+        }
+        return compute(a.shape(), out -> binary(op, a, b, out));
+    }
+
+    @Override
+    public final Tensor poolSequence(Tensor x, Tensor mask, SequencePooling mode) {
+        Objects.requireNonNull(mode, "poolSequence: mode is null");
+        checkTensor("poolSequence", "x", x);
+        if (x.rank() != 3) throw new IllegalArgumentException("poolSequence: x must be [B, N, C], got " + Shapes.toString(x.shape()));
+        if (mask != null) {
+            checkTensor("poolSequence", "mask", mask);
+            if (mask.rank() != 2 || mask.size(0) != x.size(0) || mask.size(1) != x.size(1)) {
+                throw new IllegalArgumentException("poolSequence: mask must be [B, N] = [" + x.size(0) + ", " + x.size(1)
+                        + "] for x " + Shapes.toString(x.shape()) + ", got " + Shapes.toString(mask.shape()));
+            }
+        }
+        long[] shape = {x.size(0), x.size(2)};
+        return compute(shape, out -> poolSequence(x.size(0), x.size(1), x.size(2), x, mask, mode, out));
+    }
+
+    @Override
+    public final Tensor fillAbsent(Tensor x, Tensor present, Tensor fill) {
+        checkTensor("fillAbsent", "x", x);
+        checkTensor("fillAbsent", "present", present);
+        if (x.rank() < 1 || present.rank() != 1 || present.size(0) != x.size(0)) {
+            throw new IllegalArgumentException("fillAbsent: expected x [B, ...] and present [B], got x "
+                    + Shapes.toString(x.shape()) + ", present " + Shapes.toString(present.shape()));
+        }
+        long[] inner = Arrays.copyOfRange(x.shape(), 1, x.rank());
+        if (fill != null) {
+            checkTensor("fillAbsent", "fill", fill);
+            if (!Arrays.equals(fill.shape(), inner)) {
+                throw new IllegalArgumentException("fillAbsent: fill must be " + Shapes.toString(inner) + " (x "
+                        + Shapes.toString(x.shape()) + " without its first dimension), got " + Shapes.toString(fill.shape()));
+            }
+        }
+        long width = Shapes.product(inner, 0, inner.length);
+        return compute(x.shape(), out -> fillAbsent(x.size(0), width, x, present, fill, out));
+    }
+
+    @Override
+    public final Tensor weightedSum(List<Tensor> xs, Tensor weights) {
+        Objects.requireNonNull(xs, "weightedSum: xs is null");
+        checkTensor("weightedSum", "weights", weights);
+        if (xs.isEmpty()) throw new IllegalArgumentException("weightedSum: xs is empty");
+        for (int m = 0; m < xs.size(); m++) checkTensor("weightedSum", "xs[" + m + "]", xs.get(m));
+        long[] shape = xs.get(0).shape();
+        for (int m = 1; m < xs.size(); m++) {
+            if (!Arrays.equals(xs.get(m).shape(), shape)) {
+                throw new IllegalArgumentException("weightedSum: every x must have xs[0]'s shape " + Shapes.toString(shape)
+                        + ", xs[" + m + "] is " + Shapes.toString(xs.get(m).shape()));
+            }
+        }
+        if (shape.length < 1 || weights.rank() != 2 || weights.size(0) != shape[0] || weights.size(1) != xs.size()) {
+            throw new IllegalArgumentException("weightedSum: expected xs [B, ...] and weights [B, M] = [" + (shape.length < 1
+                    ? "?" : shape[0]) + ", " + xs.size() + "], got xs " + Shapes.toString(shape) + ", weights "
+                    + Shapes.toString(weights.shape()));
+        }
+        List<Tensor> inputs = List.copyOf(xs);
+        long inner = Shapes.product(shape, 1, shape.length);
+        return compute(shape, out -> weightedSum(shape[0], inner, inputs, weights, out));
+    }
+
+    @Override
+    public final Tensor normalizeRows(Tensor x, PoolingOptions options) {
+        Objects.requireNonNull(options, "normalizeRows: options is null");
+        checkTensor("normalizeRows", "x", x);
+        if (x.rank() < 1) throw new IllegalArgumentException("normalizeRows: x must have a last dimension, got " + x.describe());
+        if (options.mean()) throw new IllegalArgumentException("normalizeRows: options " + options + " ask for a mean, which rows do not have");
+        long rows = Shapes.product(x.shape(), 0, x.rank() - 1);
+        return compute(x.shape(), out -> normalizeRows(rows, x.size(-1), x, options, out));
     }
 
     // ---- bilinear family -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 package org.mmfuse.backend;
 
+import java.util.Arrays;
 import org.mmfuse.Device;
 import org.mmfuse.Tensor;
 
@@ -21,5 +22,38 @@ abstract class HostOps extends AbstractOps {
     @Override
     protected final boolean overlaps(Tensor a, Tensor b) {
         return a.array() == b.array();
+    }
+
+    // Exact elementwise operations: one float operation per element gives the same bits in any precision,
+    // so the reference and the fast backend share them (plain loops, which the JIT vectorises).
+
+    @Override
+    protected final void binary(Binary op, Tensor a, Tensor b, Tensor out) {
+        float[] x = a.array(), y = b.array(), o = out.array();
+        switch (op) {
+            case ADD:
+                for (int i = 0; i < o.length; i++) o[i] = x[i] + y[i];
+                break;
+            case SUBTRACT:
+                for (int i = 0; i < o.length; i++) o[i] = x[i] - y[i];
+                break;
+            default:
+                for (int i = 0; i < o.length; i++) o[i] = x[i] * y[i];
+        }
+    }
+
+    @Override
+    protected final void fillAbsent(long rows, long inner, Tensor x, Tensor present, Tensor fill, Tensor out) {
+        float[] in = x.array(), p = present.array(), o = out.array(), f = fill == null ? null : fill.array();
+        int width = (int) inner;
+        for (int r = 0; r < rows; r++) {
+            if (p[r] != 0) {
+                System.arraycopy(in, r * width, o, r * width, width);
+            } else if (f != null) {
+                System.arraycopy(f, 0, o, r * width, width);
+            } else {
+                Arrays.fill(o, r * width, (r + 1) * width, 0f);
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ import org.mmfuse.Backend;
 import org.mmfuse.CountSketch;
 import org.mmfuse.FactorizedPoolOptions;
 import org.mmfuse.PoolingOptions;
+import org.mmfuse.SequencePooling;
 import org.mmfuse.Tensor;
 
 /** Plain loops on one thread: the readable reference that every other backend is tested against. */
@@ -247,6 +248,54 @@ final class ScalarOps extends HostOps {
             for (int i = 0; i < dim; i++) max = Math.max(max, a[at + i]);
             for (int i = 0; i < dim; i++) sum += Math.exp(a[at + i] - max);
             for (int i = 0; i < dim; i++) o[at + i] = (float) (Math.exp(a[at + i] - max) / sum);
+        }
+    }
+
+    /** Sums (or the max) in double over the kept positions, position by position. */
+    @Override
+    protected void poolSequence(long batch, long length, long channels, Tensor x, Tensor mask, SequencePooling mode,
+            Tensor out) {
+        float[] in = x.array(), keep = mask == null ? null : mask.array(), o = out.array();
+        int n = (int) length, c = (int) channels;
+        for (int b = 0; b < batch; b++) {
+            for (int j = 0; j < c; j++) {
+                double acc = mode == SequencePooling.MAX ? Double.NEGATIVE_INFINITY : 0;
+                int kept = 0;
+                for (int p = 0; p < (mode == SequencePooling.FIRST ? Math.min(n, 1) : n); p++) {
+                    if (keep != null && keep[b * n + p] == 0) continue;
+                    double v = in[(b * n + p) * c + j];
+                    acc = mode == SequencePooling.MAX ? Math.max(acc, v) : acc + v; // Math.max keeps NaN
+                    kept++;
+                }
+                o[b * c + j] = kept == 0 ? 0f : (float) (mode == SequencePooling.MEAN ? acc / kept : acc);
+            }
+        }
+    }
+
+    @Override
+    protected void weightedSum(long rows, long inner, List<Tensor> xs, Tensor weights, Tensor out) {
+        float[] w = weights.array(), o = out.array();
+        int m = xs.size(), width = (int) inner;
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < width; j++) {
+                double sum = 0;
+                for (int k = 0; k < m; k++) {
+                    float weight = w[r * m + k];
+                    if (weight != 0) sum += (double) weight * xs.get(k).array()[r * width + j];
+                }
+                o[r * width + j] = (float) sum;
+            }
+        }
+    }
+
+    @Override
+    protected void normalizeRows(long rows, long dim, Tensor x, PoolingOptions options, Tensor out) {
+        float[] in = x.array(), o = out.array();
+        int d = (int) dim;
+        double[] z = new double[d];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < d; j++) z[j] = in[r * d + j];
+            finish(z, 1, options, o, r * d);
         }
     }
 }

@@ -4,9 +4,15 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
+import java.util.Arrays;
 import org.mmfuse.Activation;
+import org.mmfuse.PoolingOptions;
+import org.mmfuse.SequencePooling;
 
-/** Activations, layer norm and softmax on the Vector API: memory-bound passes spread over the cores by rows. */
+/**
+ * Activations, layer norm, softmax and the small fusion helpers (sequence pooling, weighted sums, row
+ * normalisation) on the CPU: memory-bound passes spread over the cores by rows.
+ */
 final class VectorElementwise {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
@@ -99,5 +105,63 @@ final class VectorElementwise {
             acc = acc.add(e);
         }
         return VectorMath.sum(acc);
+    }
+
+    /**
+     * Pools each sample on its own task: the kept positions' rows added (or maxed) into the output row in
+     * position order, so every channel sees the same order (plain loops over channels, which the JIT
+     * vectorises).
+     */
+    static void poolSequence(float[] x, float[] mask, int batch, int length, int channels, SequencePooling mode,
+            float[] out) {
+        int positions = mode == SequencePooling.FIRST ? Math.min(length, 1) : length;
+        CpuThreads.SHARED.run(batch, b -> {
+            int at = b * channels, kept = 0;
+            Arrays.fill(out, at, at + channels, mode == SequencePooling.MAX ? Float.NEGATIVE_INFINITY : 0f);
+            for (int p = 0; p < positions; p++) {
+                if (mask != null && mask[b * length + p] == 0) continue;
+                int from = (b * length + p) * channels;
+                if (mode == SequencePooling.MAX) {
+                    for (int j = 0; j < channels; j++) out[at + j] = Math.max(out[at + j], x[from + j]);
+                } else {
+                    for (int j = 0; j < channels; j++) out[at + j] += x[from + j];
+                }
+                kept++;
+            }
+            if (kept == 0) {
+                Arrays.fill(out, at, at + channels, 0f);
+            } else if (mode == SequencePooling.MEAN) {
+                float inverse = 1f / kept;
+                for (int j = 0; j < channels; j++) out[at + j] *= inverse;
+            }
+        });
+    }
+
+    /** Row by row, the terms added in input order; a zero weight skips its input. */
+    static void weightedSum(float[][] xs, float[] weights, int rows, int width, float[] out) {
+        int m = xs.length, rowsPerTask = Math.max(1, CHUNK / Math.max(width, 1));
+        CpuThreads.SHARED.run((rows + rowsPerTask - 1) / rowsPerTask, t -> {
+            for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
+                int at = r * width;
+                Arrays.fill(out, at, at + width, 0f);
+                for (int k = 0; k < m; k++) {
+                    float w = weights[r * m + k];
+                    if (w == 0) continue;
+                    float[] x = xs[k];
+                    for (int j = 0; j < width; j++) out[at + j] += w * x[at + j];
+                }
+            }
+        });
+    }
+
+    /** Each row copied, then finished in place as pooled rows are. */
+    static void normalizeRows(float[] x, int rows, int dim, PoolingOptions options, float[] out) {
+        int rowsPerTask = Math.max(1, CHUNK / Math.max(dim, 1));
+        CpuThreads.SHARED.run((rows + rowsPerTask - 1) / rowsPerTask, t -> {
+            for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
+                System.arraycopy(x, r * dim, out, r * dim, dim);
+                VectorBilinear.finish(out, r * dim, dim, 1, options);
+            }
+        });
     }
 }

@@ -8,6 +8,7 @@ import org.mmfuse.Backend;
 import org.mmfuse.CountSketch;
 import org.mmfuse.FactorizedPoolOptions;
 import org.mmfuse.PoolingOptions;
+import org.mmfuse.SequencePooling;
 import org.mmfuse.Tensor;
 
 /**
@@ -96,5 +97,24 @@ final class VectorOps extends HostOps {
     @Override
     protected void softmax(Tensor x, long rows, int dim, Tensor out) {
         VectorElementwise.softmax(x.array(), (int) rows, dim, out.array());
+    }
+
+    @Override
+    protected void poolSequence(long batch, long length, long channels, Tensor x, Tensor mask, SequencePooling mode,
+            Tensor out) {
+        VectorElementwise.poolSequence(x.array(), mask == null ? null : mask.array(), (int) batch, (int) length,
+                (int) channels, mode, out.array());
+    }
+
+    @Override
+    protected void weightedSum(long rows, long inner, List<Tensor> xs, Tensor weights, Tensor out) {
+        float[][] arrays = new float[xs.size()][];
+        for (int m = 0; m < arrays.length; m++) arrays[m] = xs.get(m).array();
+        VectorElementwise.weightedSum(arrays, weights.array(), (int) rows, (int) inner, out.array());
+    }
+
+    @Override
+    protected void normalizeRows(long rows, long dim, Tensor x, PoolingOptions options, Tensor out) {
+        VectorElementwise.normalizeRows(x.array(), (int) rows, (int) dim, options, out.array());
     }
 }

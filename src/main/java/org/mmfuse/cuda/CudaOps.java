@@ -39,6 +39,7 @@ import org.mmfuse.DType;
 import org.mmfuse.Device;
 import org.mmfuse.FactorizedPoolOptions;
 import org.mmfuse.PoolingOptions;
+import org.mmfuse.SequencePooling;
 import org.mmfuse.DeviceMemory;
 import org.mmfuse.Shapes;
 import org.mmfuse.Tensor;
@@ -499,6 +500,7 @@ public final class CudaOps extends AbstractOps {
             case RELU -> MmfNative.MMF_ACTIVATION_RELU;
             case TANH -> MmfNative.MMF_ACTIVATION_TANH;
             case SIGMOID -> MmfNative.MMF_ACTIVATION_SIGMOID;
+            case GELU -> MmfNative.MMF_ACTIVATION_GELU;
             case NONE -> MmfNative.MMF_ACTIVATION_NONE;
         };
     }
@@ -519,5 +521,59 @@ public final class CudaOps extends AbstractOps {
     protected void softmax(Tensor x, long rows, int dim, Tensor out) {
         Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
         checkStatus(MmfNative.mmf_softmax(at(x), rows, dim, at(out), Cuda.stream()), "softmax");
+    }
+
+    // ---- fusion helpers: libmmfuse's elementwise kernels ----------------------------------------------------
+
+    @Override
+    protected void binary(Binary op, Tensor a, Tensor b, Tensor out) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        int code = switch (op) {
+            case ADD -> MmfNative.MMF_ADD;
+            case SUBTRACT -> MmfNative.MMF_SUBTRACT;
+            case MULTIPLY -> MmfNative.MMF_MULTIPLY;
+        };
+        checkStatus(MmfNative.mmf_binary(code, at(a), at(b), a.numel(), at(out), Cuda.stream()), op.name().toLowerCase());
+    }
+
+    @Override
+    protected void poolSequence(long batch, long length, long channels, Tensor x, Tensor mask, SequencePooling mode,
+            Tensor out) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        int code = switch (mode) {
+            case MEAN -> MmfNative.MMF_POOL_MEAN;
+            case SUM -> MmfNative.MMF_POOL_SUM;
+            case MAX -> MmfNative.MMF_POOL_MAX;
+            case FIRST -> MmfNative.MMF_POOL_FIRST;
+        };
+        checkStatus(MmfNative.mmf_pool_sequence(at(x), at(mask), batch, length, channels, code, at(out), Cuda.stream()),
+                "poolSequence");
+    }
+
+    @Override
+    protected void fillAbsent(long rows, long inner, Tensor x, Tensor present, Tensor fill, Tensor out) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        checkStatus(MmfNative.mmf_fill_absent(at(x), at(present), at(fill), rows, inner, at(out), Cuda.stream()),
+                "fillAbsent");
+    }
+
+    /** One accumulating launch per input, in input order. */
+    @Override
+    protected void weightedSum(long rows, long inner, List<Tensor> xs, Tensor weights, Tensor out) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        for (int m = 0; m < xs.size(); m++) {
+            checkStatus(MmfNative.mmf_weighted_accumulate(at(xs.get(m)), at(weights), xs.size(), m, rows, inner, at(out),
+                    Cuda.stream()), "weightedSum");
+        }
+    }
+
+    /** A device copy, then the pooling's finishing kernels in place. */
+    @Override
+    protected void normalizeRows(long rows, long dim, Tensor x, PoolingOptions options, Tensor out) {
+        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        long bytes = x.numel() * Float.BYTES;
+        if (bytes == 0) return;
+        Cuda.check(cudaMemcpyAsync(at(out), at(x), bytes, cudaMemcpyDeviceToDevice, Cuda.stream()), "cudaMemcpyAsync");
+        finish(out.deviceMemory().address(), rows, dim, 1f, options, "normalizeRows");
     }
 }

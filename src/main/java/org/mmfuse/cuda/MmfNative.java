@@ -97,6 +97,7 @@ public final class MmfNative {
     public static final int MMF_ACTIVATION_RELU = 1;
     public static final int MMF_ACTIVATION_TANH = 2;
     public static final int MMF_ACTIVATION_SIGMOID = 3;
+    public static final int MMF_ACTIVATION_GELU = 4;
 
     public static native int mmf_factorized_sums(@Cast("const float*") Pointer x, @Cast("const float*") Pointer y,
             long rows, int stages, int units, int factor, int activation, @Cast("float*") Pointer out, Pointer stream);
@@ -110,4 +111,20 @@ public final class MmfNative {
 
     public static native int mmf_softmax(@Cast("const float*") Pointer x, long rows, int dim, @Cast("float*") Pointer out,
             Pointer stream);
+
+    public static final int MMF_ADD = 0, MMF_SUBTRACT = 1, MMF_MULTIPLY = 2;
+
+    public static native int mmf_binary(int op, @Cast("const float*") Pointer a, @Cast("const float*") Pointer b, long n,
+            @Cast("float*") Pointer out, Pointer stream);
+
+    public static final int MMF_POOL_MEAN = 0, MMF_POOL_SUM = 1, MMF_POOL_MAX = 2, MMF_POOL_FIRST = 3;
+
+    public static native int mmf_pool_sequence(@Cast("const float*") Pointer x, @Cast("const float*") Pointer mask,
+            long batch, long length, long channels, int mode, @Cast("float*") Pointer out, Pointer stream);
+
+    public static native int mmf_fill_absent(@Cast("const float*") Pointer x, @Cast("const float*") Pointer present,
+            @Cast("const float*") Pointer fill, long rows, long inner, @Cast("float*") Pointer out, Pointer stream);
+
+    public static native int mmf_weighted_accumulate(@Cast("const float*") Pointer x, @Cast("const float*") Pointer weights,
+            long count, long term, long rows, long inner, @Cast("float*") Pointer out, Pointer stream);
 }
