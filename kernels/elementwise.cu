@@ -78,10 +78,11 @@ __global__ void softmax_kernel(const float* x, int dim, float* out) {
     for (int i = threadIdx.x; i < dim; i += blockDim.x) to[i] *= inverse;
 }
 
-__global__ void binary_kernel(int op, const float* a, const float* b, int64_t n, float* out) {
+__global__ void binary_kernel(int op, const float* a, const float* b, int64_t n, int64_t b_n, float* out) {
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        out[i] = op == kBinaryAdd ? a[i] + b[i] : op == kBinarySubtract ? a[i] - b[i] : a[i] * b[i];
+        const float y = b[b_n == n ? i : i % b_n];
+        out[i] = op == kBinaryAdd ? a[i] + y : op == kBinarySubtract ? a[i] - y : a[i] * y;
     }
 }
 
@@ -128,9 +129,10 @@ unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n
 
 }  // namespace
 
-cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, float* out, cudaStream_t stream) {
+cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, int64_t b_n, float* out,
+                          cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, a, b, n, out);
+    binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, a, b, n, b_n, out);
     return cudaGetLastError();
 }
 

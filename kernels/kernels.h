@@ -172,7 +172,7 @@ cudaError_t launch_softmax(const float* x, int64_t rows, int dim, float* out, cu
 constexpr int kBinaryAdd = 0, kBinarySubtract = 1, kBinaryMultiply = 2;
 constexpr int kPoolMean = 0, kPoolSum = 1, kPoolMax = 2, kPoolFirst = 3;
 
-cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, float* out, cudaStream_t stream);
+cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, int64_t b_n, float* out, cudaStream_t stream);
 cudaError_t launch_pool_sequence(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels,
                                  int mode, float* out, cudaStream_t stream);
 cudaError_t launch_fill_absent(const float* x, const float* present, const float* fill, int64_t rows, int64_t inner,

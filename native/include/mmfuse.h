@@ -170,8 +170,8 @@ int mmf_softmax(const float* x, int64_t rows, int dim, float* out, void* stream)
 
 typedef enum mmf_binary_op { MMF_ADD = 0, MMF_SUBTRACT = 1, MMF_MULTIPLY = 2 } mmf_binary_op;
 
-/* out[i] = a[i] op b[i] for i < n (mmf_binary_op). */
-int mmf_binary(int op, const float* a, const float* b, int64_t n, float* out, void* stream);
+/* out[i] = a[i] op b[i % b_n] for i < n (mmf_binary_op): b repeats along a (b_n divides n; b_n = n for none). */
+int mmf_binary(int op, const float* a, const float* b, int64_t n, int64_t b_n, float* out, void* stream);
 
 typedef enum mmf_sequence_pooling {
     MMF_POOL_MEAN = 0, /* over the kept positions */

@@ -418,11 +418,11 @@ int mmf_softmax(const float* x, int64_t rows, int dim, float* out, void* stream)
 
 // ---- fusion helpers -----------------------------------------------------------------------------------------
 
-int mmf_binary(int op, const float* a, const float* b, int64_t n, float* out, void* stream) {
-    if (n < 0 || op < MMF_ADD || op > MMF_MULTIPLY)
-        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_binary: n = %lld, op = %d", (long long)n, op);
-    if (missing(a, n) || missing(b, n) || missing(out, n)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_binary: a, b or out is NULL");
-    return launched(mmf::launch_binary(op, a, b, n, out, static_cast<cudaStream_t>(stream)), "mmf_binary");
+int mmf_binary(int op, const float* a, const float* b, int64_t n, int64_t b_n, float* out, void* stream) {
+    if (n < 0 || b_n < 0 || (b_n == 0 ? n != 0 : n % b_n != 0) || op < MMF_ADD || op > MMF_MULTIPLY)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_binary: n = %lld, b_n = %lld, op = %d", (long long)n, (long long)b_n, op);
+    if (missing(a, n) || missing(b, b_n) || missing(out, n)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_binary: a, b or out is NULL");
+    return launched(mmf::launch_binary(op, a, b, n, b_n, out, static_cast<cudaStream_t>(stream)), "mmf_binary");
 }
 
 int mmf_pool_sequence(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels, int mode,

@@ -109,13 +109,16 @@ public interface Ops {
     /** {@code torch.softmax(x, -1)}: over the last dimension; a row of -infinity gives NaN, as in torch. */
     Tensor softmax(Tensor x);
 
-    /** {@code a + b} for a and b of one shape: a new tensor. */
+    /**
+     * {@code a + b}: a new tensor of a's shape. b has a's shape, or the shape of a's last dimensions
+     * (a bias [C] for a [B, C]), broadcast over the others as in torch.
+     */
     Tensor add(Tensor a, Tensor b);
 
-    /** {@code a - b} for a and b of one shape: a new tensor. */
+    /** {@code a - b}, b broadcast as in {@link #add}. */
     Tensor subtract(Tensor a, Tensor b);
 
-    /** {@code a * b} (Hadamard product) for a and b of one shape: a new tensor. */
+    /** {@code a * b} (the Hadamard product), b broadcast as in {@link #add}. */
     Tensor multiply(Tensor a, Tensor b);
 
     /**

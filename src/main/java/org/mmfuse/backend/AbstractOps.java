@@ -107,7 +107,7 @@ public abstract class AbstractOps implements Ops {
         }
     }
 
-    /** out = a op b elementwise. */
+    /** out = a op b elementwise, b's elements repeating every b.numel() (a suffix of a's shape, checked). */
     protected abstract void binary(Binary op, Tensor a, Tensor b, Tensor out);
 
     /** Pooling of x [batch, length, channels] under mask [batch, length] (or null) into out [batch, channels]. */
@@ -422,9 +422,10 @@ public abstract class AbstractOps implements Ops {
     private Tensor binary(String name, Binary op, Tensor a, Tensor b) {
         checkTensor(name, "a", a);
         checkTensor(name, "b", b);
-        if (!Arrays.equals(a.shape(), b.shape())) {
-            throw new IllegalArgumentException(name + ": a and b must have one shape, got a " + Shapes.toString(a.shape())
-                    + ", b " + Shapes.toString(b.shape()));
+        long[] as = a.shape(), bs = b.shape();
+        if (bs.length > as.length || !Arrays.equals(bs, Arrays.copyOfRange(as, as.length - bs.length, as.length))) {
+            throw new IllegalArgumentException(name + ": b must have a's shape or that of a's last dimensions, got a "
+                    + Shapes.toString(as) + ", b " + Shapes.toString(bs));
         }
         return compute(a.shape(), out -> binary(op, a, b, out));
     }

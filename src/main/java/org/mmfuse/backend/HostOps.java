@@ -30,15 +30,18 @@ abstract class HostOps extends AbstractOps {
     @Override
     protected final void binary(Binary op, Tensor a, Tensor b, Tensor out) {
         float[] x = a.array(), y = b.array(), o = out.array();
-        switch (op) {
-            case ADD:
-                for (int i = 0; i < o.length; i++) o[i] = x[i] + y[i];
-                break;
-            case SUBTRACT:
-                for (int i = 0; i < o.length; i++) o[i] = x[i] - y[i];
-                break;
-            default:
-                for (int i = 0; i < o.length; i++) o[i] = x[i] * y[i];
+        if (y.length == 0) return; // then a is empty too
+        for (int at = 0; at < o.length; at += y.length) { // b repeats along a
+            switch (op) {
+                case ADD:
+                    for (int i = 0; i < y.length; i++) o[at + i] = x[at + i] + y[i];
+                    break;
+                case SUBTRACT:
+                    for (int i = 0; i < y.length; i++) o[at + i] = x[at + i] - y[i];
+                    break;
+                default:
+                    for (int i = 0; i < y.length; i++) o[at + i] = x[at + i] * y[i];
+            }
         }
     }
 

@@ -533,7 +533,8 @@ public final class CudaOps extends AbstractOps {
             case SUBTRACT -> MmfNative.MMF_SUBTRACT;
             case MULTIPLY -> MmfNative.MMF_MULTIPLY;
         };
-        checkStatus(MmfNative.mmf_binary(code, at(a), at(b), a.numel(), at(out), Cuda.stream()), op.name().toLowerCase());
+        checkStatus(MmfNative.mmf_binary(code, at(a), at(b), a.numel(), b.numel(), at(out), Cuda.stream()),
+                op.name().toLowerCase());
     }
 
     @Override

@@ -115,7 +115,7 @@ public final class MmfNative {
     public static final int MMF_ADD = 0, MMF_SUBTRACT = 1, MMF_MULTIPLY = 2;
 
     public static native int mmf_binary(int op, @Cast("const float*") Pointer a, @Cast("const float*") Pointer b, long n,
-            @Cast("float*") Pointer out, Pointer stream);
+            long bN, @Cast("float*") Pointer out, Pointer stream);
 
     public static final int MMF_POOL_MEAN = 0, MMF_POOL_SUM = 1, MMF_POOL_MAX = 2, MMF_POOL_FIRST = 3;
 

@@ -10,8 +10,9 @@ import java.util.Map;
  * in file order, arrays {@code List<Object>}, integers that fit {@code Long}, other numbers
  * {@code Double}, then String, Boolean and null. Duplicate keys, trailing text and nesting deeper than
  * {@link #MAX_DEPTH} are refused, so a hostile header can neither overflow the stack nor hide a key.
+ * {@link #write} gives the same kinds of values back as compact JSON text.
  */
-final class Json {
+public final class Json {
     static final int MAX_DEPTH = 64;
 
     private final String text;
@@ -22,7 +23,7 @@ final class Json {
     }
 
     /** The value {@code text} holds; {@link IllegalArgumentException} with the offset where it is not JSON. */
-    static Object parse(String text) {
+    public static Object parse(String text) {
         Json json = new Json(text);
         json.skipSpace();
         Object value = json.value(0);
@@ -186,5 +187,68 @@ final class Json {
 
     private IllegalArgumentException error(String what) {
         return new IllegalArgumentException("JSON: " + what + " at offset " + at);
+    }
+
+    /**
+     * Compact JSON for a value of the kinds {@link #parse} returns (maps with string keys, lists, strings,
+     * booleans, null, and numbers; integral values print without a fraction).
+     */
+    public static String write(Object value) {
+        StringBuilder out = new StringBuilder();
+        write(value, out, 0);
+        return out.toString();
+    }
+
+    private static void write(Object value, StringBuilder out, int depth) {
+        if (depth > MAX_DEPTH) throw new IllegalArgumentException("JSON: nesting deeper than " + MAX_DEPTH);
+        if (value == null || value instanceof Boolean) {
+            out.append(value);
+        } else if (value instanceof Integer || value instanceof Long) {
+            out.append(value);
+        } else if (value instanceof Number) {
+            double d = ((Number) value).doubleValue();
+            if (!Double.isFinite(d)) throw new IllegalArgumentException("JSON: " + d + " has no JSON form");
+            out.append(d == Math.rint(d) && Math.abs(d) < 1e15 ? Long.toString((long) d) : Double.toString(d));
+        } else if (value instanceof CharSequence) {
+            quote(value.toString(), out);
+        } else if (value instanceof Map) {
+            out.append('{');
+            boolean first = true;
+            for (Map.Entry<?, ?> e : ((Map<?, ?>) value).entrySet()) {
+                if (!(e.getKey() instanceof String)) throw new IllegalArgumentException("JSON: key " + e.getKey() + " is not a string");
+                if (!first) out.append(',');
+                first = false;
+                quote((String) e.getKey(), out);
+                out.append(':');
+                write(e.getValue(), out, depth + 1);
+            }
+            out.append('}');
+        } else if (value instanceof List) {
+            out.append('[');
+            boolean first = true;
+            for (Object item : (List<?>) value) {
+                if (!first) out.append(',');
+                first = false;
+                write(item, out, depth + 1);
+            }
+            out.append(']');
+        } else {
+            throw new IllegalArgumentException("JSON: cannot write a " + value.getClass().getName());
+        }
+    }
+
+    private static void quote(String s, StringBuilder out) {
+        out.append('"');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '"' || c == '\\') {
+                out.append('\\').append(c);
+            } else if (c < 0x20) {
+                out.append(String.format("\\u%04x", (int) c));
+            } else {
+                out.append(c);
+            }
+        }
+        out.append('"');
     }
 }

@@ -292,6 +292,51 @@ public final class SafeTensors implements AutoCloseable {
         return all;
     }
 
+    /**
+     * Writes {@code tensors} (any device, as F32, in the map's order) and {@code metadata} as a safetensors
+     * file that {@code safetensors.torch.load_file} and {@link #open} read. The file is written whole to a
+     * sibling first and moved into place, so a failed write leaves no half file under the name.
+     */
+    public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
+        Map<String, Object> header = new LinkedHashMap<>();
+        if (metadata != null && !metadata.isEmpty()) header.put("__metadata__", new LinkedHashMap<>(metadata));
+        long offset = 0;
+        List<float[]> data = new ArrayList<>();
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            if (e.getKey().equals("__metadata__")) throw new IllegalArgumentException("a tensor cannot be named __metadata__");
+            float[] values = e.getValue().toArray();
+            List<Long> shape = new ArrayList<>();
+            for (long size : e.getValue().shape()) shape.add(size);
+            Map<String, Object> fields = new LinkedHashMap<>();
+            fields.put("dtype", "F32");
+            fields.put("shape", shape);
+            fields.put("data_offsets", List.of(offset, offset + 4L * values.length));
+            header.put(e.getKey(), fields);
+            data.add(values);
+            offset += 4L * values.length;
+        }
+        byte[] json = Json.write(header).getBytes(StandardCharsets.UTF_8);
+        int padded = (json.length + 7) / 8 * 8; // the format pads the header with spaces to 8 bytes
+        Path partial = file.resolveSibling(file.getFileName() + ".partial");
+        try (FileChannel out = FileChannel.open(partial, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
+            head.putLong(padded).put(json);
+            while (head.hasRemaining()) head.put((byte) ' ');
+            writeFully(out, head.flip());
+            for (float[] values : data) {
+                ByteBuffer bytes = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+                bytes.asFloatBuffer().put(values);
+                writeFully(out, bytes);
+            }
+        }
+        java.nio.file.Files.move(partial, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    private static void writeFully(FileChannel channel, ByteBuffer from) throws IOException {
+        while (from.hasRemaining()) channel.write(from);
+    }
+
     @Override
     public void close() throws IOException {
         channel.close();

@@ -114,9 +114,26 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
         checkLast("query", query, embedDim);
         checkLast("key", key, keyDim);
         checkLast("value", value, valueDim);
-        Tensor attend = null, q = null, k = null, v = null, weights = null;
+        try (Tensor attend = keyPaddingMask == null ? null : invert(keyPaddingMask, ops)) {
+            return run(query, key, value, attend, needWeights, averageWeights);
+        }
+    }
+
+    /**
+     * The output [B, Lq, E] with the mask in {@link AttentionOptions#keyPaddingMask}'s convention
+     * (non-zero = attend, used as given: no host round trip), for the fusion layers.
+     */
+    Tensor forwardAttending(Tensor query, Tensor key, Tensor value, Tensor attendMask) {
+        checkLast("query", query, embedDim);
+        checkLast("key", key, keyDim);
+        checkLast("value", value, valueDim);
+        return run(query, key, value, attendMask, false, false).output(); // no weights, no lse: nothing else to close
+    }
+
+    private AttentionResult run(Tensor query, Tensor key, Tensor value, Tensor attend, boolean needWeights,
+            boolean averageWeights) {
+        Tensor q = null, k = null, v = null, weights = null;
         try {
-            if (keyPaddingMask != null) attend = invert(keyPaddingMask, ops);
             q = ops.linear(query, qWeight, qBias);
             k = ops.linear(key, kWeight, kBias);
             v = ops.linear(value, vWeight, vBias);
@@ -130,7 +147,7 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
             if (weights != null) weights.close();
             throw e;
         } finally {
-            for (Tensor t : new Tensor[] {attend, q, k, v}) if (t != null) t.close();
+            for (Tensor t : new Tensor[] {q, k, v}) if (t != null) t.close();
         }
     }
 

@@ -1,0 +1,65 @@
+package org.mmfuse.nn;
+
+import static org.mmfuse.nn.Fusions.dim;
+
+import java.util.List;
+import org.mmfuse.SequencePooling;
+import org.mmfuse.Tensor;
+
+/**
+ * Attention between modalities as fusion layers: cross-attention (the first input's positions query the
+ * second's) and co-attention (both directions, as in ViLBERT's co-attentional layers), each
+ * {@code nn.MultiheadAttention} followed by pooling over the querying positions.
+ */
+final class AttentionFusions {
+    private AttentionFusions() {}
+
+    /** cross_attention (one direction, {@code attention.*}) or co_attention (both: {@code a_to_b.*}, {@code b_to_a.*}). */
+    static Plan<Fusion> crossAttention(Options o, List<Port> in, boolean both) {
+        String where = both ? "fusion co_attention" : "fusion cross_attention";
+        if (in.size() != 2) throw new IllegalArgumentException(where + ": takes two inputs, got " + in);
+        int heads = o.positive("num_heads", null);
+        boolean bias = o.bool("bias", true);
+        SequencePooling pool = SequencePooling.valueOf(o.choice("pool", "mean", "mean", "sum", "max", "first").toUpperCase());
+        boolean product = both && o.choice("combine", "concat", "concat", "product").equals("product");
+        Fusions.dropouts(o, "dropout");
+        long a = dim(in, 0), b = dim(in, 1);
+        for (long e : both ? new long[] {a, b} : new long[] {a}) {
+            if (e % heads != 0) throw o.error("num_heads", heads + " must divide the querying width " + e + " (" + in + ")");
+        }
+        if (product && a != b) throw o.error("combine", "product needs inputs of one width, got " + in);
+        Plan<Fusion> plan = new Plan<>(new Port(both && !product ? a + b : a, false));
+        declareAttention(plan, both ? "a_to_b." : "attention.", a, b, bias);
+        if (both) declareAttention(plan, "b_to_a.", b, a, bias);
+        return plan.builder(p -> {
+            MultiHeadCrossAttention ab = p.own(MultiHeadCrossAttention.fromStateDict(p.ops,
+                    p.scope(both ? "a_to_b" : "attention").stateDict(), (int) a, heads, (int) b, (int) b, bias));
+            MultiHeadCrossAttention ba = !both ? null : p.own(MultiHeadCrossAttention.fromStateDict(p.ops,
+                    p.scope("b_to_a").stateDict(), (int) b, heads, (int) a, (int) a, bias));
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    Tensor x = Fusions.asSequence(xs.get(0)), y = Fusions.asSequence(xs.get(1));
+                    Tensor xMask = masks.get(0), yMask = masks.get(1);
+                    Tensor fromX = ops.poolSequence(t.add(ab.forwardAttending(x, y, y, yMask)), xMask, pool);
+                    if (!both) return fromX;
+                    t.add(fromX);
+                    Tensor fromY = t.add(ops.poolSequence(t.add(ba.forwardAttending(y, x, x, xMask)), yMask, pool));
+                    return product ? ops.multiply(fromX, fromY) : ops.concat(List.of(fromX, fromY), 1);
+                }
+            };
+        });
+    }
+
+    /** nn.MultiheadAttention(embed, heads, kdim=vdim=context)'s tensors: packed in_proj_weight when context == embed. */
+    private static void declareAttention(Plan<Fusion> plan, String prefix, long embed, long context, boolean bias) {
+        if (context == embed) {
+            plan.parameter(prefix + "in_proj_weight", 3 * embed, embed);
+        } else {
+            plan.parameter(prefix + "q_proj_weight", embed, embed).parameter(prefix + "k_proj_weight", embed, context)
+                    .parameter(prefix + "v_proj_weight", embed, context);
+        }
+        if (bias) plan.parameter(prefix + "in_proj_bias", 3 * embed);
+        plan.parameter(prefix + "out_proj.weight", embed, embed);
+        if (bias) plan.parameter(prefix + "out_proj.bias", embed);
+    }
+}

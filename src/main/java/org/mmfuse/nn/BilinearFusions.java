@@ -1,0 +1,174 @@
+package org.mmfuse.nn;
+
+import static org.mmfuse.nn.Fusions.POWER_NORM;
+import static org.mmfuse.nn.Fusions.activated;
+import static org.mmfuse.nn.Fusions.dim;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.mmfuse.Activation;
+import org.mmfuse.CountSketch;
+import org.mmfuse.PoolingOptions;
+import org.mmfuse.Tensor;
+
+/**
+ * Fusions built on full or compact bilinear products: Tucker and BlockTucker (nn.Bilinear cores),
+ * MCB (compact bilinear pooling), full bilinear pooling of two feature maps, and the Tensor Fusion
+ * Network's outer product.
+ */
+final class BilinearFusions {
+    private BilinearFusions() {}
+
+    static Plan<Fusion> tucker(Options o, List<Port> in) {
+        Fusions.vectors(o, in, 2, 2);
+        int out = o.positive("output_dim", null), mm = o.positive("mm_dim", 1600);
+        o.bool("shared", false); // block.bootstrap's Tucker re-creates linear1 after sharing it: always two
+        boolean normalize = o.bool("normalize", false);
+        Fusions.dropouts(o, "dropout_input", "dropout_pre_lin", "dropout_output");
+        Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("linear0", dim(in, 0), mm, true)
+                .linear("linear1", dim(in, 1), mm, true).parameter("bilinear.weight", mm, mm, mm)
+                .parameter("bilinear.bias", mm).linear("linear_out", mm, out, true);
+        return plan.builder(p -> {
+            Linear l0 = p.linear("linear0"), l1 = p.linear("linear1"), lOut = p.linear("linear_out");
+            Tensor w = p.device("bilinear.weight"), b = p.device("bilinear.bias");
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    Tensor z = t.add(ops.bilinear(t.add(l0.apply(ops, xs.get(0))), t.add(l1.apply(ops, xs.get(1))), w, b));
+                    if (normalize) z = t.add(ops.normalizeRows(z, POWER_NORM));
+                    return lOut.apply(ops, z);
+                }
+            };
+        });
+    }
+
+    static Plan<Fusion> blockTucker(Options o, List<Port> in) {
+        Fusions.vectors(o, in, 2, 2);
+        int out = o.positive("output_dim", null), mm = o.positive("mm_dim", 1600), chunks = o.positive("chunks", 20);
+        boolean shared = o.bool("shared", false);
+        boolean beforeCat = o.choice("pos_norm", "before_cat", "before_cat", "after_cat").equals("before_cat");
+        Fusions.dropouts(o, "dropout_input", "dropout_pre_lin", "dropout_output");
+        if (shared && dim(in, 0) != dim(in, 1)) throw o.error("shared", "needs inputs of one width, got " + in);
+        long[] sizes = Fusions.chunkSizes(mm, chunks);
+        Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("linear0", dim(in, 0), mm, true);
+        if (!shared) plan.linear("linear1", dim(in, 1), mm, true);
+        for (int c = 0; c < chunks; c++) {
+            plan.parameter("bilinears." + c + ".weight", sizes[c], sizes[c], sizes[c]).parameter("bilinears." + c + ".bias", sizes[c]);
+        }
+        plan.linear("linear_out", mm, out, true);
+        return plan.builder(p -> {
+            Linear l0 = p.linear("linear0"), l1 = shared ? l0 : p.linear("linear1"), lOut = p.linear("linear_out");
+            List<Linear> cores = new ArrayList<>(); // weight [s, s, s] and bias [s] of each chunk's nn.Bilinear
+            for (int c = 0; c < chunks; c++) cores.add(p.linear("bilinears." + c));
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    List<Tensor> c0 = ops.split(t.add(l0.apply(ops, xs.get(0))), sizes, 1);
+                    c0.forEach(t::add);
+                    List<Tensor> c1 = ops.split(t.add(l1.apply(ops, xs.get(1))), sizes, 1);
+                    c1.forEach(t::add);
+                    List<Tensor> zs = new ArrayList<>();
+                    for (int c = 0; c < chunks; c++) {
+                        Tensor z = t.add(ops.bilinear(c0.get(c), c1.get(c), cores.get(c).weight(), cores.get(c).bias()));
+                        zs.add(beforeCat ? t.add(ops.normalizeRows(z, POWER_NORM)) : z);
+                    }
+                    Tensor z = t.add(ops.concat(zs, 1));
+                    if (!beforeCat) z = t.add(ops.normalizeRows(z, POWER_NORM));
+                    return lOut.apply(ops, z);
+                }
+            };
+        });
+    }
+
+    /** block.bootstrap's MCB: compact bilinear pooling with the module's own hashes, then linear_out. */
+    static Plan<Fusion> mcb(Options o, List<Port> in) {
+        int out = o.positive("output_dim", null), mm = o.positive("mm_dim", 16000);
+        Activation activOut = o.activation("activ_output", Activation.RELU);
+        Fusions.dropouts(o, "dropout_output");
+        if (in.size() != 2 || in.get(0).sequence() != in.get(1).sequence()) {
+            throw new IllegalArgumentException("fusion mcb: takes two vectors or two sequences, got " + in);
+        }
+        Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).indexParameter("mcb.sketch1.h", dim(in, 0))
+                .parameter("mcb.sketch1.s", dim(in, 0)).indexParameter("mcb.sketch2.h", dim(in, 1))
+                .parameter("mcb.sketch2.s", dim(in, 1)).linear("linear_out", mm, out, true);
+        return plan.builder(p -> {
+            CountSketch s1 = CountSketch.of(p.host("mcb.sketch1.h"), p.host("mcb.sketch1.s"), mm);
+            CountSketch s2 = CountSketch.of(p.host("mcb.sketch2.h"), p.host("mcb.sketch2.s"), mm);
+            Linear lOut = p.linear("linear_out");
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    Tensor x = xs.get(0), y = xs.get(1);
+                    if (x.rank() == 3) {
+                        x = Fusions.zeroMasked(ops, x, masks.get(0), t);
+                        y = Fusions.zeroMasked(ops, y, masks.get(1), t);
+                    }
+                    Tensor z = t.add(ops.compactBilinearPool(x, y, s1, s2, PoolingOptions.NONE));
+                    return t.keep(activated(ops, t.add(lOut.apply(ops, z)), activOut, t));
+                }
+            };
+        });
+    }
+
+    /** Full bilinear pooling of two feature maps over their kept positions, optionally projected. */
+    static Plan<Fusion> bilinearPool(Options o, List<Port> in) {
+        if (in.size() != 2 || !in.get(0).sequence() || !in.get(1).sequence()) {
+            throw new IllegalArgumentException("fusion bilinear_pool: takes two sequences [B, N, C] (feature maps), got " + in);
+        }
+        PoolingOptions pooling = PoolingOptions.NONE.mean(o.bool("mean", true)).l2Normalize(o.bool("l2", true));
+        double eps = o.number("eps", 1e-12);
+        if (o.bool("signed_sqrt", true)) pooling = pooling.signedSqrt(eps);
+        long pooled = dim(in, 0) * dim(in, 1);
+        boolean project = o.has("output_dim");
+        int out = project ? o.positive("output_dim", null) : 0;
+        Plan<Fusion> plan = new Plan<>(new Port(project ? out : pooled, false));
+        if (project) plan.linear("linear_out", pooled, out, true);
+        PoolingOptions finish = pooling;
+        return plan.builder(p -> {
+            Linear lOut = project ? p.linear("linear_out") : null;
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    Tensor x = Fusions.zeroMasked(ops, xs.get(0), masks.get(0), t);
+                    Tensor y = Fusions.zeroMasked(ops, xs.get(1), masks.get(1), t);
+                    Tensor z = ops.bilinearPool(x, y, finish);
+                    if (lOut == null) return z;
+                    return lOut.apply(ops, t.add(z));
+                }
+            };
+        });
+    }
+
+    /**
+     * Zadeh et al.'s Tensor Fusion Network: the flattened outer product of [1; x_m] over 2 or 3 vectors
+     * (x_0's index outermost), then an MLP ({@code mlp.linears.<j>}, its last layer to output_dim).
+     */
+    static Plan<Fusion> tfn(Options o, List<Port> in) {
+        Fusions.vectors(o, in, 2, 3);
+        int out = o.positive("output_dim", null);
+        List<Integer> dims = new ArrayList<>(o.positiveList("dimensions", List.of(128)));
+        Activation activation = o.activation("activation", Activation.RELU);
+        Fusions.dropouts(o, "dropout");
+        long product = 1;
+        for (Port p : in) product = Math.multiplyExact(product, p.dim() + 1);
+        dims.add(out);
+        Plan<Mlp> mlp = Mlp.plan(new Port(product, false), dims, activation);
+        Plan<Fusion> plan = new Plan<>(mlp.output);
+        plan.include("mlp.", mlp);
+        return plan.builder(p -> {
+            Mlp m = mlp.build(p.scope("mlp"));
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    long batch = xs.get(0).size(0);
+                    float[] ones = new float[(int) batch];
+                    java.util.Arrays.fill(ones, 1f);
+                    Tensor one = t.add(Tensor.of(ones, batch, 1));
+                    if (!ops.device().isCpu()) one = t.add(one.to(ops.device()));
+                    Tensor z = null;
+                    for (Tensor x : xs) {
+                        Tensor lifted = t.add(ops.concat(List.of(one, x), 1));
+                        z = z == null ? lifted : t.add(ops.bilinearPool(z.view(batch, 1, z.size(1)),
+                                lifted.view(batch, 1, lifted.size(1)), PoolingOptions.NONE));
+                    }
+                    return m.apply(ops, z, null);
+                }
+            };
+        });
+    }
+}

@@ -1,0 +1,142 @@
+package org.mmfuse.nn;
+
+import static org.mmfuse.nn.Fusions.dim;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.mmfuse.Activation;
+import org.mmfuse.Tensor;
+
+/** Early fusion (concatenation and an MLP), the gated multimodal unit, and late fusion of per-modality scores. */
+final class EarlyLateFusions {
+    private EarlyLateFusions() {}
+
+    /** block.bootstrap's ConcatMLP on vectors: the inputs side by side through {@code mlp} (dimensions + [output_dim]). */
+    static Plan<Fusion> concatMlp(Options o, List<Port> in) {
+        Fusions.vectors(o, in, 1, Integer.MAX_VALUE);
+        int out = o.positive("output_dim", null);
+        List<Integer> dims = new ArrayList<>(o.positiveList("dimensions", List.of(500, 500)));
+        Activation activation = o.activation("activation", Activation.RELU);
+        Fusions.dropouts(o, "dropout");
+        long width = 0;
+        for (Port p : in) width += p.dim();
+        dims.add(out);
+        Plan<Mlp> mlp = Mlp.plan(new Port(width, false), dims, activation);
+        Plan<Fusion> plan = new Plan<>(mlp.output);
+        plan.include("mlp.", mlp);
+        return plan.builder(p -> {
+            Mlp m = mlp.build(p.scope("mlp"));
+            return (ops, xs, masks, present) -> {
+                try (Tensor joined = ops.concat(xs, 1)) {
+                    return m.apply(ops, joined, null);
+                }
+            };
+        });
+    }
+
+    /**
+     * Arevalo et al.'s gated multimodal unit for two vectors: h = z tanh(W0 x0) + (1 - z) tanh(W1 x1) with
+     * the gate z = sigmoid(Wz [x0; x1]), computed as h1 + z (h0 - h1).
+     */
+    static Plan<Fusion> gmu(Options o, List<Port> in) {
+        Fusions.vectors(o, in, 2, 2);
+        int out = o.positive("output_dim", null);
+        boolean bias = o.bool("bias", false);
+        Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("hidden0", dim(in, 0), out, bias)
+                .linear("hidden1", dim(in, 1), out, bias).linear("gate", dim(in, 0) + dim(in, 1), out, bias);
+        return plan.builder(p -> {
+            Linear h0 = p.linear("hidden0"), h1 = p.linear("hidden1"), gate = p.linear("gate");
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    Tensor a = t.add(ops.activation(t.add(h0.apply(ops, xs.get(0))), Activation.TANH));
+                    Tensor b = t.add(ops.activation(t.add(h1.apply(ops, xs.get(1))), Activation.TANH));
+                    Tensor z = t.add(ops.activation(t.add(gate.apply(ops, t.add(ops.concat(xs, 1)))), Activation.SIGMOID));
+                    return ops.add(b, t.add(ops.multiply(z, t.add(ops.subtract(a, b)))));
+                }
+            };
+        });
+    }
+
+    /**
+     * Late fusion of per-modality scores [B, K]: per sample, the weighted mean over the modalities present
+     * of their logits (mean_logits), their softmax probabilities (mean_probs) or their one-hot argmax votes
+     * (vote: the result holds each class's weighted share of the votes; ties go to the lower class).
+     * Weights are fixed (a list; equal by default) or learned (a {@code weights} [M] tensor), used as they
+     * are and normalised over the modalities present. A sample with none present gets zeros.
+     */
+    static Plan<Fusion> late(Options o, List<Port> in) {
+        Fusions.vectors(o, in, 1, Integer.MAX_VALUE);
+        String combine = o.choice("combine", "mean_logits", "mean_logits", "mean_probs", "vote");
+        long classes = dim(in, 0);
+        for (Port p : in) {
+            if (p.dim() != classes) throw new IllegalArgumentException("fusion late: every input must score the same "
+                    + classes + " classes, got " + in);
+        }
+        int m = in.size();
+        Object given = o.raw("weights");
+        boolean learned = "learned".equals(given);
+        double[] fixed = new double[m];
+        java.util.Arrays.fill(fixed, 1);
+        if (given != null && !learned) {
+            if (!(given instanceof List) || ((List<?>) given).size() != m) {
+                throw o.error("weights", "must be \"learned\" or " + m + " numbers, got " + given);
+            }
+            for (int i = 0; i < m; i++) {
+                Object w = ((List<?>) given).get(i);
+                double v = w instanceof Number ? ((Number) w).doubleValue() : Double.NaN;
+                if (!(v >= 0) || Double.isInfinite(v)) throw o.error("weights", "must hold finite numbers >= 0, got " + given);
+                fixed[i] = v;
+            }
+        }
+        Plan<Fusion> plan = new Plan<>(new Port(classes, false));
+        if (learned) plan.parameter("weights", m);
+        return plan.builder(p -> {
+            double[] weights = fixed.clone();
+            if (learned) {
+                float[] w = p.host("weights").array();
+                for (int i = 0; i < m; i++) weights[i] = w[i];
+            }
+            return (ops, xs, masks, present) -> {
+                int batch = (int) xs.get(0).size(0);
+                float[] rowWeights = new float[batch * m];
+                for (int b = 0; b < batch; b++) {
+                    double total = 0;
+                    for (int i = 0; i < m; i++) if (present.get(i) == null || present.get(i)[b]) total += weights[i];
+                    for (int i = 0; i < m; i++) {
+                        boolean here = present.get(i) == null || present.get(i)[b];
+                        rowWeights[b * m + i] = here && total != 0 ? (float) (weights[i] / total) : 0f;
+                    }
+                }
+                try (Temporaries t = new Temporaries()) {
+                    List<Tensor> scores = new ArrayList<>();
+                    for (Tensor x : xs) {
+                        scores.add(combine.equals("mean_logits") ? x : combine.equals("mean_probs") ? t.add(ops.softmax(x))
+                                : t.add(votes(ops, x)));
+                    }
+                    Tensor w = t.add(Tensor.of(rowWeights, batch, m));
+                    if (!ops.device().isCpu()) w = t.add(w.to(ops.device()));
+                    return ops.weightedSum(scores, w);
+                }
+            };
+        });
+    }
+
+    /** One-hot rows of each sample's highest score (the lowest class on ties; NaN never wins), on x's device. */
+    private static Tensor votes(org.mmfuse.Ops ops, Tensor x) {
+        int batch = (int) x.size(0), classes = (int) x.size(1);
+        float[] s = x.device().isCpu() ? x.array() : x.toArray(), out = new float[s.length];
+        for (int b = 0; b < batch; b++) {
+            int best = -1;
+            for (int k = 0; k < classes; k++) {
+                float v = s[b * classes + k];
+                if (!Float.isNaN(v) && (best < 0 || v > s[b * classes + best])) best = k;
+            }
+            if (best >= 0) out[b * classes + best] = 1f;
+        }
+        Tensor onHost = Tensor.of(out, batch, classes);
+        if (ops.device().isCpu()) return onHost;
+        try (onHost) {
+            return onHost.to(ops.device());
+        }
+    }
+}

@@ -1,0 +1,136 @@
+package org.mmfuse.nn;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.mmfuse.Activation;
+import org.mmfuse.Ops;
+import org.mmfuse.PoolingOptions;
+import org.mmfuse.Tensor;
+
+/** The fusion types by name, and what their plans share. */
+final class Fusions {
+    private Fusions() {}
+
+    /** block.bootstrap's power normalisation: sqrt(relu(z)) - sqrt(relu(-z)) (no eps), then F.normalize. */
+    static final PoolingOptions POWER_NORM = PoolingOptions.NONE.signedSqrt(0).l2Normalize(true);
+
+    /** The plan of {@code spec} on the inputs. */
+    static Plan<Fusion> plan(FusionSpec spec, List<Port> inputs) {
+        String where = "fusion " + spec.type();
+        Options o = new Options(where, spec.options());
+        List<Long> dims = new ArrayList<>();
+        for (Port p : inputs) dims.add(p.dim());
+        o.mustMatch("input_dims", dims);
+        Plan<Fusion> plan;
+        switch (spec.type()) {
+            case "concat_mlp": plan = EarlyLateFusions.concatMlp(o, inputs); break;
+            case "gmu": plan = EarlyLateFusions.gmu(o, inputs); break;
+            case "late": plan = EarlyLateFusions.late(o, inputs); break;
+            case "linear_sum": plan = LowRankFusions.linearSum(o, inputs); break;
+            case "mlb": plan = LowRankFusions.factorized(o, inputs, 1, false); break;
+            case "mfb": plan = LowRankFusions.factorized(o, inputs, 1, true); break;
+            case "mfh": plan = LowRankFusions.factorized(o, inputs, 2, true); break;
+            case "mutan": plan = LowRankFusions.mutan(o, inputs); break;
+            case "block": plan = LowRankFusions.block(o, inputs); break;
+            case "lmf": plan = LowRankFusions.lmf(o, inputs); break;
+            case "tucker": plan = BilinearFusions.tucker(o, inputs); break;
+            case "block_tucker": plan = BilinearFusions.blockTucker(o, inputs); break;
+            case "mcb": plan = BilinearFusions.mcb(o, inputs); break;
+            case "bilinear_pool": plan = BilinearFusions.bilinearPool(o, inputs); break;
+            case "tfn": plan = BilinearFusions.tfn(o, inputs); break;
+            case "cross_attention": plan = AttentionFusions.crossAttention(o, inputs, false); break;
+            case "co_attention": plan = AttentionFusions.crossAttention(o, inputs, true); break;
+            default:
+                throw new IllegalArgumentException("unknown fusion type '" + spec.type() + "' (concat_mlp, linear_sum, mlb,"
+                        + " mfb, mfh, mutan, tucker, block, block_tucker, mcb, bilinear_pool, tfn, lmf, gmu, cross_attention,"
+                        + " co_attention, late)");
+        }
+        o.checkAllRead();
+        return plan;
+    }
+
+    /** Checks that there are min..max inputs, all vectors ([B, C]). */
+    static void vectors(Options o, List<Port> inputs, int min, int max) {
+        if (inputs.size() < min || inputs.size() > max) {
+            throw new IllegalArgumentException(o.error("input_dims", "").getMessage().replace("option 'input_dims' ", "")
+                    + "takes " + (min == max ? min : min + " to " + max) + " inputs, got " + inputs.size() + ": " + inputs);
+        }
+        for (Port p : inputs) {
+            if (p.sequence()) {
+                throw new IllegalArgumentException(o.error("input_dims", "").getMessage().replace("option 'input_dims' ", "")
+                        + "fuses vectors [B, C]; pool the sequence input first (a pool step in its encoder), got " + inputs);
+            }
+        }
+    }
+
+    /** Reads the dropout options (the identity at inference), so that they are known and valid. */
+    static void dropouts(Options o, String... keys) {
+        for (String key : keys) {
+            double p = o.number(key, 0);
+            if (!(p >= 0 && p < 1)) throw o.error(key, "must be in [0, 1), got " + p);
+        }
+    }
+
+    static long dim(List<Port> inputs, int i) {
+        return inputs.get(i).dim();
+    }
+
+    /** The activation of x, a new tensor in {@code t}; x itself for NONE. */
+    static Tensor activated(Ops ops, Tensor x, Activation a, Temporaries t) {
+        return a == Activation.NONE ? x : t.add(ops.activation(x, a));
+    }
+
+    /** block.bootstrap's get_sizes_list: chunks of ceil(dim / chunks), the shortfall taken off the last ones. */
+    static long[] chunkSizes(int dim, int chunks) {
+        if (chunks > dim) throw new IllegalArgumentException("chunks " + chunks + " exceed mm_dim " + dim);
+        int size = (dim + chunks - 1) / chunks;
+        long[] sizes = new long[chunks];
+        java.util.Arrays.fill(sizes, size);
+        long last = size - ((long) size * chunks - dim);
+        if (last >= 0) {
+            sizes[chunks - 1] = last; // may be 0, as there
+        } else {
+            // the last chunk would be negative: make it as long as the one before and take one off each
+            // of the last (size - last) chunks instead
+            sizes[chunks - 1] = size;
+            for (int j = 0; j < size - last; j++) sizes[chunks - 1 - j] -= 1;
+        }
+        return sizes;
+    }
+
+    /**
+     * Rows r * units + j of a [groups * units, ...] tensor moved to j * groups + r: sums over a group
+     * strided by units ({@code view(B, groups, units).sum(1)}) become sums of consecutive rows, which
+     * {@link Ops#factorizedPool} computes. A new host tensor.
+     */
+    static Tensor interleaveRows(Tensor t, int groups) {
+        long rows = t.size(0);
+        int units = (int) (rows / groups), width = (int) (t.numel() / rows);
+        float[] in = t.array(), out = new float[in.length];
+        for (int r = 0; r < groups; r++) {
+            for (int j = 0; j < units; j++) {
+                System.arraycopy(in, (r * units + j) * width, out, (j * groups + r) * width, width);
+            }
+        }
+        return Tensor.of(out, t.shape());
+    }
+
+    /** {@code nn.Linear} under name with its rows interleaved as {@link #interleaveRows} says. */
+    static Linear interleavedLinear(Params p, String name, int groups) {
+        return new Linear(p.upload(interleaveRows(p.host(name + ".weight"), groups)),
+                p.upload(interleaveRows(p.host(name + ".bias"), groups)));
+    }
+
+    /** x [B, N, C] with the positions its mask drops set to zero (never read), or x itself without a mask. */
+    static Tensor zeroMasked(Ops ops, Tensor x, Tensor mask, Temporaries t) {
+        if (mask == null) return x;
+        long b = x.size(0), n = x.size(1), c = x.size(2);
+        Tensor kept = t.add(ops.fillAbsent(x.view(b * n, c), mask.view(b * n), null));
+        return kept.view(b, n, c);
+    }
+
+    /** x [B, C] as a one-position sequence [B, 1, C] (a view), sequences as they are. */
+    static Tensor asSequence(Tensor x) {
+        return x.rank() == 2 ? x.view(x.size(0), 1, x.size(1)) : x;
+    }
+}

@@ -1,0 +1,67 @@
+package org.mmfuse.nn;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.mmfuse.Shapes;
+
+/**
+ * A layer worked out from its options and input widths before any weight is read: the state-dict
+ * tensors it needs (names relative to the layer, shapes) and its output. Loading checks a whole model's
+ * plans against a file first, then builds each layer from the tensors its plan named.
+ */
+final class Plan<T> {
+    /** Builds the layer from its checked tensors. */
+    interface Builder<T> {
+        T build(Params params);
+    }
+
+    final Port output;
+    final Map<String, long[]> parameters = new LinkedHashMap<>();
+    /** The parameters that hold indices (hash buckets), read from integer or whole-number tensors. */
+    final java.util.Set<String> indices = new java.util.HashSet<>();
+    private Builder<T> builder;
+
+    Plan(Port output) {
+        this.output = output;
+    }
+
+    /** Declares a tensor; the shape's element count is checked against overflow here, before anything is read. */
+    Plan<T> parameter(String name, long... shape) {
+        Shapes.numel(name, shape);
+        parameters.put(name, shape);
+        return this;
+    }
+
+    /** Declares a tensor of whole numbers (any integer dtype, or floats holding whole numbers). */
+    Plan<T> indexParameter(String name, long... shape) {
+        parameter(name, shape);
+        indices.add(name);
+        return this;
+    }
+
+    /**
+     * Declares {@code nn.Linear(in, out, bias)} under {@code name}: name.weight [out, in], name.bias [out]
+     * (plain weight and bias for the name "").
+     */
+    Plan<T> linear(String name, long in, long out, boolean bias) {
+        String at = name.isEmpty() ? "" : name + ".";
+        parameter(at + "weight", out, in);
+        if (bias) parameter(at + "bias", out);
+        return this;
+    }
+
+    Plan<T> builder(Builder<T> b) {
+        this.builder = b;
+        return this;
+    }
+
+    T build(Params params) {
+        return builder.build(params);
+    }
+
+    /** Adds another plan's tensors under {@code prefix}. */
+    void include(String prefix, Plan<?> other) {
+        for (Map.Entry<String, long[]> e : other.parameters.entrySet()) parameters.put(prefix + e.getKey(), e.getValue());
+        for (String name : other.indices) indices.add(prefix + name);
+    }
+}
