@@ -20,8 +20,9 @@ import org.mmfuse.io.SafeTensors;
  * copied per call; per-call temporaries come from the backends' pools (recycled host arrays, CUDA's
  * stream-ordered allocator). Close the model to free its weights.
  *
- * <p>Missing modalities: an absent sample's input is replaced by zeros before its encoder (so NaN in
- * it never spreads), and its encoder output, at the fusion's input, by the learned vector
+ * <p>Masks: the positions a sequence's mask drops are set to zero before its encoder, so padding may
+ * hold anything (NaN included) without reaching a result. Missing modalities: an absent sample's input
+ * is replaced by zeros before its encoder (so NaN in it never spreads), and its encoder output, at the fusion's input, by the learned vector
  * {@code missing.<input>} if the weights have one, else by zeros; an absent sequence also has every
  * position masked. Late fusion instead drops the absent modality from that sample's weighted mean.
  */
@@ -275,6 +276,8 @@ public final class Model implements AutoCloseable {
         }
         x = onDevice(x, t);
         mask = mask == null ? null : onDevice(mask, t);
+        // padding may hold anything: zeroed, it cannot reach a result through a kernel that weighs it by 0
+        if (mask != null) x = Fusions.zeroMasked(ops, x, mask, t);
         Tensor presentTensor = null;
         if (present != null) {
             float[] p = new float[batch];
