@@ -145,9 +145,9 @@ final class BilinearFusions {
         List<Integer> dims = new ArrayList<>(o.positiveList("dimensions", List.of(128)));
         Activation activation = o.activation("activation", Activation.RELU);
         Fusions.dropouts(o, "dropout");
-        long[] lifted = new long[in.size()];
-        for (int m = 0; m < lifted.length; m++) lifted[m] = dim(in, m) + 1;
-        long product = org.mmfuse.Shapes.numel("fusion tfn: the outer product of the inputs' widths + 1", lifted);
+        long[] widths = new long[in.size()];
+        for (int m = 0; m < widths.length; m++) widths[m] = dim(in, m) + 1;
+        long product = org.mmfuse.Shapes.numel("fusion tfn: the outer product of the inputs' widths + 1", widths);
         dims.add(out);
         Plan<Mlp> mlp = Mlp.plan(new Port(product, false), dims, activation);
         Plan<Fusion> plan = new Plan<>(mlp.output);
