@@ -20,6 +20,12 @@ public final class Main {
             case "stress":
                 System.exit(Stress.run(args, System.out));
                 break;
+            case "predict":
+                System.exit(Predict.run(args, System.out, System.err));
+                break;
+            case "describe":
+                System.exit(Predict.describe(args, System.out, System.err));
+                break;
             case "help":
             case "--help":
             case "-h":
@@ -39,6 +45,9 @@ public final class Main {
         out.println("  stress [--seconds N] [--seed S]");
         out.println("          random calls of every operation on all cores, checked against the scalar reference,");
         out.println("          with calls/s and memory each second; exit 1 on a mismatch, 2 on native memory growth");
+        out.println("  " + Predict.USAGE);
+        out.println("  describe M.safetensors");
+        out.println("          a model file's inputs, layers, tensors and parameter count");
     }
 
     static void info(PrintStream out) {
