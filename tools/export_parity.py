@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Writes PyTorch fusion models through export_model.py, with inputs and PyTorch's outputs, for
+PythonExportTest to load in Java and compare: usage `export_parity.py OUT_DIR`; writes OUT_DIR/cases.json.
+
+The encoders and heads use real torch.nn modules (Linear, LayerNorm, GELU, Tanh, Dropout, Bilinear,
+MultiheadAttention with kdim != embed_dim). block.bootstrap is not installed here, so its MFB, Tucker
+and MCB are stood in for by small modules written from their published forward (same attribute and
+parameter names); the pooling step is a module with a `pool_mode`.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_model import export, spec_for  # noqa: E402
+
+
+class MaskedMean(nn.Module):
+    """Mean over the positions a mask keeps: what an MMFuse pool step computes."""
+    pool_mode = "mean"
+
+    def forward(self, x, mask):
+        m = mask.unsqueeze(-1).to(x.dtype)
+        return (x * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+class MFB(nn.Module):
+    def __init__(self, input_dims, output_dim, mm_dim=1200, factor=2, activ_input="relu", activ_output="relu",
+                 normalize=False):
+        super().__init__()
+        self.input_dims, self.output_dim, self.mm_dim, self.factor = input_dims, output_dim, mm_dim, factor
+        self.activ_input, self.activ_output, self.normalize = activ_input, activ_output, normalize
+        self.linear0 = nn.Linear(input_dims[0], mm_dim * factor)
+        self.linear1 = nn.Linear(input_dims[1], mm_dim * factor)
+        self.linear_out = nn.Linear(mm_dim, output_dim)
+
+    def forward(self, x):
+        x0, x1 = self.linear0(x[0]), self.linear1(x[1])
+        if self.activ_input:
+            x0, x1 = getattr(F, self.activ_input)(x0), getattr(F, self.activ_input)(x1)
+        z = (x0 * x1).view(x0.size(0), self.mm_dim, self.factor).sum(2)
+        if self.normalize:
+            z = F.normalize(torch.sqrt(F.relu(z)) - torch.sqrt(F.relu(-z)), p=2)
+        z = self.linear_out(z)
+        return getattr(F, self.activ_output)(z) if self.activ_output else z
+
+
+class Tucker(nn.Module):
+    def __init__(self, input_dims, output_dim, mm_dim=1600, normalize=False):
+        super().__init__()
+        self.input_dims, self.output_dim, self.mm_dim, self.normalize = input_dims, output_dim, mm_dim, normalize
+        self.linear0 = nn.Linear(input_dims[0], mm_dim)
+        self.linear1 = nn.Linear(input_dims[1], mm_dim)
+        self.bilinear = nn.Bilinear(mm_dim, mm_dim, mm_dim)
+        self.linear_out = nn.Linear(mm_dim, output_dim)
+
+    def forward(self, x):
+        z = self.bilinear(self.linear0(x[0]), self.linear1(x[1]))
+        if self.normalize:
+            z = F.normalize(torch.sqrt(F.relu(z)) - torch.sqrt(F.relu(-z)), p=2)
+        return self.linear_out(z)
+
+
+class CountSketch(nn.Module):
+    def __init__(self, input_size, output_size):
+        super().__init__()
+        self.output_size = output_size
+        self.register_buffer("h", torch.randint(0, output_size, (input_size,), dtype=torch.int64))
+        self.register_buffer("s", (2 * torch.randint(0, 2, (input_size,)) - 1).float())
+
+    def forward(self, x):
+        out = x.new_zeros(x.shape[:-1] + (self.output_size,))
+        return out.index_add(-1, self.h, x * self.s)
+
+
+class CompactBilinearPooling(nn.Module):
+    def __init__(self, in1, in2, d):
+        super().__init__()
+        self.sketch1, self.sketch2, self.d = CountSketch(in1, d), CountSketch(in2, d), d
+
+    def forward(self, x, y):
+        fx, fy = torch.fft.rfft(self.sketch1(x)), torch.fft.rfft(self.sketch2(y))
+        return torch.fft.irfft(fx * fy, n=self.d)
+
+
+class MCB(nn.Module):
+    def __init__(self, input_dims, output_dim, mm_dim=16000, activ_output="relu"):
+        super().__init__()
+        self.input_dims, self.output_dim, self.mm_dim, self.activ_output = input_dims, output_dim, mm_dim, activ_output
+        self.mcb = CompactBilinearPooling(input_dims[0], input_dims[1], mm_dim)
+        self.linear_out = nn.Linear(mm_dim, output_dim)
+
+    def forward(self, x):
+        z = self.linear_out(self.mcb(x[0], x[1]))
+        return getattr(F, self.activ_output)(z) if self.activ_output else z
+
+
+class CrossAttention(nn.Module):
+    """The cross_attention fusion: nn.MultiheadAttention, then the mean over the querying positions."""
+
+    def __init__(self, embed, context, heads):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(embed, heads, kdim=context, vdim=context, batch_first=True)
+
+    def forward(self, x, masks):
+        out, _ = self.attention(x[0], x[1], x[1], key_padding_mask=~masks[1])
+        return MaskedMean()(out, masks[0])
+
+
+class FusionModel(nn.Module):
+    def __init__(self, encoders, fusion, head, output="none"):
+        super().__init__()
+        self.encoders, self.fusion, self.head, self.output = nn.ModuleDict(encoders), fusion, head, output
+
+    def forward(self, inputs, masks):
+        xs = []
+        for name, x in inputs.items():
+            for m in self.encoders[name] if name in self.encoders else []:
+                x = m(x, masks[name]) if hasattr(m, "pool_mode") else m(x)
+            xs.append(x)
+        z = self.fusion(xs, [masks.get(n) for n in inputs]) if isinstance(self.fusion, CrossAttention) else self.fusion(xs)
+        z = self.head(z)
+        return {"softmax": lambda t: t.softmax(-1), "sigmoid": torch.sigmoid}.get(self.output, lambda t: t)(z)
+
+
+def main(out_dir):
+    torch.manual_seed(7)
+    batch, regions, words = 5, 7, 6
+    cases = []
+
+    def case(name, model, inputs, masks, dims, fusion=None):
+        model.eval()
+        with torch.no_grad():
+            expected = model(inputs, masks)
+        spec = spec_for(model, dims, fusion=fusion)
+        export(os.path.join(out_dir, name + ".safetensors"), spec, model.state_dict())
+        entry = {"name": name, "model": name + ".safetensors", "inputs": {}, "masks": {}, "expected": name + ".out.npy"}
+        for n, x in inputs.items():
+            np.save(os.path.join(out_dir, f"{name}.{n}.npy"), x.numpy().astype(np.float32))
+            entry["inputs"][n] = f"{name}.{n}.npy"
+        for n, m in masks.items():
+            np.save(os.path.join(out_dir, f"{name}.{n}.mask.npy"), m.numpy().astype(np.float32))
+            entry["masks"][n] = f"{name}.{n}.mask.npy"
+        np.save(os.path.join(out_dir, name + ".out.npy"), expected.numpy().astype(np.float32))
+        cases.append(entry)
+
+    image = torch.randn(batch, regions, 12)
+    text = torch.randn(batch, words, 10)
+    image_mask = torch.ones(batch, regions, dtype=torch.bool)
+    image_mask[1, 4:] = False
+    image_mask[3, 1:] = False
+    text_mask = torch.ones(batch, words, dtype=torch.bool)
+    text_mask[2, 2:] = False
+
+    mfb = FusionModel({"image": nn.Sequential(MaskedMean(), nn.Linear(12, 9), nn.GELU()),
+                       "text": nn.Sequential(MaskedMean(), nn.LayerNorm(10), nn.Dropout(0.2))},
+                      MFB([9, 10], 8, mm_dim=5, factor=3, normalize=True), nn.Sequential(nn.Tanh(), nn.Linear(8, 4)),
+                      output="softmax")
+    case("mfb", mfb, {"image": image, "text": text}, {"image": image_mask, "text": text_mask},
+         [("image", 12, True), ("text", 10, True)])
+
+    tucker = FusionModel({"image": nn.Sequential(MaskedMean())}, Tucker([12, 10], 6, mm_dim=7, normalize=True),
+                         nn.Sequential(), output="sigmoid")
+    case("tucker", tucker, {"image": image, "text": text[:, 0]}, {"image": image_mask},
+         [("image", 12, True), ("text", 10, False)])
+
+    mcb = FusionModel({}, MCB([10, 12], 5, mm_dim=23, activ_output="relu"), nn.Sequential())
+    case("mcb", mcb, {"text": text[:, 1], "image": image[:, 2]}, {}, [("text", 10, False), ("image", 12, False)])
+
+    attention = FusionModel({"text": nn.Sequential(nn.Linear(10, 8))}, CrossAttention(8, 12, heads=2),
+                            nn.Sequential(nn.Linear(8, 3)), output="softmax")
+    case("cross_attention", attention, {"text": text, "image": image}, {"text": text_mask, "image": image_mask},
+         [("text", 10, True), ("image", 12, True)], fusion={"type": "cross_attention", "num_heads": 2})
+
+    with open(os.path.join(out_dir, "cases.json"), "w") as f:
+        json.dump(cases, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
