@@ -47,6 +47,7 @@ public final class QuickBench {
             includes.add("AttentionScalarBench");
             includes.add("BilinearBench");
             includes.add("BilinearScalarBench");
+            includes.add("ModelBench");
             includes.add("PeakBench");
             if (MMFuse.report().isAvailable(Backend.CUDA)) {
                 includes.add("ConcatCudaBench");
@@ -66,6 +67,26 @@ public final class QuickBench {
         printGemm(results);
         printAttention(results);
         printBilinear(results);
+        printModels(results);
+    }
+
+    private static void printModels(Collection<RunResult> results) {
+        Map<String, Map<String, RunResult>> table = new java.util.LinkedHashMap<>();
+        for (RunResult r : results) {
+            String name = r.getParams().getBenchmark();
+            if (!name.contains(".ModelBench.")) continue;
+            String row = r.getParams().getParam("model") + ", batch " + r.getParams().getParam("batch");
+            table.computeIfAbsent(row, k -> new TreeMap<>()).put(name.substring(name.lastIndexOf('.') + 1), r);
+        }
+        if (table.isEmpty()) return;
+        System.out.println();
+        System.out.println("End-to-end predict (see ModelBench). Milliseconds at the median [min-max].");
+        System.out.printf(Locale.ROOT, "%-28s %24s %24s %8s%n", "model", "mmfuse (vector)", "libtorch", "tor/ours");
+        for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
+            System.out.printf(Locale.ROOT, "%-28s %24s %24s %8s%n", e.getKey(), millis(e.getValue().get("ours")),
+                    millis(e.getValue().get("torch")), ratio(e.getValue().get("torch"), e.getValue().get("ours")));
+        }
+        System.out.println("tor/ours: libtorch's median time / ours.");
     }
 
     /** shape -> benchmark method -> result, for one benchmark class. */
