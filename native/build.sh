@@ -2,7 +2,9 @@
 # Builds MMFuse's native side; Maven runs it after compiling the Java classes (process-classes).
 #   1. nvcc: kernels/*.cu + native/src/*.cpp -> libmmfuse.so (sm_80 and sm_90 code, compute_90 PTX for
 #      newer GPUs), linked against the shared CUDA runtime, the one the JavaCPP CUDA presets load;
-#   2. g++: native/harness -> mmfuse_harness (checks and times every kernel on a GPU, no Java needed);
+#   2. g++: native/harness -> mmfuse_harness (checks and times every kernel on a GPU, no Java needed),
+#      and mmfuse_harness_sanitized: the harness with the C ABI's host code (native/src) built under
+#      AddressSanitizer and UBSan, linked with the same kernel objects (its host checks run anywhere);
 #   3. JavaCPP: the JNI glue of org.mmfuse.cuda.MmfNative -> libjnimmfuse.so.
 # Both libraries go to <classes>/org/mmfuse/cuda/linux-x86_64/, where JavaCPP's Loader finds them in
 # the jar. Without nvcc nothing is built and the library runs CPU-only.
@@ -27,13 +29,27 @@ mkdir -p "$out"
 # Hopper-only kernels (wgmma, TMA) will add -gencode arch=compute_90a,code=sm_90a.
 arch="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90"
 warn="-Wall,-Wextra"
-nvcc -std=c++17 -O3 --threads 0 -Xcompiler -fPIC,$warn -Werror all-warnings $arch \
-    -I"$root/native/include" -I"$root/kernels" -cudart shared -shared \
-    -Xlinker -rpath,'$ORIGIN':"$cuda_home/lib64" \
-    -o "$out/libmmfuse.so" "$root"/kernels/*.cu "$root"/native/src/*.cpp
+# The kernels once, as objects both the library and the sanitized harness link.
+mkdir -p "$out/kernels"
+for cu in "$root"/kernels/*.cu; do
+    nvcc -std=c++17 -O3 --threads 0 -Xcompiler -fPIC,$warn -Werror all-warnings $arch -I"$root/native/include" \
+        -I"$root/kernels" -c -o "$out/kernels/$(basename "$cu" .cu).o" "$cu"
+done
+nvcc -std=c++17 -O3 -Xcompiler -fPIC,$warn -Werror all-warnings -I"$root/native/include" -I"$root/kernels" \
+    -cudart shared -shared -Xlinker -rpath,'$ORIGIN':"$cuda_home/lib64" \
+    -o "$out/libmmfuse.so" "$out"/kernels/*.o "$root"/native/src/*.cpp
 g++ -std=c++17 -O2 -Wall -Wextra -Werror -I"$root/native/include" -I"$cuda_home/include" \
     -I"$root/kernels" "$root"/native/harness/*.cpp -L"$out" -lmmfuse -L"$cuda_home/lib64" -lcudart \
     -Wl,-rpath,'$ORIGIN' -o "$out/mmfuse_harness"
+sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+if echo 'int main() {}' | g++ $sanitize -x c++ - -o "$out/.sanitizer-probe" 2>/dev/null; then
+    g++ -std=c++17 -O1 -g $sanitize -Wall -Wextra -Werror -I"$root/native/include" -I"$cuda_home/include" \
+        -I"$root/kernels" "$root"/native/harness/*.cpp "$root"/native/src/*.cpp "$out"/kernels/*.o \
+        -L"$cuda_home/lib64" -lcudart -Wl,-rpath,"$cuda_home/lib64" -o "$out/mmfuse_harness_sanitized"
+else
+    echo "mmfuse: g++ has no AddressSanitizer/UBSan runtime here: no sanitized harness"
+fi
+rm -f "$out/.sanitizer-probe"
 [ -n "$classes" ] || { echo "mmfuse: built $out/libmmfuse.so and $out/mmfuse_harness"; exit 0; }
 
 libdir="$classes/org/mmfuse/cuda/linux-x86_64"

@@ -1,7 +1,7 @@
 // harness.cpp - checks every kernel of libmmfuse against a CPU reference on a GPU, then times it.
 // Needs no Java: build with native/build.sh (or `make -C native harness`), run target/native/mmfuse_harness.
 // Exit status: 0 when every check passed (or no GPU is present: it then says so and checks nothing),
-// 1 on any mismatch or CUDA error.
+// 1 on any mismatch or CUDA error. `--host-only` stops after the checks that need no GPU.
 //
 // Sections: helpers, host checks, concat/split checks, timing, main; the attention checks are in
 // attention.cpp (attention is timed beside PyTorch by bench/gpu/attention.py).
@@ -238,9 +238,11 @@ static float copy_bandwidth_gbps() {
 
 // ---------------------------------------------------------------------------------------------------------------------
 
-int main() {
+int main(int argc, char** argv) {
     std::printf("mmfuse %d harness\n", mmf_version());
     if (!check_fast_divider()) return 1;
+    if (check_arguments() != 0) return 1;
+    if (argc > 1 && std::strcmp(argv[1], "--host-only") == 0) return 0;  // the sanitized build's run
     int count = 0;
     if (mmf_device_count(&count) != MMF_OK || count == 0) {
         std::printf("no CUDA device (%s): nothing checked\n", count == 0 && mmf_last_cuda_error() == 0

@@ -40,3 +40,6 @@ int check_attention();
 // The bilinear family's kernels against double-precision references (bilinear.cpp). Returns the number
 // of failed values.
 int check_bilinear();
+
+// The C ABI's argument checks, without a GPU (arguments.cpp). Returns the number of failed checks.
+int check_arguments();
