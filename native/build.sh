@@ -5,7 +5,8 @@
 #   2. g++: native/harness -> mmfuse_harness (checks and times every kernel on a GPU, no Java needed),
 #      and mmfuse_harness_sanitized: the harness with the C ABI's host code (native/src) built under
 #      AddressSanitizer and UBSan, linked with the same kernel objects (its host checks run anywhere);
-#   3. JavaCPP: the JNI glue of org.mmfuse.cuda.MmfNative -> libjnimmfuse.so.
+#   3. JavaCPP: the JNI glue of org.mmfuse.cuda.MmfNative -> libjnimmfuse.so (warnings are errors, but for
+#      the JNI signatures' unused env/class parameters).
 # Both libraries go to <classes>/org/mmfuse/cuda/linux-x86_64/, where JavaCPP's Loader finds them in
 # the jar. Without nvcc nothing is built and the library runs CPU-only.
 # Usage: native/build.sh <javacpp.jar> <classes dir> <native build dir>   (Maven)
@@ -57,5 +58,6 @@ mkdir -p "$libdir"
 cp "$out/libmmfuse.so" "$libdir/"
 java -cp "$javacpp_jar:$classes" org.bytedeco.javacpp.tools.Builder \
     -d "$libdir" -Dplatform.includepath="$root/native/include" -Dplatform.linkpath="$out" \
+    -Xcompiler -Wall -Xcompiler -Wextra -Xcompiler -Wno-unused-parameter -Xcompiler -Werror \
     org.mmfuse.cuda.MmfNative > "$out/javacpp.log" 2>&1 || { cat "$out/javacpp.log"; exit 1; }
 echo "mmfuse: built libmmfuse.so (sm_80, sm_90, compute_90 PTX) and its JNI glue with $(nvcc --version | grep -o 'release [0-9.]*')"
