@@ -27,7 +27,8 @@ class FuzzTest {
     }
 
     private static final String[] OPERATIONS = {"concat", "split", "matmul", "linear", "attention", "bilinearPool",
-        "bilinear", "compactBilinearPool", "factorizedPool", "activation", "layerNorm", "softmax"};
+        "bilinear", "compactBilinearPool", "factorizedPool", "activation", "layerNorm", "softmax", "add/subtract/multiply",
+        "poolSequence", "fillAbsent", "weightedSum", "normalizeRows"};
 
     private SplittableRandom rng;
     private final List<Tensor> opened = new ArrayList<>();
@@ -130,7 +131,12 @@ class FuzzTest {
             case 8: return factorized(valid);
             case 9: return activation(valid);
             case 10: return layerNorm(valid);
-            default: return softmax(valid);
+            case 11: return softmax(valid);
+            case 12: return binary(valid);
+            case 13: return poolSequence(valid);
+            case 14: return fillAbsent(valid);
+            case 15: return weightedSum(valid);
+            default: return normalizeRows(valid);
         }
     }
 
@@ -426,5 +432,89 @@ class FuzzTest {
                 .activation(Activation.values()[rng.nextInt(Activation.values().length)]).pooling(pooling());
         Tensor fx = x, fy = y;
         return ops -> List.of(ops.factorizedPool(on(ops, fx), on(ops, fy), o));
+    }
+
+    private Call binary(boolean valid) {
+        long[] shape = anyShape();
+        Tensor a = tensor(shape);
+        // b: a's shape, or that of its last dimensions (broadcast)
+        Tensor b = tensor(Arrays.copyOfRange(shape, rng.nextInt(shape.length + 1), shape.length));
+        if (!valid) b = rng.nextBoolean() ? tensor(bent(shape)) : spoil(b, bent(shape));
+        Tensor fa = a, fb = b;
+        int which = rng.nextInt(3);
+        return ops -> List.of(which == 0 ? ops.add(on(ops, fa), on(ops, fb))
+                : which == 1 ? ops.subtract(on(ops, fa), on(ops, fb)) : ops.multiply(on(ops, fa), on(ops, fb)));
+    }
+
+    /** A 0/1 mask, mostly ones. */
+    private Tensor mask(long... shape) {
+        Tensor m = finiteTensor(shape);
+        float[] v = m.array();
+        for (int i = 0; i < v.length; i++) v[i] = rng.nextInt(4) == 0 ? 0 : 1;
+        return m;
+    }
+
+    private Call poolSequence(boolean valid) {
+        int b = size(), n = size(), c = size();
+        Tensor x = tensor(b, n, c), m = rng.nextBoolean() ? mask(b, n) : null;
+        SequencePooling mode = SequencePooling.values()[rng.nextInt(SequencePooling.values().length)];
+        if (!valid) {
+            switch (rng.nextInt(3)) {
+                case 0: m = mask(b, n + 1); break;
+                case 1: x = spoil(x, b, c); break;
+                default: mode = null;
+            }
+        }
+        Tensor fx = x, fm = m;
+        SequencePooling fmode = mode;
+        return ops -> List.of(ops.poolSequence(on(ops, fx), on(ops, fm), fmode));
+    }
+
+    private Call fillAbsent(boolean valid) {
+        long[] shape = anyShape();
+        Tensor x = tensor(shape), present = mask(shape[0]);
+        Tensor fill = rng.nextBoolean() ? tensor(Arrays.copyOfRange(shape, 1, shape.length)) : null;
+        if (!valid) {
+            switch (rng.nextInt(3)) {
+                case 0: present = mask(shape[0] + 1); break;
+                case 1: fill = tensor(bent(Arrays.copyOfRange(shape, 1, shape.length))); break;
+                default: present = spoil(present, 1, 1);
+            }
+        }
+        Tensor fx = x, fp = present, ff = fill;
+        return ops -> List.of(ops.fillAbsent(on(ops, fx), on(ops, fp), on(ops, ff)));
+    }
+
+    private Call weightedSum(boolean valid) {
+        long[] shape = anyShape();
+        int m = 1 + rng.nextInt(3);
+        List<Tensor> xs = new ArrayList<>();
+        for (int i = 0; i < m; i++) xs.add(tensor(shape));
+        Tensor w = finiteTensor(shape[0], m);
+        for (int i = 0; i < w.array().length; i++) if (rng.nextInt(3) == 0) w.array()[i] = 0;
+        if (!valid) {
+            switch (rng.nextInt(3)) {
+                case 0: w = finiteTensor(shape[0], m + 1); break;
+                case 1: xs.set(rng.nextInt(m), tensor(bent(shape))); break;
+                default: xs.set(rng.nextInt(m), spoil(xs.get(0), 1));
+            }
+        }
+        Tensor fw = w;
+        return ops -> {
+            List<Tensor> moved = new ArrayList<>();
+            for (Tensor x : xs) moved.add(on(ops, x));
+            return List.of(ops.weightedSum(moved, on(ops, fw)));
+        };
+    }
+
+    private Call normalizeRows(boolean valid) {
+        Tensor x = tensor(anyShape());
+        PoolingOptions o = pooling().mean(false);
+        if (!valid) {
+            if (rng.nextBoolean()) o = o.mean(true); else x = spoil(x, 1);
+        }
+        Tensor fx = x;
+        PoolingOptions fo = o;
+        return ops -> List.of(ops.normalizeRows(on(ops, fx), fo));
     }
 }

@@ -17,6 +17,7 @@ import org.mmfuse.FactorizedPoolOptions;
 import org.mmfuse.MMFuse;
 import org.mmfuse.Ops;
 import org.mmfuse.PoolingOptions;
+import org.mmfuse.SequencePooling;
 import org.mmfuse.Tensor;
 
 /**
@@ -86,7 +87,7 @@ final class Stress {
     private void work(long seed, long end) {
         for (long n = 0; System.nanoTime() < end && mismatch.get() == null; n++) {
             SplittableRandom rng = new SplittableRandom(seed + n);
-            int op = rng.nextInt(7);
+            int op = rng.nextInt(8);
             boolean check = rng.nextInt(8) == 0;
             long inputSeed = rng.nextLong();
             try {
@@ -138,6 +139,17 @@ final class Stress {
                     int b = in.n(), n = 1 + rng.nextInt(3), c1 = in.n(), c2 = in.n(), d = 1 + rng.nextInt(300);
                     CountSketch sx = CountSketch.random(c1, d, rng.nextLong()), sy = CountSketch.random(c2, d, rng.nextLong());
                     results.add(on.compactBilinearPool(in.tensor(b, n, c1), in.tensor(b, n, c2), sx, sy, PoolingOptions.NONE));
+                }
+                case 6 -> { // the fusion layers' helpers, chained: masked pooling, gelu, a weighted sum
+                    int b = in.n(), n = in.n(), c = in.n();
+                    Tensor mask = in.tensor(b, n);
+                    Tensor pooled = on.poolSequence(in.tensor(b, n, c), mask, SequencePooling.values()[rng.nextInt(4)]);
+                    made.add(pooled);
+                    Tensor activated = on.activation(pooled, Activation.GELU);
+                    made.add(activated);
+                    Tensor scaled = on.multiply(activated, in.tensor(c));
+                    made.add(scaled);
+                    results.add(on.weightedSum(List.of(activated, scaled), in.tensor(b, 2)));
                 }
                 default -> {
                     int rows = in.n(), factor = 1 + rng.nextInt(5), width = 2 * factor * in.n();
