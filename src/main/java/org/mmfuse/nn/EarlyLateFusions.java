@@ -35,23 +35,47 @@ final class EarlyLateFusions {
     }
 
     /**
-     * Arevalo et al.'s gated multimodal unit for two vectors: h = z tanh(W0 x0) + (1 - z) tanh(W1 x1) with
-     * the gate z = sigmoid(Wz [x0; x1]), computed as h1 + z (h0 - h1).
+     * Arevalo et al.'s gated multimodal unit. Two vectors: h = z tanh(W0 x0) + (1 - z) tanh(W1 x1) with the
+     * gate z = sigmoid(Wz [x0; x1]) (tensors hidden0, hidden1, gate), computed as h1 + z (h0 - h1). More
+     * inputs (the paper's extension): h = Σ_i z_i tanh(W_i x_i), z_i = sigmoid(W_zi [x_0; ...]) (tensors
+     * hidden<i>, gate<i>).
      */
     static Plan<Fusion> gmu(Options o, List<Port> in) {
-        Fusions.vectors(o, in, 2, 2);
+        Fusions.vectors(o, in, 2, 3);
         int out = o.positive("output_dim", null);
         boolean bias = o.bool("bias", false);
-        Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("hidden0", dim(in, 0), out, bias)
-                .linear("hidden1", dim(in, 1), out, bias).linear("gate", dim(in, 0) + dim(in, 1), out, bias);
+        long joined = 0;
+        for (Port p : in) joined += p.dim();
+        Plan<Fusion> plan = new Plan<>(new Port(out, false));
+        for (int i = 0; i < in.size(); i++) plan.linear("hidden" + i, dim(in, i), out, bias);
+        if (in.size() == 2) {
+            plan.linear("gate", joined, out, bias);
+        } else {
+            for (int i = 0; i < in.size(); i++) plan.linear("gate" + i, joined, out, bias);
+        }
         return plan.builder(p -> {
-            Linear h0 = p.linear("hidden0"), h1 = p.linear("hidden1"), gate = p.linear("gate");
+            List<Linear> hidden = new ArrayList<>(), gates = new ArrayList<>();
+            for (int i = 0; i < in.size(); i++) hidden.add(p.linear("hidden" + i));
+            if (in.size() == 2) {
+                gates.add(p.linear("gate"));
+            } else {
+                for (int i = 0; i < in.size(); i++) gates.add(p.linear("gate" + i));
+            }
             return (ops, xs, masks, present) -> {
                 try (Temporaries t = new Temporaries()) {
-                    Tensor a = t.add(ops.activation(t.add(h0.apply(ops, xs.get(0))), Activation.TANH));
-                    Tensor b = t.add(ops.activation(t.add(h1.apply(ops, xs.get(1))), Activation.TANH));
-                    Tensor z = t.add(ops.activation(t.add(gate.apply(ops, t.add(ops.concat(xs, 1)))), Activation.SIGMOID));
-                    return ops.add(b, t.add(ops.multiply(z, t.add(ops.subtract(a, b)))));
+                    Tensor joint = t.add(ops.concat(xs, 1));
+                    List<Tensor> h = new ArrayList<>(), z = new ArrayList<>();
+                    for (int i = 0; i < xs.size(); i++) h.add(t.add(ops.activation(t.add(hidden.get(i).apply(ops, xs.get(i))), Activation.TANH)));
+                    for (Linear g : gates) z.add(t.add(ops.activation(t.add(g.apply(ops, joint)), Activation.SIGMOID)));
+                    if (xs.size() == 2) {
+                        return ops.add(h.get(1), t.add(ops.multiply(z.get(0), t.add(ops.subtract(h.get(0), h.get(1))))));
+                    }
+                    Tensor sum = t.add(ops.multiply(z.get(0), h.get(0)));
+                    for (int i = 1; i < xs.size(); i++) {
+                        Tensor next = ops.add(sum, t.add(ops.multiply(z.get(i), h.get(i))));
+                        sum = i == xs.size() - 1 ? next : t.add(next);
+                    }
+                    return sum;
                 }
             };
         });

@@ -33,9 +33,10 @@ import java.util.Objects;
  *   <li>{@code lmf} (low-rank multimodal fusion, 2 or 3 vectors): output_dim, rank (4); tensors
  *       {@code factor<m>} [rank, C_m + 1, output_dim], {@code fusion_weights} [1, rank],
  *       {@code fusion_bias} [1, output_dim], as in Liu et al.'s code (there named by modality);
- *   <li>{@code gmu} (gated multimodal unit, 2 vectors): output_dim, bias (false); tensors
- *       {@code hidden0}, {@code hidden1}, {@code gate} (over both inputs concatenated);
- *       h = z tanh(hidden0 x0) + (1 - z) tanh(hidden1 x1), z = sigmoid(gate [x0; x1]);
+ *   <li>{@code gmu} (gated multimodal unit, 2 or 3 vectors): output_dim, bias (false); tensors
+ *       {@code hidden0}, {@code hidden1}, {@code gate} (over both inputs concatenated):
+ *       h = z tanh(hidden0 x0) + (1 - z) tanh(hidden1 x1), z = sigmoid(gate [x0; x1]); with three,
+ *       {@code hidden<i>} and {@code gate<i>}: h = Σ_i sigmoid(gate_i [x0; x1; x2]) tanh(hidden_i x_i);
  *   <li>{@code cross_attention}: num_heads, bias (true), pool (mean): the first input's positions
  *       attend to the second's ({@code attention.*}, nn.MultiheadAttention's names), then pooled;
  *   <li>{@code co_attention} (both directions, as in ViLBERT): num_heads, bias (true), pool (mean),

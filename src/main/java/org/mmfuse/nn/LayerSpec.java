@@ -14,7 +14,8 @@ import org.mmfuse.SequencePooling;
  *   <li>{@code linear}: {@code out} (required), {@code bias} (true); weight [out, in], bias [out]. On
  *       vectors and, position by position, on sequences;
  *   <li>{@code layer_norm}: {@code eps} (1e-5), {@code elementwise_affine} (true); weight, bias [dim];
- *   <li>{@code relu}, {@code tanh}, {@code sigmoid}, {@code gelu} (the erf form);
+ *   <li>{@code relu}, {@code tanh}, {@code sigmoid}, {@code gelu} (the erf form), {@code softmax} (over the
+ *       last dimension);
  *   <li>{@code dropout}: {@code p}; the identity at inference;
  *   <li>{@code pool}: {@code mode} mean, sum, max or first; a sequence to a vector over its mask's kept
  *       positions ({@link org.mmfuse.Ops#poolSequence});

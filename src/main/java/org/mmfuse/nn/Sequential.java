@@ -84,6 +84,10 @@ final class Sequential {
                 plan = new Plan<Step>(in).builder(p -> (ops, x, mask) -> ops.activation(x, a));
                 break;
             }
+            case "softmax": {
+                plan = new Plan<Step>(in).builder(p -> (ops, x, mask) -> ops.softmax(x));
+                break;
+            }
             case "dropout": {
                 double rate = o.number("p", 0.5);
                 if (!(rate >= 0 && rate < 1)) throw o.error("p", "must be in [0, 1), got " + rate);
@@ -113,7 +117,7 @@ final class Sequential {
             }
             default:
                 throw new IllegalArgumentException(where + ": unknown layer type '" + spec.type()
-                        + "' (linear, layer_norm, relu, tanh, sigmoid, gelu, dropout, pool, mlp)");
+                        + "' (linear, layer_norm, relu, tanh, sigmoid, gelu, softmax, dropout, pool, mlp)");
         }
         o.checkAllRead();
         return plan;

@@ -136,6 +136,16 @@ class FusionModelsTest {
             for (int r = 0; r < B; r++) for (int i = 0; i < OUT; i++) out[r][i] = z[r][i] * h0[r][i] + (1 - z[r][i]) * h1[r][i];
             return out;
         }));
+        c.add(new Case("gmu three", vectors("gmu", opts("output_dim", OUT), C0, C1, C2), (s, x) -> {
+            double[][] joint = concat(concat(rows(x.get(0)), rows(x.get(1))), rows(x.get(2)));
+            double[][] out = new double[B][OUT];
+            for (int m = 0; m < 3; m++) {
+                double[][] h = Ref.act(linear(s, "fusion.hidden" + m, rows(x.get(m))), Activation.TANH);
+                double[][] z = Ref.act(linear(s, "fusion.gate" + m, joint), Activation.SIGMOID);
+                for (int r = 0; r < B; r++) for (int i = 0; i < OUT; i++) out[r][i] += z[r][i] * h[r][i];
+            }
+            return out;
+        }));
         c.add(new Case("late mean_probs fixed weights", vectors("late", opts("combine", "mean_probs", "weights", List.of(1, 2, 0.5)),
                 OUT, OUT, OUT), (s, x) -> {
                     double[] w = {1, 2, 0.5};

@@ -190,7 +190,8 @@ class FusionSequencesTest {
                 .encoder("regions", LayerSpec.pool(SequencePooling.MEAN), LayerSpec.linear(7))
                 .encoder("question", LayerSpec.mlp(List.of(6, 4), Activation.TANH))
                 .fusion(FusionSpec.of("mfb", Map.of("output_dim", 6, "mm_dim", 3, "factor", 2)))
-                .head(LayerSpec.of("dropout", Map.of("p", 0.1)), LayerSpec.linear(2)).output(ModelSpec.Output.SIGMOID).build();
+                .head(LayerSpec.of("dropout", Map.of("p", 0.1)), LayerSpec.linear(2), LayerSpec.of("softmax", Map.of()))
+                .output(ModelSpec.Output.SIGMOID).build();
         Map<String, Tensor> s = FusionModelsTest.randomState(spec, rng);
         Tensor regions = sequence(rng, LK, 9);
         Tensor m = mask(regions);
@@ -204,7 +205,7 @@ class FusionSequencesTest {
             double[][] e = Ref.map2(Ref.act(Ref.linear(s, "fusion.linear0", r), Activation.RELU),
                     Ref.act(Ref.linear(s, "fusion.linear1", t), Activation.RELU), (x, y) -> x * y);
             double[][] z = Ref.act(Ref.linear(s, "fusion.linear_out", Ref.sumConsecutive(e, 2)), Activation.RELU);
-            want[b] = Ref.act(Ref.linear(s, "head.1", z), Activation.SIGMOID)[0];
+            want[b] = Ref.act(Ref.softmax(Ref.linear(s, "head.1", z)), Activation.SIGMOID)[0];
         }
         check(ops, spec, s, new ModelInput().put("regions", regions).put("question", question).mask("regions", m), want, "mfb");
     }
