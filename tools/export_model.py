@@ -13,7 +13,7 @@ Model.load(ops, path); `./mmfuse describe` prints it.
 that has one), `fusion` (a block.bootstrap.pytorch fusion: ConcatMLP, LinearSum, MLB, MFB, MFH, Mutan,
 Tucker, Block, BlockTucker, MCB), `head` (an nn.Sequential, optional), and `output` ("none", "softmax" or
 "sigmoid", optional). Sequential steps: nn.Linear, nn.LayerNorm, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU
-(exact form), nn.Dropout, block.bootstrap's MLP, and any module with a `pool_mode` attribute ("mean",
+(exact form), nn.Softmax(dim=-1), nn.Dropout, block.bootstrap's MLP, and any module with a `pool_mode` attribute ("mean",
 "sum", "max", "first"), which MMFuse runs as its masked pooling. Other fusions (tfn, lmf, gmu,
 cross_attention, co_attention, late, bilinear_pool) have no block.bootstrap class: pass their spec
 dict as `fusion=`. Only the standard library and torch are needed (no safetensors package).
@@ -106,6 +106,10 @@ def step_spec(m):
     for cls, name in ((nn.ReLU, "relu"), (nn.Tanh, "tanh"), (nn.Sigmoid, "sigmoid")):
         if isinstance(m, cls):
             return {"type": name}
+    if isinstance(m, nn.Softmax):
+        if m.dim not in (-1, None):
+            raise ValueError("only a softmax over the last dimension is supported")
+        return {"type": "softmax"}
     if isinstance(m, nn.Dropout):
         return {"type": "dropout", "p": m.p}
     if hasattr(m, "pool_mode"):

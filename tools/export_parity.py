@@ -159,8 +159,8 @@ def main(out_dir):
 
     mfb = FusionModel({"image": nn.Sequential(MaskedMean(), nn.Linear(12, 9), nn.GELU()),
                        "text": nn.Sequential(MaskedMean(), nn.LayerNorm(10), nn.Dropout(0.2))},
-                      MFB([9, 10], 8, mm_dim=5, factor=3, normalize=True), nn.Sequential(nn.Tanh(), nn.Linear(8, 4)),
-                      output="softmax")
+                      MFB([9, 10], 8, mm_dim=5, factor=3, normalize=True),
+                      nn.Sequential(nn.Tanh(), nn.Linear(8, 4), nn.Softmax(dim=-1)), output="sigmoid")
     case("mfb", mfb, {"image": image, "text": text}, {"image": image_mask, "text": text_mask},
          [("image", 12, True), ("text", 10, True)])
 
