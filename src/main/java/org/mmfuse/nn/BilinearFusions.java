@@ -41,40 +41,19 @@ final class BilinearFusions {
         });
     }
 
+    /** BlockTucker: per chunk, an nn.Bilinear(size, size, size) named bilinears.c. */
     static Plan<Fusion> blockTucker(Options o, List<Port> in) {
-        Fusions.vectors(o, in, 2, 2);
-        int out = o.positive("output_dim", null), mm = o.positive("mm_dim", 1600), chunks = o.positive("chunks", 20);
-        boolean shared = o.bool("shared", false);
-        boolean beforeCat = o.choice("pos_norm", "before_cat", "before_cat", "after_cat").equals("before_cat");
-        Fusions.dropouts(o, "dropout_input", "dropout_pre_lin", "dropout_output");
-        if (shared && dim(in, 0) != dim(in, 1)) throw o.error("shared", "needs inputs of one width, got " + in);
-        long[] sizes = Fusions.chunkSizes(mm, chunks);
-        Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("linear0", dim(in, 0), mm, true);
-        if (!shared) plan.linear("linear1", dim(in, 1), mm, true);
-        for (int c = 0; c < chunks; c++) {
-            plan.parameter("bilinears." + c + ".weight", sizes[c], sizes[c], sizes[c]).parameter("bilinears." + c + ".bias", sizes[c]);
-        }
-        plan.linear("linear_out", mm, out, true);
-        return plan.builder(p -> {
-            Linear l0 = p.linear("linear0"), l1 = shared ? l0 : p.linear("linear1"), lOut = p.linear("linear_out");
-            List<Linear> cores = new ArrayList<>(); // weight [s, s, s] and bias [s] of each chunk's nn.Bilinear
-            for (int c = 0; c < chunks; c++) cores.add(p.linear("bilinears." + c));
-            return (ops, xs, masks, present) -> {
-                try (Temporaries t = new Temporaries()) {
-                    List<Tensor> c0 = ops.split(t.add(l0.apply(ops, xs.get(0))), sizes, 1);
-                    c0.forEach(t::add);
-                    List<Tensor> c1 = ops.split(t.add(l1.apply(ops, xs.get(1))), sizes, 1);
-                    c1.forEach(t::add);
-                    List<Tensor> zs = new ArrayList<>();
-                    for (int c = 0; c < chunks; c++) {
-                        Tensor z = t.add(ops.bilinear(c0.get(c), c1.get(c), cores.get(c).weight(), cores.get(c).bias()));
-                        zs.add(beforeCat ? t.add(ops.normalizeRows(z, POWER_NORM)) : z);
-                    }
-                    Tensor z = t.add(ops.concat(zs, 1));
-                    if (!beforeCat) z = t.add(ops.normalizeRows(z, POWER_NORM));
-                    return lOut.apply(ops, z);
-                }
-            };
+        return Fusions.chunked(o, in, new Fusions.ChunkCore() {
+            @Override
+            public void declare(Plan<Fusion> plan, int c, long size) {
+                plan.parameter("bilinears." + c + ".weight", size, size, size).parameter("bilinears." + c + ".bias", size);
+            }
+
+            @Override
+            public Fusions.ChunkProduct build(Params p, int c) {
+                Tensor w = p.device("bilinears." + c + ".weight"), bias = p.device("bilinears." + c + ".bias");
+                return (ops, a, b, t) -> t.add(ops.bilinear(a, b, w, bias));
+            }
         });
     }
 

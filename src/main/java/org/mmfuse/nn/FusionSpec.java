@@ -1,8 +1,6 @@
 package org.mmfuse.nn;
 
-import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * A fusion layer: its type and options, named as block.bootstrap.pytorch's constructors name them
@@ -48,38 +46,13 @@ import java.util.Objects;
  * Reference defaults that surprise: linear_sum, mlb, mfb, mfh and mcb end with a ReLU after their
  * output layer (activ_output='relu'); pass {@code "activ_output": "none"} for raw logits.
  */
-public final class FusionSpec {
-    private final String type;
-    private final Map<String, Object> options;
-
+public final class FusionSpec extends TypedSpec {
     private FusionSpec(String type, Map<String, Object> options) {
-        this.type = Objects.requireNonNull(type, "type");
-        this.options = new LinkedHashMap<>(options == null ? Map.of() : options);
+        super(type, options);
     }
 
     /** A fusion from its type and options (the JSON form's keys). */
     public static FusionSpec of(String type, Map<String, Object> options) {
         return new FusionSpec(type, options);
-    }
-
-    public String type() {
-        return type;
-    }
-
-    /** The options (a copy). */
-    public Map<String, Object> options() {
-        return new LinkedHashMap<>(options);
-    }
-
-    Map<String, Object> toJson() {
-        Map<String, Object> out = new LinkedHashMap<>();
-        out.put("type", type);
-        out.putAll(options);
-        return out;
-    }
-
-    @Override
-    public String toString() {
-        return type + options;
     }
 }

@@ -133,4 +133,57 @@ final class Fusions {
     static Tensor asSequence(Tensor x) {
         return x.rank() == 2 ? x.view(x.size(0), 1, x.size(1)) : x;
     }
+
+    /** The product of one chunk pair in {@link #chunked}: declared under its chunk's names, then built. */
+    interface ChunkCore {
+        void declare(Plan<Fusion> plan, int chunk, long size);
+
+        ChunkProduct build(Params params, int chunk);
+    }
+
+    /** A built chunk product: the chunks a [B, s] and b [B, s] to the chunk's unnormalised z [B, s]. */
+    interface ChunkProduct {
+        Tensor apply(Ops ops, Tensor a, Tensor b, Temporaries t);
+    }
+
+    /**
+     * Block's and BlockTucker's shared skeleton: both inputs through linear0 / linear1 (linear1 = linear0
+     * when shared) to mm_dim, split into chunks (get_sizes_list), a product per chunk, the power
+     * normalisation per chunk (pos_norm before_cat) or of the chunks side by side (after_cat), then
+     * linear_out. Reads output_dim, mm_dim, chunks, shared, pos_norm and the dropouts.
+     */
+    static Plan<Fusion> chunked(Options o, List<Port> in, ChunkCore core) {
+        vectors(o, in, 2, 2);
+        int out = o.positive("output_dim", null), mm = o.positive("mm_dim", 1600), chunks = o.positive("chunks", 20);
+        boolean shared = o.bool("shared", false);
+        boolean beforeCat = o.choice("pos_norm", "before_cat", "before_cat", "after_cat").equals("before_cat");
+        dropouts(o, "dropout_input", "dropout_pre_lin", "dropout_output");
+        if (shared && dim(in, 0) != dim(in, 1)) throw o.error("shared", "needs inputs of one width, got " + in);
+        long[] sizes = chunkSizes(mm, chunks);
+        Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("linear0", dim(in, 0), mm, true);
+        if (!shared) plan.linear("linear1", dim(in, 1), mm, true);
+        for (int c = 0; c < chunks; c++) core.declare(plan, c, sizes[c]);
+        plan.linear("linear_out", mm, out, true);
+        return plan.builder(p -> {
+            Linear l0 = p.linear("linear0"), l1 = shared ? l0 : p.linear("linear1"), lOut = p.linear("linear_out");
+            List<ChunkProduct> products = new ArrayList<>();
+            for (int c = 0; c < chunks; c++) products.add(core.build(p, c));
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    List<Tensor> a = ops.split(t.add(l0.apply(ops, xs.get(0))), sizes, 1);
+                    a.forEach(t::add);
+                    List<Tensor> b = ops.split(t.add(l1.apply(ops, xs.get(1))), sizes, 1);
+                    b.forEach(t::add);
+                    List<Tensor> zs = new ArrayList<>();
+                    for (int c = 0; c < chunks; c++) {
+                        Tensor z = products.get(c).apply(ops, a.get(c), b.get(c), t);
+                        zs.add(beforeCat ? t.add(ops.normalizeRows(z, POWER_NORM)) : z);
+                    }
+                    Tensor z = t.add(ops.concat(zs, 1));
+                    if (!beforeCat) z = t.add(ops.normalizeRows(z, POWER_NORM));
+                    return lOut.apply(ops, z);
+                }
+            };
+        });
+    }
 }

@@ -1,9 +1,7 @@
 package org.mmfuse.nn;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import org.mmfuse.Activation;
 import org.mmfuse.SequencePooling;
 
@@ -23,13 +21,9 @@ import org.mmfuse.SequencePooling;
  *       between its Linear layers and not after the last; {@code linears.<j>.weight} / {@code .bias}.
  * </ul>
  */
-public final class LayerSpec {
-    private final String type;
-    private final Map<String, Object> options;
-
+public final class LayerSpec extends TypedSpec {
     private LayerSpec(String type, Map<String, Object> options) {
-        this.type = Objects.requireNonNull(type, "type");
-        this.options = new LinkedHashMap<>(options);
+        super(type, options);
     }
 
     /** A step from its type and options (the JSON form's keys). */
@@ -57,27 +51,5 @@ public final class LayerSpec {
 
     public static LayerSpec mlp(List<Integer> dimensions, Activation activation) {
         return of("mlp", Map.of("dimensions", dimensions, "activation", activation.name().toLowerCase()));
-    }
-
-    public String type() {
-        return type;
-    }
-
-    /** The options (a copy). */
-    public Map<String, Object> options() {
-        return new LinkedHashMap<>(options);
-    }
-
-    /** The JSON form: the options with "type" added. */
-    Map<String, Object> toJson() {
-        Map<String, Object> out = new LinkedHashMap<>();
-        out.put("type", type);
-        out.putAll(options);
-        return out;
-    }
-
-    @Override
-    public String toString() {
-        return type + (options.isEmpty() ? "" : options.toString());
     }
 }

@@ -91,47 +91,27 @@ final class LowRankFusions {
         });
     }
 
+    /**
+     * Block: per chunk, Linear layers merge_linears0.c / merge_linears1.c to size * rank units, their
+     * product, sums over the rank (strided there, consecutive here after the rows' reordering).
+     */
     static Plan<Fusion> block(Options o, List<Port> in) {
-        Fusions.vectors(o, in, 2, 2);
-        int out = o.positive("output_dim", null), mm = o.positive("mm_dim", 1600), chunks = o.positive("chunks", 20);
         int rank = o.positive("rank", 15);
         boolean shared = o.bool("shared", false);
-        boolean beforeCat = o.choice("pos_norm", "before_cat", "before_cat", "after_cat").equals("before_cat");
-        Fusions.dropouts(o, "dropout_input", "dropout_pre_lin", "dropout_output");
-        if (shared && dim(in, 0) != dim(in, 1)) throw o.error("shared", "needs inputs of one width, got " + in);
-        long[] sizes = Fusions.chunkSizes(mm, chunks);
-        Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("linear0", dim(in, 0), mm, true);
-        if (!shared) plan.linear("linear1", dim(in, 1), mm, true);
-        for (int c = 0; c < chunks; c++) {
-            plan.linear("merge_linears0." + c, sizes[c], sizes[c] * rank, true);
-            if (!shared) plan.linear("merge_linears1." + c, sizes[c], sizes[c] * rank, true);
-        }
-        plan.linear("linear_out", mm, out, true);
-        FactorizedPoolOptions pool = FactorizedPoolOptions.DEFAULT.factor(rank)
-                .pooling(beforeCat ? POWER_NORM : PoolingOptions.NONE);
-        return plan.builder(p -> {
-            Linear l0 = p.linear("linear0"), l1 = shared ? l0 : p.linear("linear1"), lOut = p.linear("linear_out");
-            List<Linear> m0 = new ArrayList<>(), m1 = new ArrayList<>();
-            for (int c = 0; c < chunks; c++) {
-                m0.add(Fusions.interleavedLinear(p, "merge_linears0." + c, rank));
-                m1.add(shared ? m0.get(c) : Fusions.interleavedLinear(p, "merge_linears1." + c, rank));
+        FactorizedPoolOptions pool = FactorizedPoolOptions.DEFAULT.factor(rank);
+        return Fusions.chunked(o, in, new Fusions.ChunkCore() {
+            @Override
+            public void declare(Plan<Fusion> plan, int c, long size) {
+                plan.linear("merge_linears0." + c, size, size * rank, true);
+                if (!shared) plan.linear("merge_linears1." + c, size, size * rank, true);
             }
-            return (ops, xs, masks, present) -> {
-                try (Temporaries t = new Temporaries()) {
-                    List<Tensor> c0 = ops.split(t.add(l0.apply(ops, xs.get(0))), sizes, 1);
-                    c0.forEach(t::add);
-                    List<Tensor> c1 = ops.split(t.add(l1.apply(ops, xs.get(1))), sizes, 1);
-                    c1.forEach(t::add);
-                    List<Tensor> zs = new ArrayList<>();
-                    for (int c = 0; c < chunks; c++) {
-                        Tensor a = t.add(m0.get(c).apply(ops, c0.get(c))), b = t.add(m1.get(c).apply(ops, c1.get(c)));
-                        zs.add(t.add(ops.factorizedPool(a, b, pool)));
-                    }
-                    Tensor z = t.add(ops.concat(zs, 1));
-                    if (!beforeCat) z = t.add(ops.normalizeRows(z, POWER_NORM));
-                    return lOut.apply(ops, z);
-                }
-            };
+
+            @Override
+            public Fusions.ChunkProduct build(Params p, int c) {
+                Linear m0 = Fusions.interleavedLinear(p, "merge_linears0." + c, rank);
+                Linear m1 = shared ? m0 : Fusions.interleavedLinear(p, "merge_linears1." + c, rank);
+                return (ops, a, b, t) -> t.add(ops.factorizedPool(t.add(m0.apply(ops, a)), t.add(m1.apply(ops, b)), pool));
+            }
         });
     }
 
