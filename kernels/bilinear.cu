@@ -3,6 +3,8 @@
 // the finishing of pooled rows, the bilinear layer's row dots, the count sketches, the spectrum product
 // and factorized pooling. Every reduction has a fixed order (no atomics): results are bit-identical
 // run to run.
+#include <algorithm>
+
 #include "common.cuh"
 
 namespace mmf {
@@ -171,10 +173,17 @@ int64_t finish_chunks_per_row(int64_t cols) { return cols == 0 ? 1 : (cols + kFi
 cudaError_t launch_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int root, float eps, int l2,
                                float* partial, cudaStream_t stream) {
     if (rows == 0 || cols == 0) return cudaSuccess;
-    const dim3 grid(static_cast<unsigned>(finish_chunks_per_row(cols)), static_cast<unsigned>(rows));
-    finish_chunks<<<grid, kThreads, 0, stream>>>(z, cols, kFinishChunk, scale, root, eps, l2 ? partial : nullptr);
-    if (l2) normalize_chunks<<<grid, kThreads, 0, stream>>>(z, cols, kFinishChunk, partial);
-    return cudaGetLastError();
+    const int64_t chunks = finish_chunks_per_row(cols), max_rows = 65535;  // gridDim.y's limit: slabs of rows
+    for (int64_t start = 0; start < rows; start += max_rows) {
+        const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(std::min(max_rows, rows - start)));
+        float* slab = z + start * cols;
+        float* sums = l2 ? partial + start * chunks : nullptr;
+        finish_chunks<<<grid, kThreads, 0, stream>>>(slab, cols, kFinishChunk, scale, root, eps, sums);
+        if (l2) normalize_chunks<<<grid, kThreads, 0, stream>>>(slab, cols, kFinishChunk, sums);
+        const cudaError_t error = cudaGetLastError();
+        if (error != cudaSuccess) return error;
+    }
+    return cudaSuccess;
 }
 
 cudaError_t launch_row_dots(const float* x1, const float* t, const float* bias, float* y, int64_t ldy, int64_t rows,

@@ -428,7 +428,8 @@ int mmf_binary(int op, const float* a, const float* b, int64_t n, int64_t b_n, f
 int mmf_pool_sequence(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels, int mode,
                       float* out, void* stream) {
     if (batch < 0 || length < 0 || channels < 0 || mode < MMF_POOL_MEAN || mode > MMF_POOL_FIRST ||
-        (length > 0 && batch > INT64_MAX / length) || (channels > 0 && batch * length > INT64_MAX / channels))
+        (length > 0 && batch > INT64_MAX / length) || (channels > 0 && batch * length > INT64_MAX / channels) ||
+        (channels > 0 && batch > INT64_MAX / channels))
         return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_pool_sequence: batch = %lld, length = %lld, channels = %lld, mode = %d",
                     (long long)batch, (long long)length, (long long)channels, mode);
     if (missing(x, batch * length * channels) || missing(out, batch * channels))
@@ -449,7 +450,8 @@ int mmf_fill_absent(const float* x, const float* present, const float* fill, int
 
 int mmf_weighted_accumulate(const float* x, const float* weights, int64_t count, int64_t term, int64_t rows,
                             int64_t inner, float* out, void* stream) {
-    if (rows < 0 || inner < 0 || count < 1 || term < 0 || term >= count || (inner > 0 && rows > INT64_MAX / inner))
+    if (rows < 0 || inner < 0 || count < 1 || term < 0 || term >= count || (inner > 0 && rows > INT64_MAX / inner) ||
+        rows > INT64_MAX / count)
         return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_weighted_accumulate: rows = %lld, inner = %lld, count = %lld, term = %lld",
                     (long long)rows, (long long)inner, (long long)count, (long long)term);
     if (missing(x, rows * inner) || missing(weights, rows * count) || missing(out, rows * inner))

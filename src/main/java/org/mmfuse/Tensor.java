@@ -100,7 +100,8 @@ public final class Tensor implements AutoCloseable {
     /**
      * The same elements under another shape of the same element count ({@code torch.Tensor.view} of a
      * contiguous tensor): no copy, the memory is shared. The view does not own it: closing the view
-     * frees nothing, and the view is unusable once this tensor is closed.
+     * frees nothing, and the view is unusable once the tensor owning the memory is closed (this one, or
+     * for a view of a view, the tensor the first view was made from).
      */
     public Tensor view(long... shape) {
         checkOpen("tensor");

@@ -30,6 +30,13 @@ class ElementwiseTest {
                 a[1] = -100f; // sigmoid's e^100 and tanh's saturation
                 a[2] = 95f;
             }
+            if (a.length > 8) { // the extremes: infinities, and magnitudes whose squares overflow
+                a[3] = Float.POSITIVE_INFINITY;
+                a[4] = Float.NEGATIVE_INFINITY;
+                a[5] = 1e20f;
+                a[6] = -1e20f;
+                a[7] = 70001.5f;
+            }
             for (Activation act : Activation.values()) {
                 try (Tensor dx = x.to(ops.device()); Tensor y = ops.activation(dx, act)) {
                     assertArrayEquals(shape, y.shape());
@@ -37,7 +44,9 @@ class ElementwiseTest {
                     for (int i = 0; i < a.length; i++) {
                         double want = act.apply(a[i]);
                         if (Double.isNaN(want)) {
-                            assertTrue(Float.isNaN(got[i]), act + " of NaN gave " + got[i]);
+                            assertTrue(Float.isNaN(got[i]), act + " of " + a[i] + " gave " + got[i] + ", not NaN");
+                        } else if (Double.isInfinite(want)) {
+                            assertEquals(want, got[i], 0, ops.backend() + " " + act + "(" + a[i] + ")");
                         } else {
                             assertEquals(want, got[i], 2e-6 * Math.abs(want) + 1e-30, ops.backend() + " " + act + "(" + a[i] + ")");
                         }

@@ -72,15 +72,18 @@ final class VectorMath {
      * e^(-x²/2) is 0 in float, and so is the result.
      */
     static FloatVector gelu(FloatVector x) {
-        FloatVector z = x.abs().mul(0.70710678118654752f);
+        // beyond |x| = 14, Φ is 1 or below 1e-44 in float: clamping there keeps x² finite (no inf - inf = NaN
+        // for x = +inf, no overflowing exponent for huge x); NaN passes through max and min
+        FloatVector c = x.max(-14f).min(14f);
+        FloatVector z = c.abs().mul(0.70710678118654752f);
         FloatVector t = FloatVector.broadcast(x.species(), 1f).div(z.mul(0.5f).add(1f));
         FloatVector q = FloatVector.broadcast(x.species(), ERFC_Q[ERFC_Q.length - 1]);
         for (int i = ERFC_Q.length - 2; i >= 0; i--) q = q.fma(t, FloatVector.broadcast(x.species(), ERFC_Q[i]));
         // e^(-z²) with z² = x²/2 split exactly into hi + lo (fma), as e^(-hi/2) e^(q - lo/2): in one exp the
         // rounding of q - z² would cost 6e-8 z² of relative accuracy (3e-6 at x = 10)
-        FloatVector hi = x.mul(x), lo = x.fma(x, hi.neg());
+        FloatVector hi = c.mul(c), lo = c.fma(c, hi.neg());
         FloatVector erfc = t.mul(exp(hi.mul(-0.5f))).mul(exp(q.sub(lo.mul(0.5f))));
-        FloatVector phi = erfc.blend(FloatVector.broadcast(x.species(), 2f).sub(erfc), x.compare(VectorOperators.GT, 0f));
+        FloatVector phi = erfc.blend(FloatVector.broadcast(x.species(), 2f).sub(erfc), c.compare(VectorOperators.GT, 0f));
         return x.mul(phi).mul(0.5f);
     }
 

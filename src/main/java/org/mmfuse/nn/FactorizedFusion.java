@@ -90,6 +90,7 @@ public final class FactorizedFusion implements AutoCloseable {
             t[4] = StateDicts.checked(NAME, state, "linear_out.weight", outputDim, (long) stages * mmDim)
                     .to(ops.device());
             t[5] = StateDicts.checked(NAME, state, "linear_out.bias", outputDim).to(ops.device());
+            ops.synchronize(); // the joined stage weights are ready before another thread uses the module
             return new FactorizedFusion(ops, stages, mmDim, factor, inputActivation, outputActivation, normalize, t);
         } catch (RuntimeException e) {
             for (Tensor x : t) if (x != null) x.close();

@@ -25,7 +25,8 @@ import java.util.Map;
  *       vectors, or two sequences sum-pooled over their kept positions;
  *   <li>{@code bilinear_pool} (full bilinear pooling of two feature maps [B, N, C1], [B, N, C2]):
  *       mean (true), signed_sqrt (true), eps (1e-12), l2 (true), output_dim (none: the C1*C2 pooled
- *       features; else {@code linear_out} to it);
+ *       features; else {@code linear_out} to it). Masked positions count as zeros, and the mean divides by
+ *       N, the padded length, as for a fixed-size feature map (with l2 on, the scale cancels);
  *   <li>{@code tfn} (Tensor Fusion Network, 2 or 3 vectors): output_dim, dimensions ([128]), activation
  *       (relu); the outer product of the inputs each with a 1 prepended, through {@code mlp.linears.<j>};
  *   <li>{@code lmf} (low-rank multimodal fusion, 2 or 3 vectors): output_dim, rank (4); tensors
@@ -43,7 +44,9 @@ import java.util.Map;
  *       vote), weights (equal; a list of numbers, or "learned" for a {@code weights} [M] tensor). An
  *       absent modality is dropped from the sample's mean; a sample with none present gets zeros.
  * </ul>
- * Reference defaults that surprise: linear_sum, mlb, mfb, mfh and mcb end with a ReLU after their
+ * With {@code shared}, the second input's module is the first's: its names ({@code linear1.*},
+ * {@code merge_linear1.*}, ...) may be in the state dict, as PyTorch's state_dict lists a shared module
+ * under both, and are ignored. Reference defaults that surprise: linear_sum, mlb, mfb, mfh and mcb end with a ReLU after their
  * output layer (activ_output='relu'); pass {@code "activ_output": "none"} for raw logits.
  */
 public final class FusionSpec extends TypedSpec {

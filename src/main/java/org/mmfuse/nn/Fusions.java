@@ -87,8 +87,11 @@ final class Fusions {
         long[] sizes = new long[chunks];
         java.util.Arrays.fill(sizes, size);
         long last = size - ((long) size * chunks - dim);
-        if (last >= 0) {
-            sizes[chunks - 1] = last; // may be 0, as there
+        if (last == 0) {
+            throw new IllegalArgumentException("mm_dim " + dim + " in " + chunks + " chunks leaves the last one empty"
+                    + " (block.bootstrap's get_sizes_list gives a size 0 there, which its layers cannot run)");
+        } else if (last > 0) {
+            sizes[chunks - 1] = last;
         } else {
             // the last chunk would be negative: make it as long as the one before and take one off each
             // of the last (size - last) chunks instead
@@ -161,7 +164,11 @@ final class Fusions {
         if (shared && dim(in, 0) != dim(in, 1)) throw o.error("shared", "needs inputs of one width, got " + in);
         long[] sizes = chunkSizes(mm, chunks);
         Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("linear0", dim(in, 0), mm, true);
-        if (!shared) plan.linear("linear1", dim(in, 1), mm, true);
+        if (shared) {
+            plan.sharedLinear("linear1", dim(in, 1), mm);
+        } else {
+            plan.linear("linear1", dim(in, 1), mm, true);
+        }
         for (int c = 0; c < chunks; c++) core.declare(plan, c, sizes[c]);
         plan.linear("linear_out", mm, out, true);
         return plan.builder(p -> {

@@ -73,7 +73,11 @@ final class LowRankFusions {
         if (shared && dim(in, 0) != dim(in, 1)) throw o.error("shared", "needs inputs of one width, got " + in);
         Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).linear("linear0", dim(in, 0), mm, true)
                 .linear("merge_linear0", mm, (long) mm * rank, true);
-        if (!shared) plan.linear("linear1", dim(in, 1), mm, true).linear("merge_linear1", mm, (long) mm * rank, true);
+        if (shared) {
+            plan.sharedLinear("linear1", dim(in, 1), mm).sharedLinear("merge_linear1", mm, (long) mm * rank);
+        } else {
+            plan.linear("linear1", dim(in, 1), mm, true).linear("merge_linear1", mm, (long) mm * rank, true);
+        }
         plan.linear("linear_out", mm, out, true);
         FactorizedPoolOptions pool = FactorizedPoolOptions.DEFAULT.factor(rank)
                 .pooling(normalize ? POWER_NORM : PoolingOptions.NONE);
@@ -103,7 +107,11 @@ final class LowRankFusions {
             @Override
             public void declare(Plan<Fusion> plan, int c, long size) {
                 plan.linear("merge_linears0." + c, size, size * rank, true);
-                if (!shared) plan.linear("merge_linears1." + c, size, size * rank, true);
+                if (shared) {
+                    plan.sharedLinear("merge_linears1." + c, size, size * rank);
+                } else {
+                    plan.linear("merge_linears1." + c, size, size * rank, true);
+                }
             }
 
             @Override

@@ -37,16 +37,21 @@ final class Mlp {
     /** x through the layers: a new tensor; x is not closed. */
     Tensor apply(Ops ops, Tensor x, Tensor unusedMask) {
         Tensor at = x;
-        for (int j = 0; j < linears.size(); j++) {
-            Tensor next = linears.get(j).apply(ops, at);
-            if (at != x) at.close();
-            at = next;
-            if (j < linears.size() - 1 && activation != Activation.NONE) {
-                try (Tensor before = at) {
-                    at = ops.activation(before, activation);
+        try {
+            for (int j = 0; j < linears.size(); j++) {
+                Tensor next = linears.get(j).apply(ops, at);
+                if (at != x) at.close();
+                at = next;
+                if (j < linears.size() - 1 && activation != Activation.NONE) {
+                    next = ops.activation(at, activation);
+                    at.close();
+                    at = next;
                 }
             }
+            return at;
+        } catch (RuntimeException | Error e) {
+            if (at != x) at.close();
+            throw e;
         }
-        return at;
     }
 }

@@ -52,6 +52,9 @@ public final class Model implements AutoCloseable {
             }
             fusion = plan.fusion.build(root.scope("fusion"));
             head = plan.head.build(root.scope("head"));
+            // weights derived on the device (splits, joins) are queued on this thread's stream: finished
+            // before any other thread may read them
+            ops.synchronize();
         } catch (RuntimeException | Error e) {
             Params.closeAll(owned);
             throw e;
@@ -214,11 +217,19 @@ public final class Model implements AutoCloseable {
         }
         if (batch < 0) throw new IllegalArgumentException("predict: no input given (the model takes " + names() + ")");
         if (batch > Integer.MAX_VALUE) throw new IllegalArgumentException("predict: batch " + batch + " is too large");
+        long length = 1; // an absent sequence's: that of a given one, so that fusions pairing maps get equal N
+        for (ModelSpec.Input in : inputs) {
+            Tensor x = input.tensors.get(in.name());
+            if (in.sequence() && x != null && x.rank() == 3) {
+                length = x.size(1);
+                break;
+            }
+        }
         try (Temporaries t = new Temporaries()) {
             List<Tensor> fused = new ArrayList<>(), masks = new ArrayList<>();
             List<boolean[]> present = new ArrayList<>();
             for (ModelSpec.Input in : inputs) {
-                Prepared p = prepare(in, input, (int) batch, t);
+                Prepared p = prepare(in, input, (int) batch, length, t);
                 Tensor encoded = encoders.get(in.name()).apply(ops, p.x, p.mask);
                 if (encoded != p.x) t.add(encoded);
                 if (p.present != null && !plan.isLate()) {
@@ -227,7 +238,7 @@ public final class Model implements AutoCloseable {
                     encoded = t.add(ops.fillAbsent(encoded.view(batch, rest), p.presentTensor, fill)).view(encoded.shape());
                 }
                 fused.add(encoded);
-                masks.add(p.mask);
+                masks.add(encoded.rank() == 3 ? p.mask : null); // a pooled encoder leaves no sequence to mask
                 present.add(p.present);
             }
             Tensor z = t.add(fusion.forward(ops, fused, masks, present));
@@ -246,7 +257,7 @@ public final class Model implements AutoCloseable {
     /** One input made ready for its encoder: on the device, absent samples zeroed, the mask covering them. */
     private record Prepared(Tensor x, Tensor mask, boolean[] present, Tensor presentTensor) {}
 
-    private Prepared prepare(ModelSpec.Input in, ModelInput input, int batch, Temporaries t) {
+    private Prepared prepare(ModelSpec.Input in, ModelInput input, int batch, long length, Temporaries t) {
         String name = in.name();
         Tensor x = input.tensors.get(name), mask = input.masks.get(name);
         boolean[] present = input.present.get(name);
@@ -262,7 +273,7 @@ public final class Model implements AutoCloseable {
         if (allPresent) present = null;
         if (x == null) {
             if (mask != null) throw new IllegalArgumentException("predict: a mask for '" + name + "' but no input");
-            x = t.add(Tensor.zeros(in.sequence() ? new long[] {batch, 1, in.dim()} : new long[] {batch, in.dim()}));
+            x = t.add(Tensor.zeros(in.sequence() ? new long[] {batch, length, in.dim()} : new long[] {batch, in.dim()}));
         }
         long[] s = x.shape();
         boolean fits = in.sequence() ? s.length == 3 && s[2] == in.dim() : s.length == 2 && s[1] == in.dim();

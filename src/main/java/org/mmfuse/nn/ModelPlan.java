@@ -16,7 +16,7 @@ final class ModelPlan {
     final Plan<Sequential> head;
     /** Required tensors, full names. */
     final Map<String, long[]> parameters = new LinkedHashMap<>();
-    /** Tensors that may be present (the missing-modality vectors), full names. */
+    /** Tensors that may be present (the missing-modality vectors, shared modules' second names), full names. */
     final Map<String, long[]> optional = new LinkedHashMap<>();
     final Set<String> indices = new java.util.HashSet<>();
 
@@ -41,6 +41,7 @@ final class ModelPlan {
 
     private void add(String prefix, Plan<?> p) {
         p.parameters.forEach((name, shape) -> parameters.put(prefix + name, shape));
+        p.aliases.forEach((name, shape) -> optional.put(prefix + name, shape));
         for (String name : p.indices) indices.add(prefix + name);
     }
 

@@ -82,6 +82,7 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
                 splitRows(ops, StateDicts.checked(NAME, state, "in_proj_bias", 3L * embedDim), embedDim, biases);
                 biases[3] = StateDicts.checked(NAME, state, "out_proj.bias", embedDim).to(ops.device());
             }
+            ops.synchronize(); // the split weights are ready before another thread uses the module
             return new MultiHeadCrossAttention(ops, embedDim, heads, keyDim, valueDim, weights, biases);
         } catch (RuntimeException e) {
             for (Tensor t : weights) if (t != null) t.close();

@@ -17,6 +17,11 @@ final class Plan<T> {
 
     final Port output;
     final Map<String, long[]> parameters = new LinkedHashMap<>();
+    /**
+     * Tensors a state dict may hold that the layer does not read: the second names of modules shared
+     * between both inputs (PyTorch's state_dict lists a shared module under each name).
+     */
+    final Map<String, long[]> aliases = new LinkedHashMap<>();
     /** The parameters that hold indices (hash buckets), read from integer or whole-number tensors. */
     final java.util.Set<String> indices = new java.util.HashSet<>();
     private Builder<T> builder;
@@ -50,6 +55,13 @@ final class Plan<T> {
         return this;
     }
 
+    /** Declares the second name of a shared {@code nn.Linear(in, out)} (see {@link #aliases}). */
+    Plan<T> sharedLinear(String name, long in, long out) {
+        aliases.put(name + ".weight", new long[] {out, in});
+        aliases.put(name + ".bias", new long[] {out});
+        return this;
+    }
+
     Plan<T> builder(Builder<T> b) {
         this.builder = b;
         return this;
@@ -63,5 +75,6 @@ final class Plan<T> {
     void include(String prefix, Plan<?> other) {
         for (Map.Entry<String, long[]> e : other.parameters.entrySet()) parameters.put(prefix + e.getKey(), e.getValue());
         for (String name : other.indices) indices.add(prefix + name);
+        other.aliases.forEach((name, shape) -> aliases.put(prefix + name, shape));
     }
 }

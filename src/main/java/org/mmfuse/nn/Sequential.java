@@ -41,12 +41,17 @@ final class Sequential {
     /** x through every step; intermediate tensors are closed, x is not; the result may be x itself. */
     Tensor apply(Ops ops, Tensor x, Tensor mask) {
         Tensor at = x;
-        for (Step step : steps) {
-            Tensor next = step.apply(ops, at, mask);
-            if (at != x && next != at) at.close();
-            at = next;
+        try {
+            for (Step step : steps) {
+                Tensor next = step.apply(ops, at, mask);
+                if (at != x && next != at) at.close();
+                at = next;
+            }
+            return at;
+        } catch (RuntimeException | Error e) {
+            if (at != x) at.close();
+            throw e;
         }
-        return at;
     }
 
     boolean isEmpty() {

@@ -269,6 +269,47 @@ class ModelTest {
         }
     }
 
+    @ParameterizedTest
+    @MethodSource("backends")
+    void sharedModulesMayKeepTheirSecondNames(Ops ops) {
+        Random rng = new Random(107);
+        ModelSpec spec = ModelSpec.builder().vector("a", 6).vector("b", 6)
+                .fusion(FusionSpec.of("mutan", Map.of("output_dim", 3, "mm_dim", 4, "rank", 2, "shared", true))).build();
+        Map<String, Tensor> state = FusionModelsTest.randomState(spec, rng);
+        Map<String, Tensor> withAliases = new LinkedHashMap<>(state); // as module.state_dict() lists them
+        for (String name : new String[] {"linear", "merge_linear"}) {
+            for (String part : new String[] {".weight", ".bias"}) withAliases.put("fusion." + name + "1" + part, state.get("fusion." + name + "0" + part));
+        }
+        ModelInput input = new ModelInput().put("a", gaussian(rng, B, 6)).put("b", gaussian(rng, B, 6));
+        try (Model plain = Model.build(ops, spec, state); Model aliased = Model.build(ops, spec, withAliases);
+                Tensor y = plain.predict(input); Tensor z = aliased.predict(input)) {
+            assertArrayEquals(y.toArray(), z.toArray());
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void pooledSequencesAndOmittedMapsFuse(Ops ops) {
+        Random rng = new Random(108);
+        // a masked sequence pooled by its encoder, then cross-attention: the mask stays with the encoder
+        ModelSpec pooled = ModelSpec.builder().sequence("q", 8).sequence("kv", 8).encoder("q", LayerSpec.pool(org.mmfuse.SequencePooling.MEAN))
+                .fusion(FusionSpec.of("cross_attention", Map.of("num_heads", 2))).build();
+        Tensor q = gaussian(rng, B, 3, 8), kv = gaussian(rng, B, 5, 8);
+        float[] m = new float[B * 3];
+        java.util.Arrays.fill(m, 1f);
+        m[1] = 0;
+        try (Model model = Model.build(ops, pooled, FusionModelsTest.randomState(pooled, rng));
+                Tensor y = model.predict(new ModelInput().put("q", q).mask("q", Tensor.of(m, B, 3)).put("kv", kv))) {
+            assertArrayEquals(new long[] {B, 8}, y.shape());
+        }
+        // a whole feature map left out of bilinear pooling: absent, with its partner's length
+        ModelSpec maps = ModelSpec.builder().sequence("x", 4).sequence("y", 3)
+                .fusion(FusionSpec.of("bilinear_pool", Map.of("l2", false))).build();
+        try (Model model = Model.build(ops, maps, Map.of()); Tensor y = model.predict(new ModelInput().put("x", gaussian(rng, B, 5, 4)))) {
+            assertArrayEquals(new float[B * 12], y.toArray()); // x ⊗ 0 is 0, and so is its signed root (sign 0)
+        }
+    }
+
     @Test
     void threadsSharingAModelGetBitIdenticalResults() throws Exception {
         Random rng = new Random(106);
