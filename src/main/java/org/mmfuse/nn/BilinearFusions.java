@@ -128,27 +128,18 @@ final class BilinearFusions {
         for (int m = 0; m < widths.length; m++) widths[m] = dim(in, m) + 1;
         long product = org.mmfuse.Shapes.numel("fusion tfn: the outer product of the inputs' widths + 1", widths);
         dims.add(out);
-        Plan<Mlp> mlp = Mlp.plan(new Port(product, false), dims, activation);
-        Plan<Fusion> plan = new Plan<>(mlp.output);
-        plan.include("mlp.", mlp);
-        return plan.builder(p -> {
-            Mlp m = mlp.build(p.scope("mlp"));
-            return (ops, xs, masks, present) -> {
-                try (Temporaries t = new Temporaries()) {
-                    long batch = xs.get(0).size(0);
-                    float[] ones = new float[(int) batch];
-                    java.util.Arrays.fill(ones, 1f);
-                    Tensor one = t.add(Tensor.of(ones, batch, 1));
-                    if (!ops.device().isCpu()) one = t.add(one.to(ops.device()));
-                    Tensor z = null;
-                    for (Tensor x : xs) {
-                        Tensor lifted = t.add(ops.concat(List.of(one, x), 1));
-                        z = z == null ? lifted : t.add(ops.bilinearPool(z.view(batch, 1, z.size(1)),
-                                lifted.view(batch, 1, lifted.size(1)), PoolingOptions.NONE));
-                    }
-                    return m.apply(ops, z, null);
-                }
-            };
+        return Fusions.throughMlp(product, dims, activation, (ops, xs, t) -> {
+            long batch = xs.get(0).size(0);
+            float[] ones = new float[(int) batch];
+            java.util.Arrays.fill(ones, 1f);
+            Tensor one = t.upload(ops, ones, batch, 1);
+            Tensor z = null;
+            for (Tensor x : xs) {
+                Tensor lifted = t.add(ops.concat(List.of(one, x), 1));
+                z = z == null ? lifted : t.add(ops.bilinearPool(z.view(batch, 1, z.size(1)),
+                        lifted.view(batch, 1, lifted.size(1)), PoolingOptions.NONE));
+            }
+            return z;
         });
     }
 }

@@ -21,17 +21,7 @@ final class EarlyLateFusions {
         long width = 0;
         for (Port p : in) width += p.dim();
         dims.add(out);
-        Plan<Mlp> mlp = Mlp.plan(new Port(width, false), dims, activation);
-        Plan<Fusion> plan = new Plan<>(mlp.output);
-        plan.include("mlp.", mlp);
-        return plan.builder(p -> {
-            Mlp m = mlp.build(p.scope("mlp"));
-            return (ops, xs, masks, present) -> {
-                try (Tensor joined = ops.concat(xs, 1)) {
-                    return m.apply(ops, joined, null);
-                }
-            };
-        });
+        return Fusions.throughMlp(width, dims, activation, (ops, xs, t) -> t.add(ops.concat(xs, 1)));
     }
 
     /**
@@ -137,9 +127,7 @@ final class EarlyLateFusions {
                         scores.add(combine.equals("mean_logits") ? x : combine.equals("mean_probs") ? t.add(ops.softmax(x))
                                 : t.add(votes(ops, x)));
                     }
-                    Tensor w = t.add(Tensor.of(rowWeights, batch, m));
-                    if (!ops.device().isCpu()) w = t.add(w.to(ops.device()));
-                    return ops.weightedSum(scores, w);
+                    return ops.weightedSum(scores, t.upload(ops, rowWeights, batch, m));
                 }
             };
         });

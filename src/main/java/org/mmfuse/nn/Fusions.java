@@ -193,4 +193,27 @@ final class Fusions {
             };
         });
     }
+
+    /** How {@link #throughMlp} forms the MLP's input from the fusion's inputs. */
+    interface Joiner {
+        Tensor join(Ops ops, List<Tensor> xs, Temporaries t);
+    }
+
+    /**
+     * A fusion that joins its inputs into one vector of {@code width} features and runs block.bootstrap's
+     * MLP ({@code mlp.linears.<j>}, to each of {@code dimensions}) on it: ConcatMLP, the Tensor Fusion Network.
+     */
+    static Plan<Fusion> throughMlp(long width, List<Integer> dimensions, Activation activation, Joiner joiner) {
+        Plan<Mlp> mlp = Mlp.plan(new Port(width, false), dimensions, activation);
+        Plan<Fusion> plan = new Plan<>(mlp.output);
+        plan.include("mlp.", mlp);
+        return plan.builder(p -> {
+            Mlp m = mlp.build(p.scope("mlp"));
+            return (ops, xs, masks, present) -> {
+                try (Temporaries t = new Temporaries()) {
+                    return m.apply(ops, joiner.join(ops, xs, t), null);
+                }
+            };
+        });
+    }
 }

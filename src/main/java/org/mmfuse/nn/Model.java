@@ -293,14 +293,14 @@ public final class Model implements AutoCloseable {
         if (present != null) {
             float[] p = new float[batch];
             for (int b = 0; b < batch; b++) p[b] = present[b] ? 1f : 0f;
-            presentTensor = onDevice(t.add(Tensor.of(p, batch)), t);
+            presentTensor = t.upload(ops, p, batch);
             long rest = x.numel() / Math.max(batch, 1);
             x = t.add(ops.fillAbsent(x.view(batch, rest), presentTensor, null)).view(s);
             if (in.sequence()) {
                 if (mask == null) {
                     float[] ones = new float[(int) (batch * s[1])];
                     java.util.Arrays.fill(ones, 1f);
-                    mask = onDevice(t.add(Tensor.of(ones, batch, s[1])), t);
+                    mask = t.upload(ops, ones, batch, s[1]);
                 }
                 mask = t.add(ops.fillAbsent(mask, presentTensor, null));
             }

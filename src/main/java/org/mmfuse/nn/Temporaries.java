@@ -2,6 +2,7 @@ package org.mmfuse.nn;
 
 import java.util.ArrayList;
 import java.util.List;
+import org.mmfuse.Ops;
 import org.mmfuse.Tensor;
 
 /** The intermediate tensors of one forward pass, closed together at its end (the result is kept apart). */
@@ -12,6 +13,12 @@ final class Temporaries implements AutoCloseable {
     Tensor add(Tensor t) {
         if (t != null) tensors.add(t);
         return t;
+    }
+
+    /** Values made on the host, as a tensor of the shape on the backend's device, closed with the others. */
+    Tensor upload(Ops ops, float[] values, long... shape) {
+        Tensor host = add(Tensor.of(values, shape));
+        return ops.device().isCpu() ? host : add(host.to(ops.device()));
     }
 
     /** Stops tracking t: the caller now owns it. */
