@@ -54,6 +54,8 @@ class ConcurrencyTest {
         Tensor vectors = input.apply(new long[] {20, 400}), vectors2 = input.apply(new long[] {20, 300});
         CountSketch s400 = CountSketch.random(400, 300, 3), s300 = CountSketch.random(300, 300, 4);
         CountSketch s40 = CountSketch.random(40, 300, 1), s30 = CountSketch.random(30, 300, 2);
+        Tensor mapMask = input.apply(new long[] {6, 20}), x1Again = input.apply(new long[] {17, 40});
+        Tensor mix = input.apply(new long[] {17, 2}), row = input.apply(new long[] {300});
         List<Computation> computations = List.of(
                 () -> once(ops.concat(parts, 1)),
                 () -> once(ops.linear(a, w, bias)),
@@ -63,7 +65,12 @@ class ConcurrencyTest {
                 () -> once(ops.bilinear(x1, x2, w3, null)),
                 () -> once(ops.compactBilinearPool(vectors, vectors2, s400, s300, PoolingOptions.NONE)),
                 () -> once(ops.compactBilinearPool(maps, other, s40, s30, PoolingOptions.NONE)),
-                () -> once(ops.factorizedPool(a, a, FactorizedPoolOptions.DEFAULT.factor(5).stages(2))));
+                () -> once(ops.factorizedPool(a, a, FactorizedPoolOptions.DEFAULT.factor(5).stages(2))),
+                () -> once(ops.poolSequence(maps, mapMask, SequencePooling.MEAN)),
+                () -> once(ops.weightedSum(List.of(x1, x1Again), mix)),
+                () -> once(ops.normalizeRows(a, PoolingOptions.NONE.signedSqrt(0).l2Normalize(true))),
+                () -> once(ops.activation(w, Activation.GELU)),
+                () -> once(ops.add(w, row)));
         List<float[]> expected = new ArrayList<>();
         for (Computation c : computations) expected.add(c.compute());
         ExecutorService pool = Executors.newFixedThreadPool(8);
