@@ -35,10 +35,12 @@ public final class FactorizedFusion implements AutoCloseable {
     private final Activation inputActivation, outputActivation;
     private final boolean normalize;
     private final Tensor w0, b0, w1, b1, wOut, bOut;
+    private final boolean ownsWeights; // false inside a Model, which owns (and on the CPU shares) them
 
     private FactorizedFusion(Ops ops, int stages, int mmDim, int factor, Activation in, Activation out, boolean normalize,
-            Tensor[] t) {
+            Tensor[] t, boolean ownsWeights) {
         this.ops = ops;
+        this.ownsWeights = ownsWeights;
         this.stages = stages;
         this.mmDim = mmDim;
         this.factor = factor;
@@ -91,11 +93,39 @@ public final class FactorizedFusion implements AutoCloseable {
                     .to(ops.device());
             t[5] = StateDicts.checked(NAME, state, "linear_out.bias", outputDim).to(ops.device());
             ops.synchronize(); // the joined stage weights are ready before another thread uses the module
-            return new FactorizedFusion(ops, stages, mmDim, factor, inputActivation, outputActivation, normalize, t);
+            return new FactorizedFusion(ops, stages, mmDim, factor, inputActivation, outputActivation, normalize, t, true);
         } catch (RuntimeException e) {
             for (Tensor x : t) if (x != null) x.close();
             throw e;
         }
+    }
+
+    /**
+     * The fusion inside a model, from its checked tensors: no copies on the CPU (the model's own tensors are
+     * used), MFH's stage projections joined on the host once; the model owns and closes them all.
+     */
+    static FactorizedFusion fromParams(Params p, int stages, int mmDim, int factor, Activation inputActivation,
+            Activation outputActivation, boolean normalize) {
+        Tensor[] t = {stacked(p, "linear0", stages, ".weight"), stacked(p, "linear0", stages, ".bias"),
+            stacked(p, "linear1", stages, ".weight"), stacked(p, "linear1", stages, ".bias"), p.device("linear_out.weight"),
+            p.device("linear_out.bias")};
+        return new FactorizedFusion(p.ops, stages, mmDim, factor, inputActivation, outputActivation, normalize, t, false);
+    }
+
+    /** An input's stage tensors one after the other (rows of the weights, entries of the biases). */
+    private static Tensor stacked(Params p, String input, int stages, String part) {
+        if (stages == 1) return p.device(input + part);
+        List<float[]> parts = new ArrayList<>();
+        long[] shape = p.host(input + "_0" + part).shape();
+        int length = 0;
+        for (int s = 0; s < stages; s++) {
+            parts.add(p.host(input + "_" + s + part).array());
+            length += parts.get(s).length;
+        }
+        float[] all = new float[length];
+        for (int s = 0, at = 0; s < stages; at += parts.get(s).length, s++) System.arraycopy(parts.get(s), 0, all, at, parts.get(s).length);
+        shape[0] *= stages;
+        return p.upload(Tensor.of(all, shape));
     }
 
     /** One input's stage weights (or biases), checked, stacked stage after stage on the backend's device. */
@@ -137,6 +167,7 @@ public final class FactorizedFusion implements AutoCloseable {
 
     @Override
     public void close() {
+        if (!ownsWeights) return;
         for (Tensor t : new Tensor[] {w0, b0, w1, b1, wOut, bOut}) t.close();
     }
 }

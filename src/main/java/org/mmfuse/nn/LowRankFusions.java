@@ -59,8 +59,7 @@ final class LowRankFusions {
         }
         plan.linear("linear_out", (long) stages * mm, out, true);
         return plan.builder(p -> {
-            FactorizedFusion f = p.own(FactorizedFusion.fromStateDict(p.ops, p.stateDict(), stages, (int) dim(in, 0),
-                    (int) dim(in, 1), out, mm, factor, activIn, activOut, normalize));
+            FactorizedFusion f = FactorizedFusion.fromParams(p, stages, mm, factor, activIn, activOut, normalize);
             return (ops, xs, masks, present) -> f.forward(xs.get(0), xs.get(1));
         });
     }
