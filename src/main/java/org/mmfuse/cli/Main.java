@@ -46,7 +46,7 @@ public final class Main {
         out.println("          random calls of every operation on all cores, checked against the scalar reference,");
         out.println("          with calls/s and memory each second; exit 1 on a mismatch, 2 on native memory growth");
         out.println("  " + Predict.USAGE);
-        out.println("  describe M.safetensors");
+        out.println("  describe M.safetensors [--spec ARCH.json]");
         out.println("          a model file's inputs, layers, tensors and parameter count");
     }
 

@@ -2,6 +2,7 @@ package org.mmfuse.cli;
 
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -17,6 +18,7 @@ import org.mmfuse.backend.AbstractOps;
 import org.mmfuse.io.Npy;
 import org.mmfuse.nn.Model;
 import org.mmfuse.nn.ModelInput;
+import org.mmfuse.nn.ModelSpec;
 
 /**
  * {@code ./mmfuse predict} and {@code ./mmfuse describe}: a model file run on .npy inputs, batch by batch,
@@ -25,14 +27,14 @@ import org.mmfuse.nn.ModelInput;
 final class Predict {
     private Predict() {}
 
-    static final String USAGE = "predict --model M.safetensors --input NAME=X.npy ... [--mask NAME=M.npy ...]\n"
+    static final String USAGE = "predict --model M.safetensors [--spec ARCH.json] --input NAME=X.npy ... [--mask NAME=M.npy ...]\n"
             + "          [--present NAME=P.npy ...] --out Y.npy [--batch N] [--backend scalar|vector|cuda]\n"
             + "          the model's output for every sample, written as float32 .npy; masks are [B, N] (0 = padding),\n"
-            + "          presence arrays [B] (0 = the sample lacks that input)";
+            + "          presence arrays [B] (0 = the sample lacks that input); --spec for a plain state dict";
 
     /** Runs the command; returns the exit code (0 ok, 1 failure, 2 usage). */
     static int run(String[] args, PrintStream out, PrintStream err) {
-        Path model = null, output = null;
+        Path model = null, output = null, spec = null;
         Map<String, Path> inputs = new LinkedHashMap<>(), masks = new LinkedHashMap<>(), present = new LinkedHashMap<>();
         int batch = 256;
         Backend backend = null;
@@ -44,6 +46,7 @@ final class Predict {
                 switch (flag) {
                     case "--model": model = Path.of(value); break;
                     case "--out": output = Path.of(value); break;
+                    case "--spec": spec = Path.of(value); break;
                     case "--input": named(inputs, value, flag); break;
                     case "--mask": named(masks, value, flag); break;
                     case "--present": named(present, value, flag); break;
@@ -61,7 +64,7 @@ final class Predict {
         }
         Ops ops = backend == null ? MMFuse.ops() : MMFuse.ops(backend);
         Map<String, Tensor> x = new LinkedHashMap<>(), m = new LinkedHashMap<>(), p = new LinkedHashMap<>();
-        try (Model net = Model.load(ops, model)) {
+        try (Model net = load(ops, model, spec)) {
             for (Map.Entry<String, Path> e : inputs.entrySet()) x.put(e.getKey(), Npy.read(e.getValue()));
             for (Map.Entry<String, Path> e : masks.entrySet()) m.put(e.getKey(), Npy.read(e.getValue()));
             for (Map.Entry<String, Path> e : present.entrySet()) p.put(e.getKey(), Npy.read(e.getValue()));
@@ -110,13 +113,19 @@ final class Predict {
         }
     }
 
-    /** {@code ./mmfuse describe FILE}. */
+    /** A model file, or a plain state dict with the architecture in a JSON file. */
+    private static Model load(Ops ops, Path weights, Path spec) throws IOException {
+        return spec == null ? Model.load(ops, weights) : Model.load(ops, weights, ModelSpec.fromJson(Files.readString(spec)));
+    }
+
+    /** {@code ./mmfuse describe FILE [--spec ARCH.json]}. */
     static int describe(String[] args, PrintStream out, PrintStream err) {
-        if (args.length != 2) {
-            err.println("usage: mmfuse describe M.safetensors");
+        boolean withSpec = args.length == 4 && args[2].equals("--spec");
+        if (args.length != 2 && !withSpec) {
+            err.println("usage: mmfuse describe M.safetensors [--spec ARCH.json]");
             return 2;
         }
-        try (Model net = Model.load(MMFuse.ops(Backend.SCALAR), Path.of(args[1]))) {
+        try (Model net = load(MMFuse.ops(Backend.SCALAR), Path.of(args[1]), withSpec ? Path.of(args[3]) : null)) {
             out.print(net.describe());
             return 0;
         } catch (IOException | RuntimeException e) {

@@ -1,7 +1,6 @@
 package org.mmfuse.nn;
 
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -127,11 +126,6 @@ final class Options {
         if (!unknown.isEmpty()) {
             throw new IllegalArgumentException(layer + ": unknown option" + (unknown.size() > 1 ? "s " : " ") + unknown);
         }
-    }
-
-    /** The options as given, for writing back. */
-    Map<String, Object> asMap() {
-        return new LinkedHashMap<>(values);
     }
 
     IllegalArgumentException error(String key, String what) {

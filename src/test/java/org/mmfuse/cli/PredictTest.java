@@ -65,6 +65,19 @@ class PredictTest {
             assertArrayEquals(want.toArray(), got.toArray(), 1e-6f);
         }
 
+        // the same weights as a plain state dict, the architecture in a JSON file beside them
+        Path plain = dir.resolve("plain.safetensors"), arch = dir.resolve("arch.json");
+        org.mmfuse.io.SafeTensors.write(plain, state, Map.of());
+        java.nio.file.Files.writeString(arch, spec.toJson());
+        assertEquals(0, Predict.run(new String[] {"predict", "--model", plain.toString(), "--spec", arch.toString(), "--input",
+                "image=" + dir.resolve("image.npy"), "--input", "text=" + dir.resolve("text.npy"), "--mask",
+                "image=" + dir.resolve("mask.npy"), "--present", "text=" + dir.resolve("present.npy"), "--out",
+                dir.resolve("y2.npy").toString(), "--backend", "scalar"}, new PrintStream(out), new PrintStream(err)),
+                err.toString(StandardCharsets.UTF_8));
+        try (Tensor a = Npy.read(dir.resolve("y.npy")); Tensor b = Npy.read(dir.resolve("y2.npy"))) {
+            assertArrayEquals(a.toArray(), b.toArray());
+        }
+
         ByteArrayOutputStream described = new ByteArrayOutputStream();
         assertEquals(0, Predict.describe(new String[] {"describe", file.toString()}, new PrintStream(described), new PrintStream(err)));
         String text2 = described.toString(StandardCharsets.UTF_8);
