@@ -41,10 +41,11 @@ final class VectorGemm {
     private static final int SKINNY_ROWS = 4;
     /**
      * Linear layers (B transposed) on up to this many rows take {@link DotGemm}, which never packs the
-     * weight. Measured on 2 cores, GFLOP/s packed vs dot: 64 x 2048 -> 6000: 82 vs 158; 16 x 2048 -> 1200:
-     * 45 vs 165; 128 x 2048 -> 1200: 109 vs 172; 256 x 2048 -> 1200: 128 vs 169; 512 x 512 -> 512: 196 vs 168.
+     * weight. Measured on 2 cores (2026-11-23, median of 15 calls after 3 s, one JVM per shape), GFLOP/s
+     * packed (M blocks balanced over the threads) vs dot: 64 x 2048 -> 6000: 88 vs 112; 128 x 2048 -> 6000:
+     * 119 vs 112; 256 x 2048 -> 6000: 157 vs 120; 256 x 1200 -> 3000: 176 vs 124.
      */
-    private static final int DOT_ROWS = 256;
+    private static final int DOT_ROWS = 96;
 
     /** Per-thread packing buffers, reused: fresh arrays would be zeroed in cold memory on every call. */
     private static final ThreadLocal<float[]> PACKED_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
@@ -73,6 +74,11 @@ final class VectorGemm {
             return;
         }
         float[] packedB = PACKED_B.get();
+        // M blocks of at most MC rows, as many as a multiple of the threads when there are few of them, so
+        // that no thread idles through the last block (3 blocks on 2 threads left one a third of the work)
+        int mBlocks = (m + MC - 1) / MC;
+        if (threads > 1 && mBlocks > 1 && mBlocks < 4 * threads) mBlocks = (mBlocks + threads - 1) / threads * threads;
+        final int mcStep = Math.min(MC, ((m + mBlocks - 1) / mBlocks + MR - 1) / MR * MR);
         for (int jc = 0; jc < n; jc += NC) {
             int nc = Math.min(NC, n - jc);
             int panels = (nc + NR - 1) / NR;
@@ -89,7 +95,7 @@ final class VectorGemm {
                 // Tasks are claimed one at a time, so threads that finish early take more: an M block each,
                 // or with a single M block, a run of micro-panels each; that block is packed (and its C
                 // rows initialised) once, here, for all tasks to share.
-                int blocks = (m + MC - 1) / MC;
+                int blocks = (m + mcStep - 1) / mcStep;
                 boolean byBlock = blocks > 1 || threads == 1;
                 int runs = byBlock ? blocks : Math.min(panels, 4 * threads);
                 float[] sharedA = byBlock ? null : PACKED_A.get();
@@ -102,7 +108,7 @@ final class VectorGemm {
                     int q0 = byBlock ? 0 : panels * t / runs, q1 = byBlock ? panels : panels * (t + 1) / runs;
                     float[] packedA = byBlock ? PACKED_A.get() : sharedA;
                     for (int block = b0; block < b1; block++) {
-                        int ic = block * MC, mc = Math.min(MC, m - ic);
+                        int ic = block * mcStep, mc = Math.min(mcStep, m - ic);
                         if (byBlock) {
                             packA(a, k, ic, mc, p0, kc, packedA);
                             if (p0 == 0) initialize(c, ic * n + j0, n, mc, nc, bias, j0);
