@@ -16,8 +16,7 @@ final class AttentionFusions {
 
     /** cross_attention (one direction, {@code attention.*}) or co_attention (both: {@code a_to_b.*}, {@code b_to_a.*}). */
     static Plan<Fusion> crossAttention(Options o, List<Port> in, boolean both) {
-        String where = both ? "fusion co_attention" : "fusion cross_attention";
-        if (in.size() != 2) throw new IllegalArgumentException(where + ": takes two inputs, got " + in);
+        if (in.size() != 2) throw o.failure("takes two inputs, got " + in);
         int heads = o.positive("num_heads", null);
         boolean bias = o.bool("bias", true);
         SequencePooling pool = SequencePooling.valueOf(o.choice("pool", "mean", "mean", "sum", "max", "first").toUpperCase());

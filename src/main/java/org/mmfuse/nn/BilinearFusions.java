@@ -63,7 +63,7 @@ final class BilinearFusions {
         Activation activOut = o.activation("activ_output", Activation.RELU);
         Fusions.dropouts(o, "dropout_output");
         if (in.size() != 2 || in.get(0).sequence() != in.get(1).sequence()) {
-            throw new IllegalArgumentException("fusion mcb: takes two vectors or two sequences, got " + in);
+            throw o.failure("takes two vectors or two sequences, got " + in);
         }
         Plan<Fusion> plan = new Plan<Fusion>(new Port(out, false)).indexParameter("mcb.sketch1.h", dim(in, 0))
                 .parameter("mcb.sketch1.s", dim(in, 0)).indexParameter("mcb.sketch2.h", dim(in, 1))
@@ -89,7 +89,7 @@ final class BilinearFusions {
     /** Full bilinear pooling of two feature maps over their kept positions, optionally projected. */
     static Plan<Fusion> bilinearPool(Options o, List<Port> in) {
         if (in.size() != 2 || !in.get(0).sequence() || !in.get(1).sequence()) {
-            throw new IllegalArgumentException("fusion bilinear_pool: takes two sequences [B, N, C] (feature maps), got " + in);
+            throw o.failure("takes two sequences [B, N, C] (feature maps), got " + in);
         }
         PoolingOptions pooling = PoolingOptions.NONE.mean(o.bool("mean", true)).l2Normalize(o.bool("l2", true));
         double eps = o.number("eps", 1e-12);

@@ -83,8 +83,7 @@ final class EarlyLateFusions {
         String combine = o.choice("combine", "mean_logits", "mean_logits", "mean_probs", "vote");
         long classes = dim(in, 0);
         for (Port p : in) {
-            if (p.dim() != classes) throw new IllegalArgumentException("fusion late: every input must score the same "
-                    + classes + " classes, got " + in);
+            if (p.dim() != classes) throw o.failure("every input must score the same " + classes + " classes, got " + in);
         }
         int m = in.size();
         Object given = o.raw("weights");
@@ -125,7 +124,7 @@ final class EarlyLateFusions {
                     List<Tensor> scores = new ArrayList<>();
                     for (Tensor x : xs) {
                         scores.add(combine.equals("mean_logits") ? x : combine.equals("mean_probs") ? t.add(ops.softmax(x))
-                                : t.add(votes(ops, x)));
+                                : votes(ops, x, t));
                     }
                     return ops.weightedSum(scores, t.upload(ops, rowWeights, batch, m));
                 }
@@ -133,8 +132,11 @@ final class EarlyLateFusions {
         });
     }
 
-    /** One-hot rows of each sample's highest score (the lowest class on ties; NaN never wins), on x's device. */
-    private static Tensor votes(org.mmfuse.Ops ops, Tensor x) {
+    /**
+     * One-hot rows of each sample's highest score (the lowest class on ties; NaN never wins), on the
+     * backend's device, closed with t.
+     */
+    private static Tensor votes(org.mmfuse.Ops ops, Tensor x, Temporaries t) {
         int batch = (int) x.size(0), classes = (int) x.size(1);
         float[] s = x.device().isCpu() ? x.array() : x.toArray(), out = new float[s.length];
         for (int b = 0; b < batch; b++) {
@@ -145,10 +147,6 @@ final class EarlyLateFusions {
             }
             if (best >= 0) out[b * classes + best] = 1f;
         }
-        Tensor onHost = Tensor.of(out, batch, classes);
-        if (ops.device().isCpu()) return onHost;
-        try (onHost) {
-            return onHost.to(ops.device());
-        }
+        return t.upload(ops, out, batch, classes);
     }
 }

@@ -52,13 +52,11 @@ final class Fusions {
     /** Checks that there are min..max inputs, all vectors ([B, C]). */
     static void vectors(Options o, List<Port> inputs, int min, int max) {
         if (inputs.size() < min || inputs.size() > max) {
-            throw new IllegalArgumentException(o.error("input_dims", "").getMessage().replace("option 'input_dims' ", "")
-                    + "takes " + (min == max ? min : min + " to " + max) + " inputs, got " + inputs.size() + ": " + inputs);
+            throw o.failure("takes " + (min == max ? min : min + " to " + max) + " inputs, got " + inputs.size() + ": " + inputs);
         }
         for (Port p : inputs) {
             if (p.sequence()) {
-                throw new IllegalArgumentException(o.error("input_dims", "").getMessage().replace("option 'input_dims' ", "")
-                        + "fuses vectors [B, C]; pool the sequence input first (a pool step in its encoder), got " + inputs);
+                throw o.failure("fuses vectors [B, C]; pool the sequence input first (a pool step in its encoder), got " + inputs);
             }
         }
     }

@@ -128,6 +128,11 @@ final class Options {
         }
     }
 
+    /** An error about the layer as a whole (its inputs, say), named as the option errors are. */
+    IllegalArgumentException failure(String what) {
+        return new IllegalArgumentException(layer + ": " + what);
+    }
+
     IllegalArgumentException error(String key, String what) {
         return new IllegalArgumentException(layer + ": option '" + key + "' " + what);
     }
