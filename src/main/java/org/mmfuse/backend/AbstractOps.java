@@ -294,13 +294,7 @@ public abstract class AbstractOps implements Ops {
             throw new IllegalArgumentException("linear: x " + Shapes.toString(x.shape()) + " must end in the weight's in = "
                     + in + " (weight " + Shapes.toString(weight.shape()) + ")");
         }
-        if (bias != null) {
-            checkTensor("linear", "bias", bias);
-            if (bias.rank() != 1 || bias.size(0) != out) {
-                throw new IllegalArgumentException("linear: bias must be [" + out + "] for weight "
-                        + Shapes.toString(weight.shape()) + ", got " + Shapes.toString(bias.shape()));
-            }
-        }
+        if (bias != null) checkBias("linear", bias, out, weight);
         long[] shape = x.shape();
         shape[shape.length - 1] = out;
         Shapes.numel("linear: result", shape);
@@ -532,13 +526,7 @@ public abstract class AbstractOps implements Ops {
                     + "] with the same leading sizes for weight " + Shapes.toString(weight.shape()) + ", got x1 "
                     + Shapes.toString(x1.shape()) + ", x2 " + Shapes.toString(x2.shape()));
         }
-        if (bias != null) {
-            checkTensor("bilinear", "bias", bias);
-            if (bias.rank() != 1 || bias.size(0) != out) {
-                throw new IllegalArgumentException("bilinear: bias must be [" + out + "] for weight "
-                        + Shapes.toString(weight.shape()) + ", got " + Shapes.toString(bias.shape()));
-            }
-        }
+        if (bias != null) checkBias("bilinear", bias, out, weight);
         long[] shape = x1.shape();
         shape[shape.length - 1] = out;
         Shapes.numel("bilinear: result", shape);
@@ -635,6 +623,15 @@ public abstract class AbstractOps implements Ops {
         if (t.dtype() != q.dtype()) {
             throw new IllegalArgumentException("attention: " + argument + " " + t.describe() + " must have q's dtype, "
                     + q.dtype());
+        }
+    }
+
+    /** A layer's optional bias: a checked tensor of shape [out] (the weight is named in the message). */
+    private void checkBias(String op, Tensor bias, long out, Tensor weight) {
+        checkTensor(op, "bias", bias);
+        if (bias.rank() != 1 || bias.size(0) != out) {
+            throw new IllegalArgumentException(op + ": bias must be [" + out + "] for weight " + Shapes.toString(weight.shape())
+                    + ", got " + Shapes.toString(bias.shape()));
         }
     }
 
