@@ -93,7 +93,7 @@ final class TileProduct {
                 for (int p = 0; p < k; p++) {
                     int from = at + first + p * stepStride, to = base + p * width;
                     if (lines == width && width <= L && from + L <= src.length && to + L <= dst.length) {
-                        // One vector instead of a 14-float arraycopy call (a sixth of bilinear pooling's time):
+                        // One vector instead of an MR-float arraycopy call (a sixth of bilinear pooling's time):
                         // the floats it writes past this step belong to the next step, written after it.
                         FloatVector.fromArray(S, src, from).intoArray(dst, to);
                         continue;

@@ -28,12 +28,16 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorGemm {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
-    /** Rows of the micro-kernel: as many as the vector registers hold accumulators for (measured: 14 x 2 on
-     *  AVX-512 reaches 180 GFLOP/s of a 231 GFLOP/s core where 6 x 2 reaches 126). */
-    static final int MR = S.vectorBitSize() >= 512 ? 14 : 6;
+    /**
+     * Rows of the micro-kernel: as many as the vector registers hold accumulators for. On AVX-512 (32
+     * registers) 13 x 2 rather than 14 x 2: JDK 25's C2 keeps three broadcasts live and spilled two of
+     * 14 x 2's 28 accumulators to the stack in the loop (153 GFLOP/s of a 195 GFLOP/s core; 13 x 2 has
+     * no spill, 175; JDK 17 runs both at 193-197). 6 x 2 fills AVX2's 16.
+     */
+    static final int MR = S.vectorBitSize() >= 512 ? 13 : 6;
     static final int NR = 2 * L;
     static final int KC = 256;
-    static final int MC = MR == 14 ? 7 * MR : 16 * MR;
+    static final int MC = MR == 13 ? 7 * MR : 16 * MR;
     static final int NC = 128 * NR;
     /** Below this many flops one thread finishes before a second would have started. */
     private static final long PARALLEL_FLOPS = 1 << 18;
@@ -74,11 +78,13 @@ final class VectorGemm {
             return;
         }
         float[] packedB = PACKED_B.get();
-        // M blocks of at most MC rows, as many as a multiple of the threads when there are few of them, so
-        // that no thread idles through the last block (3 blocks on 2 threads left one a third of the work)
-        int mBlocks = (m + MC - 1) / MC;
-        if (threads > 1 && mBlocks > 1 && mBlocks < 4 * threads) mBlocks = (mBlocks + threads - 1) / threads * threads;
-        final int mcStep = Math.min(MC, ((m + mBlocks - 1) / mBlocks + MR - 1) / MR * MR);
+        // M blocks of at most MC rows, as many as a multiple of the threads, all of the same number of MR-row
+        // panels give or take one, so that no thread idles through a short last block (3 blocks on 2 threads
+        // left one a third of the work; 1024 rows in 11 blocks of 91 and one of 23 cost 1024 x 1024 x 1024 4%)
+        final int rowPanels = (m + MR - 1) / MR;
+        int mBlocks = (rowPanels + MC / MR - 1) / (MC / MR);
+        if (threads > 1 && mBlocks > 1) mBlocks = Math.min(rowPanels, (mBlocks + threads - 1) / threads * threads);
+        final int blocks = mBlocks;
         for (int jc = 0; jc < n; jc += NC) {
             int nc = Math.min(NC, n - jc);
             int panels = (nc + NR - 1) / NR;
@@ -95,7 +101,6 @@ final class VectorGemm {
                 // Tasks are claimed one at a time, so threads that finish early take more: an M block each,
                 // or with a single M block, a run of micro-panels each; that block is packed (and its C
                 // rows initialised) once, here, for all tasks to share.
-                int blocks = (m + mcStep - 1) / mcStep;
                 boolean byBlock = blocks > 1 || threads == 1;
                 int runs = byBlock ? blocks : Math.min(panels, 4 * threads);
                 float[] sharedA = byBlock ? null : PACKED_A.get();
@@ -108,7 +113,8 @@ final class VectorGemm {
                     int q0 = byBlock ? 0 : panels * t / runs, q1 = byBlock ? panels : panels * (t + 1) / runs;
                     float[] packedA = byBlock ? PACKED_A.get() : sharedA;
                     for (int block = b0; block < b1; block++) {
-                        int ic = block * mcStep, mc = Math.min(mcStep, m - ic);
+                        int ic = firstPanel(rowPanels, block, blocks) * MR;
+                        int mc = Math.min(firstPanel(rowPanels, block + 1, blocks) * MR, m) - ic;
                         if (byBlock) {
                             packA(a, k, ic, mc, p0, kc, packedA);
                             if (p0 == 0) initialize(c, ic * n + j0, n, mc, nc, bias, j0);
@@ -124,6 +130,11 @@ final class VectorGemm {
                 });
             }
         }
+    }
+
+    /** The first of a block's panels when {@code panels} are split into {@code blocks} as evenly as can be. */
+    private static int firstPanel(int panels, int block, int blocks) {
+        return (int) ((long) panels * block / blocks);
     }
 
     /** B[p0 .. p0+kc, col .. col+nr] into the micro-panel at {@code at}: NR values per k, zero beyond nr. */
@@ -166,14 +177,13 @@ final class VectorGemm {
         }
     }
 
-    /** 14 x 2 vectors: 28 accumulators, for 512-bit vectors (32 registers). */
-    private static void kernel14(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
-        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
-        FloatVector c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00;
-        FloatVector c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00;
-        FloatVector c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00;
-        FloatVector c111 = c00, c120 = c00, c121 = c00, c130 = c00, c131 = c00;
-        for (int p = 0; p < kc; p++, ao += 14, bo += ldb) {
+    /** 13 x 2 vectors: 26 accumulators, for 512-bit vectors (32 registers). */
+    private static void kernel13(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00;
+        FloatVector c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00;
+        FloatVector c110 = c00, c111 = c00, c120 = c00, c121 = c00;
+        for (int p = 0; p < kc; p++, ao += 13, bo += ldb) {
             FloatVector b0 = FloatVector.fromArray(S, pb, bo), b1 = FloatVector.fromArray(S, pb, bo + L);
             FloatVector x = FloatVector.broadcast(S, pa[ao]);
             c00 = x.fma(b0, c00);
@@ -214,9 +224,6 @@ final class VectorGemm {
             x = FloatVector.broadcast(S, pa[ao + 12]);
             c120 = x.fma(b0, c120);
             c121 = x.fma(b1, c121);
-            x = FloatVector.broadcast(S, pa[ao + 13]);
-            c130 = x.fma(b0, c130);
-            c131 = x.fma(b1, c131);
         }
         c00.add(FloatVector.fromArray(S, c, co)).intoArray(c, co);
         c01.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
@@ -244,8 +251,6 @@ final class VectorGemm {
         c111.add(FloatVector.fromArray(S, c, co + 11 * ldc + L)).intoArray(c, co + 11 * ldc + L);
         c120.add(FloatVector.fromArray(S, c, co + 12 * ldc)).intoArray(c, co + 12 * ldc);
         c121.add(FloatVector.fromArray(S, c, co + 12 * ldc + L)).intoArray(c, co + 12 * ldc + L);
-        c130.add(FloatVector.fromArray(S, c, co + 13 * ldc)).intoArray(c, co + 13 * ldc);
-        c131.add(FloatVector.fromArray(S, c, co + 13 * ldc + L)).intoArray(c, co + 13 * ldc + L);
     }
 
     /** 6 x 2 vectors: 12 accumulators, for narrower vectors (16 registers). */
@@ -302,8 +307,8 @@ final class VectorGemm {
      * floats apart: a row-major B whose NR columns are read in place, unpacked.
      */
     static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
-        if (MR == 14) {
-            kernel14(kc, pa, ao, pb, bo, ldb, c, co, ldc);
+        if (MR == 13) {
+            kernel13(kc, pa, ao, pb, bo, ldb, c, co, ldc);
         } else {
             kernel6(kc, pa, ao, pb, bo, ldb, c, co, ldc);
         }
