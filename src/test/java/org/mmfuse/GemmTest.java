@@ -111,6 +111,7 @@ class GemmTest {
         checkLinear(ops, rng, new long[] {4, 2, 300}, 129, true);
         checkLinear(ops, rng, new long[] {130, 257}, 70, true);
         checkLinear(ops, rng, new long[] {2, 150, 301}, 257, true); // 300 rows: M blocks balanced over the threads
+        checkLinear(ops, rng, new long[] {200, 258}, 45, true);   // gathered panels; a last K block of 2 steps
         checkLinear(ops, rng, new long[] {64, 2047}, 1201, true); // the unpacked dot-product path: threads, tails
         checkLinear(ops, rng, new long[] {128, 16}, 6, false);
         checkLinear(ops, rng, new long[] {4, 15}, 12, true);      // k shorter than a vector: tails only

@@ -45,9 +45,10 @@ final class VectorGemm {
     private static final int SKINNY_ROWS = 4;
     /**
      * Linear layers (B transposed) on up to this many rows take {@link DotGemm}, which never packs the
-     * weight. Measured on 2 cores (2026-11-23, median of 15 calls after 3 s, one JVM per shape), GFLOP/s
-     * packed (M blocks balanced over the threads) vs dot: 64 x 2048 -> 6000: 88 vs 112; 128 x 2048 -> 6000:
-     * 119 vs 112; 256 x 2048 -> 6000: 157 vs 120; 256 x 1200 -> 3000: 176 vs 124.
+     * weight. Measured on 2 cores (2026-11-23, JDK 25, median of 15 calls after 3 s, one JVM per shape),
+     * GFLOP/s dot vs packed (the weight gathered into panels): 32 x 768 -> 512: 170 vs 109; 64 x 2048 ->
+     * 1200: 166 vs 140; 96 x 2048 -> 6000: 156 vs 133; 128 x 2048 -> 6000: 160 vs 149, but 128 x 768 -> 512:
+     * 168 vs 201 and 150 x 2048 -> 1200: 101 vs 177 (a [m, k] past half of L2 streams from L3).
      */
     private static final int DOT_ROWS = 96;
 
