@@ -6,7 +6,10 @@
 #      and mmfuse_harness_sanitized: the harness with the C ABI's host code (native/src) built under
 #      AddressSanitizer and UBSan, linked with the same kernel objects (its host checks run anywhere);
 #   3. JavaCPP: the JNI glue of org.mmfuse.cuda.MmfNative -> libjnimmfuse.so (warnings are errors, but for
-#      the JNI signatures' unused env/class parameters).
+#      the JNI signatures' unused env/class parameters);
+#   4. the JNI glue and the C ABI's host code again under AddressSanitizer and UBSan, in
+#      <native build dir>/sanitized (not in the jar), for a JVM started with the ASan runtime preloaded
+#      (NativeHarnessTest).
 # Both libraries go to <classes>/org/mmfuse/cuda/linux-x86_64/, where JavaCPP's Loader finds them in
 # the jar. Without nvcc nothing is built and the library runs CPU-only.
 # Usage: native/build.sh <javacpp.jar> <classes dir> <native build dir>   (Maven)
@@ -43,7 +46,9 @@ g++ -std=c++17 -O2 -Wall -Wextra -Werror -I"$root/native/include" -I"$cuda_home/
     -I"$root/kernels" "$root"/native/harness/*.cpp -L"$out" -lmmfuse -L"$cuda_home/lib64" -lcudart \
     -Wl,-rpath,'$ORIGIN' -o "$out/mmfuse_harness"
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+sanitizers=0
 if echo 'int main() {}' | g++ $sanitize -x c++ - -o "$out/.sanitizer-probe" 2>/dev/null; then
+    sanitizers=1
     g++ -std=c++17 -O1 -g $sanitize -Wall -Wextra -Werror -I"$root/native/include" -I"$cuda_home/include" \
         -I"$root/kernels" "$root"/native/harness/*.cpp "$root"/native/src/*.cpp "$out"/kernels/*.o \
         -L"$cuda_home/lib64" -lcudart -Wl,-rpath,"$cuda_home/lib64" -o "$out/mmfuse_harness_sanitized"
@@ -60,4 +65,17 @@ java -cp "$javacpp_jar:$classes" org.bytedeco.javacpp.tools.Builder \
     -d "$libdir" -Dplatform.includepath="$root/native/include" -Dplatform.linkpath="$out" \
     -Xcompiler -Wall -Xcompiler -Wextra -Xcompiler -Wno-unused-parameter -Xcompiler -Werror \
     org.mmfuse.cuda.MmfNative > "$out/javacpp.log" 2>&1 || { cat "$out/javacpp.log"; exit 1; }
+if [ $sanitizers = 1 ]; then
+    sanitized="$out/sanitized/org/mmfuse/cuda/linux-x86_64"
+    mkdir -p "$sanitized"
+    g++ -std=c++17 -O1 -g -shared -fPIC $sanitize -Wall -Wextra -Werror -I"$root/native/include" \
+        -I"$cuda_home/include" -I"$root/kernels" "$root"/native/src/*.cpp "$out"/kernels/*.o \
+        -L"$cuda_home/lib64" -lcudart -Wl,-rpath,"$cuda_home/lib64" -o "$sanitized/libmmfuse.so"
+    sanitize_glue=""
+    for flag in $sanitize; do sanitize_glue="$sanitize_glue -Xcompiler $flag"; done
+    java -cp "$javacpp_jar:$classes" org.bytedeco.javacpp.tools.Builder \
+        -d "$sanitized" -Dplatform.includepath="$root/native/include" -Dplatform.linkpath="$sanitized" \
+        -Xcompiler -Wall -Xcompiler -Wextra -Xcompiler -Wno-unused-parameter -Xcompiler -Werror $sanitize_glue \
+        org.mmfuse.cuda.MmfNative > "$out/javacpp-sanitized.log" 2>&1 || { cat "$out/javacpp-sanitized.log"; exit 1; }
+fi
 echo "mmfuse: built libmmfuse.so (sm_80, sm_90, compute_90 PTX) and its JNI glue with $(nvcc --version | grep -o 'release [0-9.]*')"

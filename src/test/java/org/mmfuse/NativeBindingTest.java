@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.util.List;
 import java.util.Set;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerPointer;
@@ -64,6 +65,12 @@ class NativeBindingTest {
             assertEquals(MmfNative.MMF_OK, status, MmfNative.mmf_last_error());
             assertEquals("", MmfNative.mmf_last_error());
         }
+    }
+
+    /** Every entry point through the glue, with arguments the C side refuses or that need no device. */
+    @Test
+    void everyEntryPointAnswersThroughTheGlue() {
+        assertEquals(List.of(), JniChecks.failures());
     }
 
     @Test

@@ -4,10 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -50,5 +53,43 @@ class NativeHarnessTest {
         assertEquals(0, p.exitValue(), output);
         assertTrue(output.contains("argument checks:") && output.contains(" 0 failed") && !output.contains("runtime error")
                 && !output.contains("AddressSanitizer"), output);
+    }
+
+    /**
+     * The JNI glue (JavaCPP's generated code) and the C ABI's host code, built under AddressSanitizer and
+     * UBSan, loaded into a JVM with the ASan runtime preloaded: {@link JniChecks} passes there with no
+     * report, and a deliberate overflow in the same setting is reported (the sanitizer is live).
+     */
+    @Test
+    void jniGluePassesUnderSanitizers() throws IOException, InterruptedException {
+        Path sanitized = Path.of(System.getProperty("mmfuse.sanitized", "target/native/sanitized"));
+        assumeTrue(Files.exists(sanitized.resolve("org/mmfuse/cuda/linux-x86_64/libjnimmfuse.so")),
+                "no sanitized JNI glue under " + sanitized + " (built only with nvcc and a g++ with ASan)");
+        Process probe = new ProcessBuilder("g++", "-print-file-name=libasan.so").start();
+        String asan = new String(probe.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+        assertTrue(probe.waitFor(1, TimeUnit.MINUTES) && Files.exists(Path.of(asan)), "no ASan runtime: " + asan);
+
+        String clean = runSanitizedJvm(sanitized, asan);
+        assertTrue(clean.contains("jni checks: 0 failed") && !clean.contains("AddressSanitizer")
+                && !clean.contains("runtime error"), clean);
+        String overflow = runSanitizedJvm(sanitized, asan, "--overflow");
+        assertTrue(overflow.contains("AddressSanitizer: heap-buffer-overflow") && !overflow.contains("not detected"), overflow);
+    }
+
+    /** JniChecks in a JVM that loads the sanitized libraries; the output, with the exit status checked. */
+    private static String runSanitizedJvm(Path sanitized, String asan, String... args) throws IOException, InterruptedException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        String classPath = sanitized.toAbsolutePath() + File.pathSeparator + System.getProperty("java.class.path");
+        List<String> command = new ArrayList<>(List.of(java, "-cp", classPath, JniChecks.class.getName()));
+        command.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+        pb.environment().put("LD_PRELOAD", asan);
+        // the JVM handles its own SEGVs (implicit null checks) and never frees much; CUDA needs the shadow gap
+        pb.environment().put("ASAN_OPTIONS", "handle_segv=0:allow_user_segv_handler=1:detect_leaks=0:protect_shadow_gap=0");
+        Process p = pb.start();
+        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(2, TimeUnit.MINUTES), "sanitized JVM timed out");
+        assertEquals(args.length == 0, p.exitValue() == 0, "exit status " + p.exitValue() + ": " + output);
+        return output;
     }
 }
