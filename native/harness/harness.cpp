@@ -1,7 +1,8 @@
 // harness.cpp - checks every kernel of libmmfuse against a CPU reference on a GPU, then times it.
 // Needs no Java: build with native/build.sh (or `make -C native harness`), run target/native/mmfuse_harness.
 // Exit status: 0 when every check passed (or no GPU is present: it then says so and checks nothing),
-// 1 on any mismatch or CUDA error. `--host-only` stops after the checks that need no GPU.
+// 1 on any mismatch or CUDA error. `--host-only` stops after the checks that need no GPU, `--checks-only`
+// after the kernel checks (no timing: the run bench/gpu/sanitizer.sh gives compute-sanitizer).
 //
 // Sections: helpers, host checks, concat/split checks, timing, main; the attention checks are in
 // attention.cpp (attention is timed beside PyTorch by bench/gpu/attention.py).
@@ -262,6 +263,7 @@ int main(int argc, char** argv) {
     std::printf("concat/split: %d passed, %d failed\n", checks - failures, failures);
     failures += check_attention();
     failures += check_bilinear();
+    if (argc > 1 && std::strcmp(argv[1], "--checks-only") == 0) return failures == 0 ? 0 : 1;  // compute-sanitizer
 
     const float copy_gbps = copy_bandwidth_gbps();
     std::printf("\ncudaMemcpy device-to-device: %.1f GB/s (read + write)\n\n", copy_gbps);

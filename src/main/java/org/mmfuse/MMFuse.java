@@ -2,6 +2,7 @@ package org.mmfuse;
 
 import java.util.Map;
 import org.mmfuse.backend.Probe;
+import org.mmfuse.cuda.CudaContext;
 import org.mmfuse.cuda.CudaOps;
 
 /**
@@ -52,6 +53,12 @@ public final class MMFuse {
     public static Ops ops() {
         BackendReport report = report();
         if (report.chosen() == null) throw new IllegalStateException(report.failure());
+        boolean forced = System.getProperty(BACKEND_PROPERTY) != null || System.getenv(BACKEND_ENV) != null;
+        if (report.chosen() == Backend.CUDA && !forced && CudaContext.lossReason() != null) {
+            // a sticky CUDA error has left this process without CUDA: the next backend, as if none were found
+            return Holder.PROBE.ops().entrySet().stream().filter(e -> e.getKey() != Backend.CUDA).findFirst()
+                    .orElseThrow(() -> new IllegalStateException(CudaContext.lossReason())).getValue();
+        }
         return Holder.PROBE.ops().get(report.chosen());
     }
 

@@ -6,8 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
@@ -176,5 +181,45 @@ class CudaTest {
         } finally {
             TestSupport.closeAll(inputs);
         }
+    }
+
+    @Test
+    void allocatingUntilTheDeviceIsFullFailsCleanlyAndFreesEverything() {
+        List<DeviceMemory> held = new ArrayList<>();
+        CudaException full = null;
+        try {
+            for (int gib = 0; gib < 1024 && full == null; gib++) { // ends at the device's memory, far below 1 TiB
+                try {
+                    held.add(org.mmfuse.cuda.CudaOps.allocate(Device.cuda(0), 1L << 30));
+                } catch (CudaException e) {
+                    full = e;
+                }
+            }
+        } finally {
+            held.forEach(DeviceMemory::close);
+        }
+        assertTrue(full != null && !held.isEmpty(), "allocated " + held.size() + " GiB without failing");
+        assertEquals("cudaErrorMemoryAllocation", full.errorName());
+        Random rng = new Random(4); // usable again, the memory given back
+        List<Tensor> host = List.of(TestSupport.random(rng, 3, 7), TestSupport.random(rng, 3, 2));
+        List<Tensor> inputs = TestSupport.on(cuda(), host);
+        try (Tensor out = cuda().concat(inputs, 1); DeviceMemory again = org.mmfuse.cuda.CudaOps.allocate(Device.cuda(0),
+                (held.size() - 1) * (1L << 30))) {
+            assertArrayEquals(TestSupport.referenceConcat(host, 1), out.toArray());
+        } finally {
+            TestSupport.closeAll(inputs);
+        }
+    }
+
+    /** In a JVM of its own, since a sticky error ends CUDA for the whole process: see {@link StickyErrorCheck}. */
+    @Test
+    void aStickyErrorIsReportedAndMarksTheBackendUnusable() throws IOException, InterruptedException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"),
+                StickyErrorCheck.class.getName()).redirectErrorStream(true).start();
+        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(2, TimeUnit.MINUTES), "timed out");
+        assertEquals(0, p.exitValue(), output);
+        assertTrue(output.contains("sticky error: handled"), output);
     }
 }

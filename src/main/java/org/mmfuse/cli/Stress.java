@@ -19,16 +19,17 @@ import org.mmfuse.Ops;
 import org.mmfuse.PoolingOptions;
 import org.mmfuse.SequencePooling;
 import org.mmfuse.Tensor;
+import org.mmfuse.cuda.CudaOps;
 
 /**
  * {@code ./mmfuse stress --seconds N [--seed S]}: random valid calls of every operation on the default
  * backend from one thread per core, one call in eight also on the scalar reference and compared; once a
- * second a line with calls per second, heap in use and JavaCPP's native bytes. Exits 1 on a mismatch
- * (printing the seed and call that replay it), 2 if native memory grew by more than 64 MB between the
- * end of the first second and the end.
+ * second a line with calls per second, heap in use, JavaCPP's native bytes and, on a GPU, the device's
+ * memory in use. Exits 1 on a mismatch (printing the seed and call that replay it), 2 if native or
+ * device memory grew by more than 64 MB between the end of the first second and the end.
  */
 final class Stress {
-    private static final long NATIVE_GROWTH_LIMIT = 64L << 20;
+    private static final long MEMORY_GROWTH_LIMIT = 64L << 20;
 
     private final Ops ops = MMFuse.ops();
     private final Ops reference = MMFuse.ops(Backend.SCALAR);
@@ -62,15 +63,19 @@ final class Stress {
             workers.add(w);
             w.start();
         }
-        long baseline = -1, lastCalls = 0, last = System.nanoTime();
+        long baseline = -1, deviceBaseline = -1, lastCalls = 0, last = System.nanoTime();
         while (System.nanoTime() < end && mismatch.get() == null) {
             Thread.sleep(Math.max(1, Math.min(1000, (end - System.nanoTime()) / 1_000_000)));
-            long now = System.nanoTime(), done = calls.get();
+            long now = System.nanoTime(), done = calls.get(), device = deviceBytes();
             Runtime rt = Runtime.getRuntime();
-            out.printf(Locale.ROOT, "%6.1f s  %8.0f calls/s  heap %6d MB  native %6d MB (physical %6d MB)%n",
+            out.printf(Locale.ROOT, "%6.1f s  %8.0f calls/s  heap %6d MB  native %6d MB (physical %6d MB)%s%n",
                     (now - end) / 1e9 + seconds, (done - lastCalls) / ((now - last) / 1e9),
-                    (rt.totalMemory() - rt.freeMemory()) >> 20, Pointer.totalBytes() >> 20, Pointer.physicalBytes() >> 20);
-            if (baseline < 0) baseline = Pointer.totalBytes();
+                    (rt.totalMemory() - rt.freeMemory()) >> 20, Pointer.totalBytes() >> 20, Pointer.physicalBytes() >> 20,
+                    device < 0 ? "" : String.format(Locale.ROOT, "  device %6d MB", device >> 20));
+            if (baseline < 0) {
+                baseline = Pointer.totalBytes();
+                deviceBaseline = device;
+            }
             lastCalls = done;
             last = now;
         }
@@ -80,8 +85,15 @@ final class Stress {
             return 1;
         }
         long growth = Pointer.totalBytes() - Math.max(baseline, 0);
-        out.printf(Locale.ROOT, "stress: %d calls, no mismatch; native memory grew by %d MB%n", calls.get(), growth >> 20);
-        return growth > NATIVE_GROWTH_LIMIT ? 2 : 0;
+        long deviceGrowth = deviceBaseline < 0 ? 0 : deviceBytes() - deviceBaseline;
+        out.printf(Locale.ROOT, "stress: %d calls, no mismatch; native memory grew by %d MB%s%n", calls.get(), growth >> 20,
+                deviceBaseline < 0 ? "" : String.format(Locale.ROOT, ", device memory by %d MB", deviceGrowth >> 20));
+        return growth > MEMORY_GROWTH_LIMIT || deviceGrowth > MEMORY_GROWTH_LIMIT ? 2 : 0;
+    }
+
+    /** The stressed GPU's memory in use (all of the device's users), or -1 on a CPU backend. */
+    private long deviceBytes() {
+        return ops.backend() == Backend.CUDA ? CudaOps.deviceMemoryInUse(ops.device().index()) : -1;
     }
 
     private void work(long seed, long end) {

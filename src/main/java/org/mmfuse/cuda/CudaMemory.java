@@ -48,7 +48,7 @@ final class CudaMemory implements DeviceMemory {
     /** {@code bytes} of memory on {@code device} (at least one byte is allocated, so every tensor has an address). */
     static CudaMemory allocate(Device device, long bytes) {
         if (bytes < 0) throw new IllegalArgumentException("bytes = " + bytes + " < 0");
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "allocate");
         Pointer p = new Pointer();
         Cuda.check(cudaMallocAsync(p, Math.max(bytes, 1), Cuda.stream()),
                 "cudaMallocAsync(" + bytes + " bytes on " + device + ")");
@@ -113,14 +113,14 @@ final class CudaMemory implements DeviceMemory {
     }
 
     private void upload(Pointer staging, long bytes) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "upload");
         Cuda.check(cudaMemcpyAsync(pointer, staging, bytes, cudaMemcpyHostToDevice, Cuda.stream()),
                 "cudaMemcpyAsync(host to device)");
         Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
     }
 
     private void download(Pointer staging, long bytes) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "download");
         Cuda.check(cudaMemcpyAsync(staging, pointer, bytes, cudaMemcpyDeviceToHost, Cuda.stream()),
                 "cudaMemcpyAsync(device to host)");
         Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");

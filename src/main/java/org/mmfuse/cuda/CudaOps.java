@@ -17,10 +17,10 @@ import static org.bytedeco.cuda.global.cufft.cufftExecR2C;
 import static org.bytedeco.cuda.global.cufft.cufftPlan1d;
 import static org.bytedeco.cuda.global.cufft.cufftSetStream;
 import static org.bytedeco.cuda.global.cudart.cudaGetDeviceProperties;
+import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToDevice;
 import static org.bytedeco.cuda.global.cudart.cudaMemsetAsync;
-import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 
 import java.util.List;
@@ -30,6 +30,7 @@ import org.bytedeco.cuda.cudart.float2;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.SizeTPointer;
 import org.bytedeco.javacpp.PointerPointer;
 import org.mmfuse.Activation;
 import org.mmfuse.Backend;
@@ -76,6 +77,18 @@ public final class CudaOps extends AbstractOps {
         return CudaMemory.allocate(device, bytes);
     }
 
+    /**
+     * Bytes in use on a device as the driver counts them (total - free, {@code cudaMemGetInfo}): every
+     * process's, and what the memory pools keep for reuse after frees.
+     */
+    public static long deviceMemoryInUse(int index) {
+        try (SizeTPointer free = new SizeTPointer(1); SizeTPointer total = new SizeTPointer(1)) {
+            Cuda.enter(Device.cuda(index), "deviceMemoryInUse");
+            Cuda.check(cudaMemGetInfo(free, total), "deviceMemoryInUse (cudaMemGetInfo)");
+            return total.get() - free.get();
+        }
+    }
+
     /** One line on a device: name, compute capability, SMs, memory. */
     public static String describeDevice(int index) {
         try (cudaDeviceProp prop = new cudaDeviceProp()) {
@@ -102,8 +115,8 @@ public final class CudaOps extends AbstractOps {
 
     @Override
     public void synchronize() {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
-        Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
+        Cuda.enter(device, "synchronize");
+        Cuda.check(cudaStreamSynchronize(Cuda.stream()), "synchronize (cudaStreamSynchronize)");
     }
 
     @Override
@@ -151,7 +164,7 @@ public final class CudaOps extends AbstractOps {
         }
         int m = (int) g.m, n = (int) g.n, k = (int) g.k;
         if (m == 0 || n == 0) return;
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "gemm");
         long cAddress = c.deviceMemory().address();
         if (bias != null) {
             fillRows(cAddress, bias.deviceMemory().address(), m, n * 4L);
@@ -188,7 +201,7 @@ public final class CudaOps extends AbstractOps {
             throw new IllegalArgumentException("attention: B * H * ceil(Lq / 16) = " + blocks + " blocks exceed one CUDA"
                     + " grid (B = " + s.batch + ", H = " + s.heads + ", Lq = " + s.queries + ")");
         }
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "attention");
         int dtype = q.dtype() == DType.BF16 ? MmfNative.MMF_BF16 : q.dtype() == DType.F16 ? MmfNative.MMF_F16
                 : MmfNative.MMF_F32;
         int flags = s.allowTf32 ? MmfNative.MMF_ATTENTION_TF32 : 0;
@@ -239,7 +252,7 @@ public final class CudaOps extends AbstractOps {
     private void blockCopy(String op, boolean gather, BlockCopy plan, List<Tensor> pieces, Tensor whole) {
         if (plan.elements() == 0) return;
         int n = plan.pieces();
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, op);
         try (PointerPointer<Pointer> pointers = new PointerPointer<>(n);
                 LongPointer widths = new LongPointer(plan.widths())) {
             for (int i = 0; i < n; i++) pointers.put(i, Cuda.at(pieces.get(i).deviceMemory().address()));
@@ -269,8 +282,8 @@ public final class CudaOps extends AbstractOps {
     static void checkStatus(int status, String op) {
         if (status == MmfNative.MMF_OK) return;
         if (status == MmfNative.MMF_ERR_CUDA) {
-            throw new CudaException(op, MmfNative.mmf_cuda_error_name(MmfNative.mmf_last_cuda_error()),
-                    MmfNative.mmf_last_error());
+            int error = MmfNative.mmf_last_cuda_error();
+            throw CudaContext.PROCESS.failure(op, error, MmfNative.mmf_cuda_error_name(error), MmfNative.mmf_last_error());
         }
         if (status == MmfNative.MMF_ERR_UNSUPPORTED) { // a device limit (shared memory), not an argument error
             throw new UnsupportedOperationException(op + " on this device: " + MmfNative.mmf_last_error());
@@ -291,7 +304,7 @@ public final class CudaOps extends AbstractOps {
     protected void bilinearPool(PoolShape s, Tensor x, Tensor y, boolean symmetric, PoolingOptions options, Tensor out) {
         long width = (long) s.xDim() * s.yDim();
         if (s.batch() == 0 || width == 0) return;
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "bilinearPool");
         outerProductSums(s, s.batch(), x.deviceMemory().address(), y.deviceMemory().address(),
                 out.deviceMemory().address(), options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f,
                 "bilinearPool");
@@ -335,7 +348,7 @@ public final class CudaOps extends AbstractOps {
     protected void bilinear(BilinearShape s, Tensor x1, Tensor x2, Tensor weight, Tensor bias, Tensor out) {
         int rows = s.rows(), in1 = s.in1(), in2 = s.in2(), outs = s.out();
         if (rows == 0 || outs == 0) return;
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "bilinear");
         long perOutput = (long) rows * Math.max(in1, 1);
         int group = (int) Math.max(1, Math.min(outs, BILINEAR_CHUNK_FLOATS / perOutput));
         long w = weight.deviceMemory().address(), y = out.deviceMemory().address();
@@ -368,7 +381,7 @@ public final class CudaOps extends AbstractOps {
             PoolingOptions options, Tensor out) {
         int d = sx.outputDim(), batch = s.batch();
         if (batch == 0) return;
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "compactBilinearPool");
         long o = out.deviceMemory().address();
         try (SketchTables tx = new SketchTables(sx); SketchTables ty = new SketchTables(sy)) {
             if (s.locations() == 1 && d >= 16) { // shorter transforms cost more to plan than the outer products
@@ -484,7 +497,7 @@ public final class CudaOps extends AbstractOps {
     @Override
     protected void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options, Tensor out) {
         if (s.rows() == 0 || s.pooled() == 0) return;
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "factorizedPool");
         checkStatus(MmfNative.mmf_factorized_sums(at(x), at(y), s.rows(), s.stages(), s.units(), s.factor(),
                 code(options.activation()),
                 at(out), Cuda.stream()), "factorizedPool");
@@ -507,19 +520,19 @@ public final class CudaOps extends AbstractOps {
 
     @Override
     protected void activation(Tensor x, Activation activation, Tensor out) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "activation");
         checkStatus(MmfNative.mmf_activate(at(x), x.numel(), code(activation), at(out), Cuda.stream()), "activation");
     }
 
     @Override
     protected void layerNorm(Tensor x, long rows, int dim, Tensor weight, Tensor bias, float eps, Tensor out) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "layerNorm");
         checkStatus(MmfNative.mmf_layer_norm(at(x), rows, dim, at(weight), at(bias), eps, at(out), Cuda.stream()), "layerNorm");
     }
 
     @Override
     protected void softmax(Tensor x, long rows, int dim, Tensor out) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "softmax");
         checkStatus(MmfNative.mmf_softmax(at(x), rows, dim, at(out), Cuda.stream()), "softmax");
     }
 
@@ -527,7 +540,7 @@ public final class CudaOps extends AbstractOps {
 
     @Override
     protected void binary(Binary op, Tensor a, Tensor b, Tensor out) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "binary");
         int code = switch (op) {
             case ADD -> MmfNative.MMF_ADD;
             case SUBTRACT -> MmfNative.MMF_SUBTRACT;
@@ -540,7 +553,7 @@ public final class CudaOps extends AbstractOps {
     @Override
     protected void poolSequence(long batch, long length, long channels, Tensor x, Tensor mask, SequencePooling mode,
             Tensor out) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "poolSequence");
         int code = switch (mode) {
             case MEAN -> MmfNative.MMF_POOL_MEAN;
             case SUM -> MmfNative.MMF_POOL_SUM;
@@ -553,7 +566,7 @@ public final class CudaOps extends AbstractOps {
 
     @Override
     protected void fillAbsent(long rows, long inner, Tensor x, Tensor present, Tensor fill, Tensor out) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "fillAbsent");
         checkStatus(MmfNative.mmf_fill_absent(at(x), at(present), at(fill), rows, inner, at(out), Cuda.stream()),
                 "fillAbsent");
     }
@@ -561,7 +574,7 @@ public final class CudaOps extends AbstractOps {
     /** One accumulating launch per input, in input order. */
     @Override
     protected void weightedSum(long rows, long inner, List<Tensor> xs, Tensor weights, Tensor out) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "weightedSum");
         for (int m = 0; m < xs.size(); m++) {
             checkStatus(MmfNative.mmf_weighted_accumulate(at(xs.get(m)), at(weights), xs.size(), m, rows, inner, at(out),
                     Cuda.stream()), "weightedSum");
@@ -571,7 +584,7 @@ public final class CudaOps extends AbstractOps {
     /** A device copy, then the pooling's finishing kernels in place. */
     @Override
     protected void normalizeRows(long rows, long dim, Tensor x, PoolingOptions options, Tensor out) {
-        Cuda.check(cudaSetDevice(device.index()), "cudaSetDevice");
+        Cuda.enter(device, "normalizeRows");
         long bytes = x.numel() * Float.BYTES;
         if (bytes == 0) return;
         Cuda.check(cudaMemcpyAsync(at(out), at(x), bytes, cudaMemcpyDeviceToDevice, Cuda.stream()), "cudaMemcpyAsync");
