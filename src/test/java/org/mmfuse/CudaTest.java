@@ -215,7 +215,7 @@ class CudaTest {
     @Test
     void aStickyErrorIsReportedAndMarksTheBackendUnusable() throws IOException, InterruptedException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"),
+        Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "-cp", TestSupport.childClassPath(),
                 StickyErrorCheck.class.getName()).redirectErrorStream(true).start();
         String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(2, TimeUnit.MINUTES), "timed out");

@@ -79,7 +79,7 @@ class NativeHarnessTest {
     /** JniChecks in a JVM that loads the sanitized libraries; the output, with the exit status checked. */
     private static String runSanitizedJvm(Path sanitized, String asan, String... args) throws IOException, InterruptedException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        String classPath = sanitized.toAbsolutePath() + File.pathSeparator + System.getProperty("java.class.path");
+        String classPath = sanitized.toAbsolutePath() + File.pathSeparator + TestSupport.childClassPath();
         List<String> command = new ArrayList<>(List.of(java, "-cp", classPath, JniChecks.class.getName()));
         command.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);

@@ -1,5 +1,10 @@
 package org.mmfuse;
 
+import java.io.File;
+import java.net.URISyntaxException;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -71,5 +76,25 @@ final class TestSupport {
             out[o] = parts.get(j).array()[(int) flat];
         }
         return out;
+    }
+
+    /**
+     * The class path a child JVM needs to run this test's classes: the JVM's own, plus the URLs of the
+     * loader that loaded the tests when it is not the application loader (JUnit's console launcher, as
+     * bench/gpu/java.sh runs it, loads its {@code --class-path} that way).
+     */
+    static String childClassPath() {
+        List<String> entries = new ArrayList<>();
+        if (TestSupport.class.getClassLoader() instanceof URLClassLoader loader) {
+            for (URL url : loader.getURLs()) {
+                try {
+                    entries.add(Path.of(url.toURI()).toString());
+                } catch (URISyntaxException e) {
+                    throw new IllegalStateException("class path entry " + url, e);
+                }
+            }
+        }
+        entries.add(System.getProperty("java.class.path"));
+        return String.join(File.pathSeparator, entries);
     }
 }
