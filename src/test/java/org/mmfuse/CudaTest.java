@@ -222,4 +222,20 @@ class CudaTest {
         assertEquals(0, p.exitValue(), output);
         assertTrue(output.contains("sticky error: handled"), output);
     }
+
+    /**
+     * Device tensors dropped without close(): their memory comes back through the cleaner when the device
+     * fills (the allocation collects and retries), so more than the device holds allocates.
+     */
+    @Test
+    void tensorsNeverClosedAreReclaimed() {
+        long chunk = 256L << 20;
+        for (long allocated = 0; allocated < 200L << 30; allocated += chunk) { // 200 GiB: more than an H200 holds
+            Tensor.wrap(org.mmfuse.cuda.CudaOps.allocate(Device.cuda(0), chunk), DType.F32, chunk / 4); // dropped
+        }
+        Tensor x = TestSupport.random(new Random(5), 4, 4);
+        try (Tensor onDevice = x.to(Device.cuda(0)); Tensor back = onDevice.to(Device.CPU)) {
+            assertArrayEquals(x.array(), back.array());
+        }
+    }
 }

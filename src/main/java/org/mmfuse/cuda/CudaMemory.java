@@ -1,7 +1,9 @@
 package org.mmfuse.cuda;
 
+import static org.bytedeco.cuda.global.cudart.cudaErrorMemoryAllocation;
 import static org.bytedeco.cuda.global.cudart.cudaFree;
 import static org.bytedeco.cuda.global.cudart.cudaFreeAsync;
+import static org.bytedeco.cuda.global.cudart.cudaGetLastError;
 import static org.bytedeco.cuda.global.cudart.cudaMallocAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToHost;
@@ -50,9 +52,29 @@ final class CudaMemory implements DeviceMemory {
         if (bytes < 0) throw new IllegalArgumentException("bytes = " + bytes + " < 0");
         Cuda.enter(device, "allocate");
         Pointer p = new Pointer();
-        Cuda.check(cudaMallocAsync(p, Math.max(bytes, 1), Cuda.stream()),
-                "cudaMallocAsync(" + bytes + " bytes on " + device + ")");
+        int status = cudaMallocAsync(p, Math.max(bytes, 1), Cuda.stream());
+        // Tensors never closed hold device memory that only the cleaner frees, after a garbage collection
+        // that their small Java objects give no reason to run: when the device is full, collect, and try
+        // again while the cleaner frees what was unreachable (a fifth of a second at most).
+        for (int retry = 0; status == cudaErrorMemoryAllocation && retry < RETRIES; retry++) {
+            cudaGetLastError();
+            if (retry == 0) System.gc();
+            sleep(RETRY_MILLIS);
+            status = cudaMallocAsync(p, Math.max(bytes, 1), Cuda.stream());
+        }
+        Cuda.check(status, "cudaMallocAsync(" + bytes + " bytes on " + device + ")");
         return new CudaMemory(p, bytes, device);
+    }
+
+    private static final int RETRIES = 10;
+    private static final long RETRY_MILLIS = 20;
+
+    private static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     @Override
