@@ -46,7 +46,8 @@ public final class MMFuse {
     }
 
     /**
-     * The operations of the chosen backend.
+     * The operations of the chosen backend. Once a sticky CUDA error has made CUDA unusable in this
+     * process (see {@link CudaContext}), the next available backend instead, unless CUDA was forced.
      *
      * @throws IllegalStateException if a backend was forced that cannot work here, with the reasons
      */

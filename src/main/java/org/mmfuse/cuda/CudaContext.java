@@ -1,6 +1,7 @@
 package org.mmfuse.cuda;
 
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
 import org.mmfuse.CudaException;
 
 /**
@@ -32,7 +33,7 @@ public final class CudaContext {
     /** The process's context. */
     static final CudaContext PROCESS = new CudaContext();
 
-    private volatile CudaException lost;
+    private final AtomicReference<CudaException> lost = new AtomicReference<>();
 
     CudaContext() {}
 
@@ -41,24 +42,20 @@ public final class CudaContext {
      * null while it works.
      */
     public static String lossReason() {
-        CudaException first = PROCESS.lost;
+        CudaException first = PROCESS.lost.get();
         return first == null ? null : first.getMessage();
     }
 
     /** The exception for a failed CUDA call; a sticky error also marks the context lost. */
     CudaException failure(String operation, int error, String errorName, String message) {
         CudaException e = new CudaException(operation, errorName, message);
-        if (STICKY.contains(error) && lost == null) {
-            synchronized (this) {
-                if (lost == null) lost = e;
-            }
-        }
+        if (STICKY.contains(error)) lost.compareAndSet(null, e);
         return e;
     }
 
     /** Refuses an operation once the context is lost. */
     void ensureUsable(String operation) {
-        CudaException first = lost;
+        CudaException first = lost.get();
         if (first != null) {
             throw new CudaException(operation, first.errorName(), "the CUDA context was lost to an earlier error, "
                     + first.getMessage() + "; CUDA is unusable in this process until it restarts");
