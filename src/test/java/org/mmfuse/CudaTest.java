@@ -7,12 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
@@ -214,13 +212,9 @@ class CudaTest {
     /** In a JVM of its own, since a sticky error ends CUDA for the whole process: see {@link StickyErrorCheck}. */
     @Test
     void aStickyErrorIsReportedAndMarksTheBackendUnusable() throws IOException, InterruptedException {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector", "-cp", TestSupport.childClassPath(),
-                StickyErrorCheck.class.getName()).redirectErrorStream(true).start();
-        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(2, TimeUnit.MINUTES), "timed out");
-        assertEquals(0, p.exitValue(), output);
-        assertTrue(output.contains("sticky error: handled"), output);
+        TestSupport.ChildJvm run = TestSupport.runJava(null, Map.of(), StickyErrorCheck.class);
+        assertEquals(0, run.exitStatus(), run.output());
+        assertTrue(run.output().contains("sticky error: handled"), run.output());
     }
 
     /**

@@ -4,13 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -78,18 +76,11 @@ class NativeHarnessTest {
 
     /** JniChecks in a JVM that loads the sanitized libraries; the output, with the exit status checked. */
     private static String runSanitizedJvm(Path sanitized, String asan, String... args) throws IOException, InterruptedException {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        String classPath = sanitized.toAbsolutePath() + File.pathSeparator + TestSupport.childClassPath();
-        List<String> command = new ArrayList<>(List.of(java, "-cp", classPath, JniChecks.class.getName()));
-        command.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
-        pb.environment().put("LD_PRELOAD", asan);
         // the JVM handles its own SEGVs (implicit null checks) and never frees much; CUDA needs the shadow gap
-        pb.environment().put("ASAN_OPTIONS", "handle_segv=0:allow_user_segv_handler=1:detect_leaks=0:protect_shadow_gap=0");
-        Process p = pb.start();
-        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(2, TimeUnit.MINUTES), "sanitized JVM timed out");
-        assertEquals(args.length == 0, p.exitValue() == 0, "exit status " + p.exitValue() + ": " + output);
-        return output;
+        TestSupport.ChildJvm run = TestSupport.runJava(sanitized.toAbsolutePath().toString(), Map.of("LD_PRELOAD", asan,
+                "ASAN_OPTIONS", "handle_segv=0:allow_user_segv_handler=1:detect_leaks=0:protect_shadow_gap=0"),
+                JniChecks.class, args);
+        assertEquals(args.length == 0, run.exitStatus() == 0, "exit status " + run.exitStatus() + ": " + run.output());
+        return run.output();
     }
 }

@@ -1,13 +1,17 @@
 package org.mmfuse;
 
 import java.io.File;
+import java.io.IOException;
 import java.net.URISyntaxException;
 import java.net.URL;
 import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /** Shared by the tests: the backends to run on, random tensors, and an independent concat reference. */
@@ -96,5 +100,31 @@ final class TestSupport {
         }
         entries.add(System.getProperty("java.class.path"));
         return String.join(File.pathSeparator, entries);
+    }
+
+    /** A finished child JVM: its exit status and its output (stdout and stderr together). */
+    record ChildJvm(int exitStatus, String output) {}
+
+    /**
+     * {@code mainClass} run with {@code args} in a JVM of its own (this one's java, the vector module,
+     * {@code firstOnClassPath} before this test's class path), its environment plus {@code env}; two
+     * minutes at most.
+     */
+    static ChildJvm runJava(String firstOnClassPath, Map<String, String> env, Class<?> mainClass, String... args)
+            throws IOException, InterruptedException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        String classPath = firstOnClassPath == null ? childClassPath() : firstOnClassPath + File.pathSeparator + childClassPath();
+        List<String> command = new ArrayList<>(List.of(java, "--add-modules", "jdk.incubator.vector", "-cp", classPath,
+                mainClass.getName()));
+        command.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+        pb.environment().putAll(env);
+        Process p = pb.start();
+        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(2, TimeUnit.MINUTES)) {
+            p.destroyForcibly();
+            throw new AssertionError(mainClass.getSimpleName() + " timed out: " + output);
+        }
+        return new ChildJvm(p.exitValue(), output);
     }
 }
