@@ -163,6 +163,8 @@ class AttentionTest {
         check(ops, rng, 2, 5, 37, 2, 64, 16, true, true, false, 1);      // causal, Lq < Lk: bottom-right
         check(ops, rng, 1, 9, 4, 1, 32, 8, true, false, false, 1);       // causal, Lq > Lk: early queries see nothing
         check(ops, rng, 1, 3, 65, 2, 128, 128, false, false, true, 1);   // packed
+        check(ops, rng, 4, 130, 50, 3, 32, 24, true, true, false, 1);    // many query tiles, causal, masks
+        check(ops, rng, 1, 40, 33, 12, 16, 16, false, true, false, 1);   // many heads
     }
 
     @ParameterizedTest
