@@ -165,6 +165,7 @@ class AttentionTest {
         check(ops, rng, 1, 3, 65, 2, 128, 128, false, false, true, 1);   // packed
         check(ops, rng, 4, 130, 50, 3, 32, 24, true, true, false, 1);    // many query tiles, causal, masks
         check(ops, rng, 1, 40, 33, 12, 16, 16, false, true, false, 1);   // many heads
+        check(ops, rng, 3, 70, 45, 8, 64, 24, true, true, false, 1);     // runs of heads whose rows a CPU task copies
     }
 
     @ParameterizedTest

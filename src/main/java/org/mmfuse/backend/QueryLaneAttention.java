@@ -9,9 +9,10 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Attention on the Vector API with the vector lanes over queries: a tile of QL = 2L queries is held
  * transposed, qᵀ [Dh, QL], so that one key row broadcast element by element against it gives that
- * key's scores for all QL queries at once. The keys and values are read in place, row by row (no
- * transposed copy of the head's keys, which {@link VectorAttention} needs for its key lanes), each
- * head's keys once per tile of QL queries; the online softmax is elementwise over the lanes (no
+ * key's scores for all QL queries at once. The keys and values are read row by row (no transposed
+ * copy of the head's keys, which {@link VectorAttention} needs for its key lanes), each head's keys
+ * once per tile of QL queries: in place when there is one tile, else from a plain copy of a run of
+ * heads' rows (see {@link #headsPerCopy}); the online softmax is elementwise over the lanes (no
  * horizontal reductions). P V then turns to lanes over Dv, reading the probabilities as broadcast
  * scalars, so the output accumulates in its own layout [QL, Dv]. Taken for at least L queries and
  * no weights (see {@link #takes}).
@@ -27,6 +28,10 @@ final class QueryLaneAttention {
     private static final int QL = 2 * L;
     /** Keys per softmax block: the scores of a block are exponentiated and applied together. */
     private static final int KEY_BLOCK = 64;
+    /** Tasks wanted per thread, when a task is a run of heads. */
+    private static final int TASKS_PER_THREAD = 4;
+    /** Bytes of keys and values a task copies at most: half of a 2 MiB L2. */
+    private static final long COPY_BYTES = 1 << 20;
     /** Below this many flops one thread finishes before a second would have started. */
     private static final long PARALLEL_FLOPS = 1 << 18;
 
@@ -34,13 +39,17 @@ final class QueryLaneAttention {
 
     /** Per-thread scratch, grown on demand and reused (fresh arrays are zeroed in cold memory). */
     private static final class Workspace {
-        float[] queriesT = new float[0], output = new float[0];
+        float[] queriesT = new float[0], output = new float[0], keys = new float[0], values = new float[0];
         final float[] scoresT = new float[KEY_BLOCK * QL];
         /** Per query lane: the running maximum and denominator, and the last block's rescaling. */
         final float[] max = new float[QL], sum = new float[QL], alpha = new float[QL];
         final int[] keyRows = new int[8];
         final int[] biasIndex = new int[L];
         final float[] biasLanes = new float[L];
+
+        static float[] atLeast(float[] buffer, int n) {
+            return buffer.length >= n ? buffer : new float[n];
+        }
     }
 
     private QueryLaneAttention() {}
@@ -52,19 +61,70 @@ final class QueryLaneAttention {
 
     static void run(AttentionShape s, float[] q, float[] k, float[] v, float[] mask, float[] bias, float[] out,
             float[] lse) {
-        int tiles = (s.queries + QL - 1) / QL, tasks = s.batch * s.heads * tiles;
+        int tiles = (s.queries + QL - 1) / QL, group = headsPerCopy(s);
         boolean parallel = s.flops() >= PARALLEL_FLOPS;
+        if (group == 0) { // tasks of one tile, reading the keys and values in place
+            int tasks = s.batch * s.heads * tiles;
+            CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
+                for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
+                    int b = task / tiles / s.heads, h = task / tiles % s.heads;
+                    int kAt = (b * s.keys * s.heads + h) * s.headDim, vAt = (b * s.keys * s.heads + h) * s.valueDim;
+                    tile(s, b, h, task % tiles * QL, q, k, kAt, s.heads * s.headDim, v, vAt, s.heads * s.valueDim,
+                            mask, bias, out, lse, WORKSPACE.get());
+                }
+            });
+            return;
+        }
+        int groups = (s.heads + group - 1) / group, tasks = s.batch * groups;
         CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
             for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
-                int bh = task / tiles, i0 = task % tiles * QL;
-                tile(s, bh / s.heads, bh % s.heads, i0, q, k, v, mask, bias, out, lse, WORKSPACE.get());
+                int b = task / groups, h0 = task % groups * group, h1 = Math.min(s.heads, h0 + group);
+                Workspace w = WORKSPACE.get();
+                copyHeads(s, b, h0, h1, k, v, w);
+                for (int h = h0; h < h1; h++) {
+                    int kAt = (h - h0) * s.keys * s.headDim, vAt = (h - h0) * s.keys * s.valueDim;
+                    for (int i = 0; i < s.queries; i += QL) {
+                        tile(s, b, h, i, q, w.keys, kAt, s.headDim, w.values, vAt, s.valueDim, mask, bias, out, lse, w);
+                    }
+                }
             }
         });
     }
 
+    /**
+     * How many heads a task copies the keys and values of before it computes them (0: none, read in
+     * place): as many as fit {@link #COPY_BYTES}, and few enough for {@link #TASKS_PER_THREAD} tasks a
+     * thread. In place, a head's rows lie H Dh floats apart, and each head of each tile starts by
+     * missing in cache on rows the hardware prefetchers do not see coming (for B=64, H=12,
+     * Lq=Lk=128, Dh=64, K and V of one batch element kept in L2 ran 25% faster); one batch element's
+     * rows over a run of heads are long contiguous runs that they do.
+     */
+    private static int headsPerCopy(AttentionShape s) {
+        if (s.queries <= QL) return 0; // one tile reads each row once: a copy would only add to it
+        long perHead = (long) s.keys * (s.headDim + s.valueDim) * Float.BYTES;
+        long wanted = (long) TASKS_PER_THREAD * CpuThreads.SHARED.threads();
+        long fit = COPY_BYTES / Math.max(1, perHead), spread = (long) s.batch * s.heads / wanted;
+        return (int) Math.min(s.heads, Math.min(fit, spread));
+    }
+
+    /** Keys and values of heads [h0, h1) of batch element b, row after row, to kc [h1 - h0, Lk, Dh] and
+     *  vc [h1 - h0, Lk, Dv] in the workspace. */
+    private static void copyHeads(AttentionShape s, int b, int h0, int h1, float[] k, float[] v, Workspace w) {
+        int heads = h1 - h0, dh = s.headDim, dv = s.valueDim;
+        float[] kc = w.keys = Workspace.atLeast(w.keys, heads * s.keys * dh);
+        float[] vc = w.values = Workspace.atLeast(w.values, heads * s.keys * dv);
+        for (int j = 0; j < s.keys; j++) {
+            int kFrom = ((b * s.keys + j) * s.heads + h0) * dh, vFrom = ((b * s.keys + j) * s.heads + h0) * dv;
+            for (int h = 0; h < heads; h++) {
+                System.arraycopy(k, kFrom + h * dh, kc, (h * s.keys + j) * dh, dh);
+                System.arraycopy(v, vFrom + h * dv, vc, (h * s.keys + j) * dv, dv);
+            }
+        }
+    }
+
     /** Queries [i0, i0 + QL) of head (b, h); lanes past Lq compute on zeros and are not written. */
-    private static void tile(AttentionShape s, int b, int h, int i0, float[] q, float[] k, float[] v, float[] mask,
-            float[] bias, float[] out, float[] lse, Workspace w) {
+    private static void tile(AttentionShape s, int b, int h, int i0, float[] q, float[] k, int kFirst, int kRow,
+            float[] v, int vFirst, int vRow, float[] mask, float[] bias, float[] out, float[] lse, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, rows = Math.min(QL, s.queries - i0);
         float[] qT = w.queriesT = w.queriesT.length >= dh * QL ? w.queriesT : new float[dh * QL];
         int ldo = Math.max(dv, 1);
@@ -75,8 +135,6 @@ final class QueryLaneAttention {
         Arrays.fill(max, Float.NEGATIVE_INFINITY);
         Arrays.fill(sum, 0f);
 
-        int kRow = s.heads * dh, vRow = s.heads * dv;
-        int kFirst = (b * s.keys * s.heads + h) * dh, vFirst = (b * s.keys * s.heads + h) * dv;
         int lastKey = s.lastKey(i0 + rows - 1); // the tile's last query sees the most keys
         for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
@@ -111,12 +169,17 @@ final class QueryLaneAttention {
     // The transposition and the vector kernels are methods of their own, which keeps tile() small:
     // C2 gives up intrinsifying Vector API calls inlined into a method past its node budget.
 
-    /** qᵀ[d, i] = scale · q[first + i qRow + d] for i < rows, 0 for the lanes past them. Row by row: read
-     *  with d outer, the loads would walk q at a stride of H Dh floats, which maps its rows onto a few
-     *  L1 sets (measured twice as slow; hardware gathers measured no faster than this). */
+    /** qᵀ[d, i] = scale · q[first + i qRow + d] for i < rows, 0 for the lanes past them. In 16 x 16 blocks
+     *  transposed in registers where the vectors have 16 lanes, element by element for the rest (read
+     *  row by row: with d outer, the loads would walk q at a stride of H Dh floats, which maps its rows
+     *  onto a few L1 sets). This copy was a sixth of the time of B=64, H=12, Lq=Lk=128 element by element. */
     private static void packQueries(float[] q, int first, int qRow, int rows, int dh, float scale, float[] qT) {
+        int blockRows = Transpose16.AVAILABLE ? rows / 16 * 16 : 0, blockCols = dh / 16 * 16;
+        for (int i = 0; i < blockRows; i += 16) {
+            for (int d = 0; d < blockCols; d += 16) Transpose16.block(q, first + i * qRow + d, qRow, scale, qT, d * QL + i, QL);
+        }
         for (int i = 0, from = first; i < rows; i++, from += qRow) {
-            for (int d = 0; d < dh; d++) qT[d * QL + i] = q[from + d] * scale;
+            for (int d = i < blockRows ? blockCols : 0; d < dh; d++) qT[d * QL + i] = q[from + d] * scale;
         }
         for (int d = 0; d < dh; d++) Arrays.fill(qT, d * QL + rows, (d + 1) * QL, 0f);
     }
