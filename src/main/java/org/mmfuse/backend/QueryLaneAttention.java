@@ -192,12 +192,21 @@ final class QueryLaneAttention {
      */
     private static void softmaxBlock(int n, float[] sT, float[] max, float[] sum, float[] alpha) {
         for (int lanes = 0; lanes < QL; lanes += L) {
-            FloatVector oldMax = FloatVector.fromArray(S, max, lanes), newMax = oldMax;
-            for (int j = 0; j < n; j++) newMax = newMax.max(FloatVector.fromArray(S, sT, j * QL + lanes));
+            // four running maxima: Java's max (NaN and -0 rules) compiles to a chain of about 12 cycles a step
+            FloatVector oldMax = FloatVector.fromArray(S, max, lanes), m0 = oldMax, m1 = oldMax, m2 = oldMax, m3 = oldMax;
+            int j = 0;
+            for (; j + 4 <= n; j += 4) {
+                m0 = m0.max(FloatVector.fromArray(S, sT, j * QL + lanes));
+                m1 = m1.max(FloatVector.fromArray(S, sT, (j + 1) * QL + lanes));
+                m2 = m2.max(FloatVector.fromArray(S, sT, (j + 2) * QL + lanes));
+                m3 = m3.max(FloatVector.fromArray(S, sT, (j + 3) * QL + lanes));
+            }
+            for (; j < n; j++) m0 = m0.max(FloatVector.fromArray(S, sT, j * QL + lanes));
+            FloatVector newMax = m0.max(m1).max(m2.max(m3));
             FloatVector base = newMax.blend(0f, newMax.compare(VectorOperators.EQ, Float.NEGATIVE_INFINITY));
             FloatVector rescale = VectorMath.exp(oldMax.sub(base));
             FloatVector blockSum = FloatVector.zero(S);
-            for (int j = 0; j < n; j++) {
+            for (j = 0; j < n; j++) {
                 FloatVector p = VectorMath.exp(FloatVector.fromArray(S, sT, j * QL + lanes).sub(base));
                 p.intoArray(sT, j * QL + lanes);
                 blockSum = blockSum.add(p);
