@@ -166,17 +166,20 @@ class AttentionTest {
         check(ops, rng, 4, 130, 50, 3, 32, 24, true, true, false, 1);    // many query tiles, causal, masks
         check(ops, rng, 1, 40, 33, 12, 16, 16, false, true, false, 1);   // many heads
         check(ops, rng, 3, 70, 45, 8, 64, 24, true, true, false, 1);     // runs of heads whose rows a CPU task copies
+        check(ops, rng, 1, 5, 300, 12, 80, 24, true, true, false, 1);    // few queries, one batch element, many heads
     }
 
     @ParameterizedTest
     @MethodSource("backends")
     void additiveBiasBroadcasts(Ops ops) {
         Random rng = new Random(37);
-        int b = 2, h = 3, lq = 17, lk = 70;
-        for (long[] shape : new long[][] {{lq, lk}, {b, 1, lq, lk}, {1, h, 1, lk}, {b, h, lq, lk}, {lk}}) {
-            Tensor bias = TestSupport.random(rng, shape);
-            for (int x = 0; x < bias.array().length; x += 7) bias.array()[x] = Float.NEGATIVE_INFINITY; // masks too
-            check(ops, rng, b, lq, lk, h, 32, 16, false, true, false, 1, bias);
+        int b = 2, h = 3, lk = 70;
+        for (int lq : new int[] {17, 3}) { // a CPU backend has a kernel for few queries
+            for (long[] shape : new long[][] {{lq, lk}, {b, 1, lq, lk}, {1, h, 1, lk}, {b, h, lq, lk}, {lk}}) {
+                Tensor bias = TestSupport.random(rng, shape);
+                for (int x = 0; x < bias.array().length; x += 7) bias.array()[x] = Float.NEGATIVE_INFINITY; // masks too
+                check(ops, rng, b, lq, lk, h, 32, 16, false, true, false, 1, bias);
+            }
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ops.attention(
                 zeros(ops, 2, 3, 4, 8), zeros(ops, 2, 5, 4, 8), zeros(ops, 2, 5, 4, 8),

@@ -14,8 +14,8 @@ import jdk.incubator.vector.VectorSpecies;
  * once per tile of QL queries: in place when there is one tile, else from a plain copy of a run of
  * heads' rows (see {@link #headsPerCopy}); the online softmax is elementwise over the lanes (no
  * horizontal reductions). P V then turns to lanes over Dv, reading the probabilities as broadcast
- * scalars, so the output accumulates in its own layout [QL, Dv]. Taken for at least L queries and
- * no weights (see {@link #takes}).
+ * scalars, so the output accumulates in its own layout [QL, Dv]. Taken without weights from
+ * {@link FewQueryAttention#QUERIES} queries (see {@link #takes}).
  *
  * <p>Two register-tiled micro-kernels, 8 x 2 vectors each: {@code scores8} (8 keys x QL queries,
  * over Dh) and {@code values8} (8 queries x 2L output columns, over a block's keys). Written out
@@ -56,9 +56,9 @@ final class QueryLaneAttention {
 
     private QueryLaneAttention() {}
 
-    /** Whether this kernel takes the call: a full vector of queries at least, and no weights asked. */
+    /** Whether this kernel takes the call: no weights asked, and too many queries for {@link FewQueryAttention}. */
     static boolean takes(AttentionShape s, boolean weights) {
-        return !weights && s.queries >= L;
+        return !weights && s.queries >= FewQueryAttention.QUERIES;
     }
 
     static void run(AttentionShape s, float[] q, float[] k, float[] v, float[] mask, float[] bias, float[] out,

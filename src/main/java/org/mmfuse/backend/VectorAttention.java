@@ -10,8 +10,8 @@ import jdk.incubator.vector.VectorSpecies;
  * denominator per query, the accumulated output rescaled when the maximum grows), no Lq x Lk buffer
  * unless the weights are asked for. Tasks are (batch, head, run of query tiles), claimed by all cores.
  *
- * <p>This kernel takes the calls with fewer queries than a vector has lanes, or that want the weights;
- * {@link QueryLaneAttention} the others. Per block of QB queries and KEY_BLOCK keys, two register-tiled micro-kernels do the arithmetic,
+ * <p>This kernel takes the calls that want the weights; {@link FewQueryAttention} those with a handful
+ * of queries, {@link QueryLaneAttention} the others. Per block of QB queries and KEY_BLOCK keys, two register-tiled micro-kernels do the arithmetic,
  * as in the GEMM: {@code scoreTile} computes QB x 2L of the scores (twice per block) from the queries packed d-major
  * and the head's keys transposed to kᵀ [Dh, Lk] (vector lanes over keys, no horizontal sums), and
  * {@code valueTile} adds P · V into a QB x 2L slice of the output accumulator (lanes over Dv). Between
@@ -62,6 +62,10 @@ final class VectorAttention {
     static void run(AttentionShape s, float[] q, float[] k, float[] v, float[] mask, float[] bias, float[] out,
             float[] lse, float[] weights) {
         if (s.batch == 0 || s.heads == 0 || s.queries == 0) return;
+        if (FewQueryAttention.takes(s, weights != null)) {
+            FewQueryAttention.run(s, q, k, v, mask, bias, out, lse);
+            return;
+        }
         if (QueryLaneAttention.takes(s, weights != null)) {
             QueryLaneAttention.run(s, q, k, v, mask, bias, out, lse);
             return;
