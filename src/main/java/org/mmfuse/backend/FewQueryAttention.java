@@ -2,26 +2,34 @@ package org.mmfuse.backend;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Attention for a handful of queries (one query over a ViT's tokens, a few latents), without the
- * weights. Each key and value is used by so few queries that the call is bound by reading
- * them: what matters is reading them at the memory's speed. In the [B, L, H, D] layout one head's rows
- * lie H D floats apart, a pattern the prefetchers do not follow (one task per head ran 256,8,1,577,64
- * at 3.6 GFLOP/s, 7 GB/s); so a task takes a batch element's run of heads and walks the keys in blocks
- * of {@link #KEY_BLOCK}, all its heads at once, reading consecutive rows.
+ * weights. A task takes a batch element's run of heads and walks the keys in blocks of
+ * {@link #KEY_BLOCK}, all its heads at once, so that it reads consecutive rows (one task per head, the
+ * keys transposed by gathers, ran 256,8,1,577,64 at 3.6 GFLOP/s; this runs it at 9).
  *
- * <p>Per head and block: the block's keys transposed to kᵀ [Dh, KEY_BLOCK] (16 x 16 in registers where
- * vectors have 16 lanes), each query's scores as vectors over the keys, the online softmax (running
- * maximum, denominator, rescaling of what was accumulated), then P V with lanes over Dv.
+ * <p>Per head and block: each query's scores for the block's keys (where vectors have 16 lanes, sums of
+ * products over d added up by a tree of lane exchanges, {@link #dotScores}; else from the keys
+ * transposed), the online softmax step (running maximum, denominator, rescaling of what was
+ * accumulated), then P V with lanes over Dv. With so few queries the per-query steps, chains of
+ * dependent reductions and exponentials, cost as much as the products: 32,8,4,196,64 runs no faster
+ * with its inputs in L2 than from memory.
  */
 final class FewQueryAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
     /** Queries from which {@link QueryLaneAttention} (2L query lanes, whatever Lq) is faster: measured at L / 2. */
     static final int QUERIES = Math.max(2, L / 2);
+    /** Scores by sums of products over d ({@link #dotScores}) where vectors have 16 lanes and divide Dh (a masked
+     *  last vector in that method made C2 give up its vector intrinsics: 20 times slower), else from transposed keys. */
+    private static final boolean SUM_TREES = L == 16;
+    private static final VectorShuffle<Float> SWAP8 = swap(8), SWAP4 = swap(4), SWAP2 = swap(2), SWAP1 = swap(1);
+    private static final VectorMask<Float> BIT8 = bitSet(8), BIT4 = bitSet(4), BIT2 = bitSet(2), BIT1 = bitSet(1);
     /** Keys per block: one transposition's worth. */
     private static final int KEY_BLOCK = 16;
     /** Tasks wanted per thread: heads are split into runs only when there are fewer batch elements. */
@@ -41,6 +49,18 @@ final class FewQueryAttention {
     }
 
     private FewQueryAttention() {}
+
+    /** Lane i takes lane i ^ bit (where the lanes are 16; unused otherwise). */
+    private static VectorShuffle<Float> swap(int bit) {
+        return VectorShuffle.fromOp(S, i -> (i ^ bit) & (L - 1));
+    }
+
+    /** The lanes whose index has {@code bit} set. */
+    private static VectorMask<Float> bitSet(int bit) {
+        boolean[] set = new boolean[L];
+        for (int i = 0; i < L; i++) set[i] = (i & bit) != 0;
+        return VectorMask.fromArray(S, set, 0);
+    }
 
     /**
      * Whether this kernel takes the call: fewer than {@link #QUERIES} queries, no weights asked. Measured
@@ -78,14 +98,16 @@ final class FewQueryAttention {
         Arrays.fill(max, 0, states, Float.NEGATIVE_INFINITY);
         Arrays.fill(sum, 0, states, 0f);
         int lastKey = s.lastKey(lq - 1); // the last query sees the most keys
+        boolean trees = SUM_TREES && dh % L == 0;
         for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
             for (int h = h0; h < h1; h++) {
-                transposeKeys(k, ((b * s.keys + j0) * s.heads + h) * dh, s.heads * dh, n, dh, kT);
-                int vAt = ((b * s.keys + j0) * s.heads + h) * dv;
+                int kAt = ((b * s.keys + j0) * s.heads + h) * dh, vAt = ((b * s.keys + j0) * s.heads + h) * dv;
+                if (!trees) transposeKeys(k, kAt, s.heads * dh, n, dh, kT);
                 for (int i = 0; i < lq; i++) {
-                    int state = (h - h0) * lq + i;
-                    scores(q, ((b * lq + i) * s.heads + h) * dh, s.scale, dh, kT, sc);
+                    int state = (h - h0) * lq + i, qAt = ((b * lq + i) * s.heads + h) * dh;
+                    if (trees) dotScores(q, qAt, s.scale, k, kAt, s.heads * dh, n, dh, sc);
+                    else scores(q, qAt, s.scale, dh, kT, sc);
                     maskScores(s, b, h, i, j0, n, mask, bias, sc);
                     // the online softmax step: new maximum, the rescaling of what was accumulated, p in place
                     float blockMax = maxOf(sc);
@@ -122,6 +144,67 @@ final class FewQueryAttention {
         for (int j = 0; j < KEY_BLOCK; j++) {
             for (int d = d0, at = first + j * rowStride; d < dh; d++) kT[d * KEY_BLOCK + j] = j < n ? k[at + d] : 0f;
         }
+    }
+
+    /**
+     * sc[j] = scale · Σ_d q[qAt + d] k[kAt + j kRow + d] for the block's keys j < n, Dh a multiple of L: per key a
+     * vector of products over d, then the 16 vectors' lane sums at once by a tree of lane exchanges, so
+     * that lane j of the result holds key j's sum. Stage s (8, 4, 2, 1) pairs vector x with vector x + s
+     * and adds the halves that differ in lane bit s: lanes with that bit clear keep x's partial sums,
+     * the others x + s's. No transposition of the keys (which costs more than the products for so few
+     * queries), and the sums in a fixed order.
+     */
+    private static void dotScores(float[] q, int qAt, float scale, float[] k, int kAt, int kRow, int n, int dh,
+            float[] sc) {
+        // keys past n read the last one again: maskScores puts -infinity in their lanes
+        int r1 = kAt + Math.min(1, n - 1) * kRow, r2 = kAt + Math.min(2, n - 1) * kRow, r3 = kAt + Math.min(3, n - 1) * kRow;
+        int r4 = kAt + Math.min(4, n - 1) * kRow, r5 = kAt + Math.min(5, n - 1) * kRow, r6 = kAt + Math.min(6, n - 1) * kRow;
+        int r7 = kAt + Math.min(7, n - 1) * kRow, r8 = kAt + Math.min(8, n - 1) * kRow, r9 = kAt + Math.min(9, n - 1) * kRow;
+        int r10 = kAt + Math.min(10, n - 1) * kRow, r11 = kAt + Math.min(11, n - 1) * kRow;
+        int r12 = kAt + Math.min(12, n - 1) * kRow, r13 = kAt + Math.min(13, n - 1) * kRow;
+        int r14 = kAt + Math.min(14, n - 1) * kRow, r15 = kAt + Math.min(15, n - 1) * kRow;
+        FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
+        FloatVector v8 = v0, v9 = v0, v10 = v0, v11 = v0, v12 = v0, v13 = v0, v14 = v0, v15 = v0;
+        int d = 0;
+        for (; d + L <= dh; d += L) {
+            FloatVector x = FloatVector.fromArray(S, q, qAt + d);
+            v0 = x.fma(FloatVector.fromArray(S, k, kAt + d), v0);
+            v1 = x.fma(FloatVector.fromArray(S, k, r1 + d), v1);
+            v2 = x.fma(FloatVector.fromArray(S, k, r2 + d), v2);
+            v3 = x.fma(FloatVector.fromArray(S, k, r3 + d), v3);
+            v4 = x.fma(FloatVector.fromArray(S, k, r4 + d), v4);
+            v5 = x.fma(FloatVector.fromArray(S, k, r5 + d), v5);
+            v6 = x.fma(FloatVector.fromArray(S, k, r6 + d), v6);
+            v7 = x.fma(FloatVector.fromArray(S, k, r7 + d), v7);
+            v8 = x.fma(FloatVector.fromArray(S, k, r8 + d), v8);
+            v9 = x.fma(FloatVector.fromArray(S, k, r9 + d), v9);
+            v10 = x.fma(FloatVector.fromArray(S, k, r10 + d), v10);
+            v11 = x.fma(FloatVector.fromArray(S, k, r11 + d), v11);
+            v12 = x.fma(FloatVector.fromArray(S, k, r12 + d), v12);
+            v13 = x.fma(FloatVector.fromArray(S, k, r13 + d), v13);
+            v14 = x.fma(FloatVector.fromArray(S, k, r14 + d), v14);
+            v15 = x.fma(FloatVector.fromArray(S, k, r15 + d), v15);
+        }
+        // s = 8
+        v0 = v0.blend(v8, BIT8).add(v8.blend(v0, BIT8).rearrange(SWAP8));
+        v1 = v1.blend(v9, BIT8).add(v9.blend(v1, BIT8).rearrange(SWAP8));
+        v2 = v2.blend(v10, BIT8).add(v10.blend(v2, BIT8).rearrange(SWAP8));
+        v3 = v3.blend(v11, BIT8).add(v11.blend(v3, BIT8).rearrange(SWAP8));
+        v4 = v4.blend(v12, BIT8).add(v12.blend(v4, BIT8).rearrange(SWAP8));
+        v5 = v5.blend(v13, BIT8).add(v13.blend(v5, BIT8).rearrange(SWAP8));
+        v6 = v6.blend(v14, BIT8).add(v14.blend(v6, BIT8).rearrange(SWAP8));
+        v7 = v7.blend(v15, BIT8).add(v15.blend(v7, BIT8).rearrange(SWAP8));
+        // s = 4
+        v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
+        v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
+        v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
+        v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
+        // s = 2
+        v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
+        v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
+        // s = 1
+        v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
+        v0.mul(scale).intoArray(sc, 0);
     }
 
     /** sc[j] = scale · Σ_d q[qAt + d] kT[d, j], in four partial sums over d (one would be a chain of FMA latencies). */
