@@ -41,7 +41,7 @@ final class FewQueryAttention {
 
     /** Per-thread scratch, grown on demand and reused. */
     private static final class Workspace {
-        float[] keysT = new float[0], scores = new float[0], output = new float[0], max = new float[0], sum = new float[0];
+        float[] keysT = new float[0], scores = new float[0], alpha = new float[0], output = new float[0], max = new float[0], sum = new float[0];
 
         static float[] atLeast(float[] buffer, int n) {
             return buffer.length >= n ? buffer : new float[n];
@@ -91,7 +91,7 @@ final class FewQueryAttention {
             float[] bias, float[] out, float[] lse, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, lq = s.queries, states = (h1 - h0) * lq;
         float[] kT = w.keysT = Workspace.atLeast(w.keysT, dh * KEY_BLOCK);
-        float[] sc = w.scores = Workspace.atLeast(w.scores, KEY_BLOCK);
+        float[] sc = w.scores = Workspace.atLeast(w.scores, lq * KEY_BLOCK), alpha = w.alpha = Workspace.atLeast(w.alpha, lq);
         float[] acc = w.output = Workspace.atLeast(w.output, states * dv);
         float[] max = w.max = Workspace.atLeast(w.max, states), sum = w.sum = Workspace.atLeast(w.sum, states);
         Arrays.fill(acc, 0, states * dv, 0f);
@@ -104,20 +104,24 @@ final class FewQueryAttention {
             for (int h = h0; h < h1; h++) {
                 int kAt = ((b * s.keys + j0) * s.heads + h) * dh, vAt = ((b * s.keys + j0) * s.heads + h) * dv;
                 if (!trees) transposeKeys(k, kAt, s.heads * dh, n, dh, kT);
+                // in three passes over the queries, each query's scores in their own row of sc: a query's
+                // steps are a chain of dependent reductions, and the queries' chains may then overlap
                 for (int i = 0; i < lq; i++) {
-                    int state = (h - h0) * lq + i, qAt = ((b * lq + i) * s.heads + h) * dh;
-                    if (trees) dotScores(q, qAt, s.scale, k, kAt, s.heads * dh, n, dh, sc);
-                    else scores(q, qAt, s.scale, dh, kT, sc);
-                    maskScores(s, b, h, i, j0, n, mask, bias, sc);
-                    // the online softmax step: new maximum, the rescaling of what was accumulated, p in place
-                    float blockMax = maxOf(sc);
-                    float newMax = Math.max(max[state], blockMax);
+                    int qAt = ((b * lq + i) * s.heads + h) * dh;
+                    if (trees) dotScores(q, qAt, s.scale, k, kAt, s.heads * dh, n, dh, sc, i * KEY_BLOCK);
+                    else scores(q, qAt, s.scale, dh, kT, sc, i * KEY_BLOCK);
+                    maskScores(s, b, h, i, j0, n, mask, bias, sc, i * KEY_BLOCK);
+                }
+                for (int i = 0; i < lq; i++) { // the online softmax step: new maximum, rescaling alpha, p in place
+                    int state = (h - h0) * lq + i;
+                    float newMax = Math.max(max[state], maxOf(sc, i * KEY_BLOCK));
                     float base = newMax == Float.NEGATIVE_INFINITY ? 0f : newMax; // nothing attended yet: p = 0
-                    float alpha = (float) Math.exp(max[state] - base);
-                    float blockSum = exponentials(sc, base);
-                    sum[state] = sum[state] * alpha + blockSum;
+                    alpha[i] = (float) Math.exp(max[state] - base);
+                    sum[state] = sum[state] * alpha[i] + exponentials(sc, i * KEY_BLOCK, base);
                     max[state] = newMax;
-                    addValues(n, sc, v, vAt, s.heads * dv, dv, acc, state * dv, alpha);
+                }
+                for (int i = 0; i < lq; i++) {
+                    addValues(n, sc, i * KEY_BLOCK, v, vAt, s.heads * dv, dv, acc, ((h - h0) * lq + i) * dv, alpha[i]);
                 }
             }
         }
@@ -147,7 +151,7 @@ final class FewQueryAttention {
     }
 
     /**
-     * sc[j] = scale · Σ_d q[qAt + d] k[kAt + j kRow + d] for the block's keys j < n, Dh a multiple of L: per key a
+     * sc[scAt + j] = scale · Σ_d q[qAt + d] k[kAt + j kRow + d] for the block's keys j < n, Dh a multiple of L: per key a
      * vector of products over d, then the 16 vectors' lane sums at once by a tree of lane exchanges, so
      * that lane j of the result holds key j's sum. Stage s (8, 4, 2, 1) pairs vector x with vector x + s
      * and adds the halves that differ in lane bit s: lanes with that bit clear keep x's partial sums,
@@ -155,7 +159,7 @@ final class FewQueryAttention {
      * queries), and the sums in a fixed order.
      */
     private static void dotScores(float[] q, int qAt, float scale, float[] k, int kAt, int kRow, int n, int dh,
-            float[] sc) {
+            float[] sc, int scAt) {
         // keys past n read the last one again: maskScores puts -infinity in their lanes
         int r1 = kAt + Math.min(1, n - 1) * kRow, r2 = kAt + Math.min(2, n - 1) * kRow, r3 = kAt + Math.min(3, n - 1) * kRow;
         int r4 = kAt + Math.min(4, n - 1) * kRow, r5 = kAt + Math.min(5, n - 1) * kRow, r6 = kAt + Math.min(6, n - 1) * kRow;
@@ -204,11 +208,11 @@ final class FewQueryAttention {
         v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
         // s = 1
         v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
-        v0.mul(scale).intoArray(sc, 0);
+        v0.mul(scale).intoArray(sc, scAt);
     }
 
-    /** sc[j] = scale · Σ_d q[qAt + d] kT[d, j], in four partial sums over d (one would be a chain of FMA latencies). */
-    private static void scores(float[] q, int qAt, float scale, int dh, float[] kT, float[] sc) {
+    /** sc[scAt + j] = scale · Σ_d q[qAt + d] kT[d, j], in four partial sums over d (one would be a chain of FMA latencies). */
+    private static void scores(float[] q, int qAt, float scale, int dh, float[] kT, float[] sc, int scAt) {
         for (int c = 0; c < KEY_BLOCK; c += L) {
             FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
             int d = 0;
@@ -219,54 +223,56 @@ final class FewQueryAttention {
                 a3 = FloatVector.broadcast(S, q[qAt + d + 3]).fma(FloatVector.fromArray(S, kT, (d + 3) * KEY_BLOCK + c), a3);
             }
             for (; d < dh; d++) a0 = FloatVector.broadcast(S, q[qAt + d]).fma(FloatVector.fromArray(S, kT, d * KEY_BLOCK + c), a0);
-            a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(sc, c);
+            a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(sc, scAt + c);
         }
     }
 
-    /** Adds the bias, and puts -infinity at masked keys, keys past query i's causal limit and past the block's n. */
+    /** In sc's row at {@code at}: adds the bias, and puts -infinity at masked keys, keys past query i's causal limit
+     *  and past the block's n. */
     private static void maskScores(AttentionShape s, int b, int h, int i, int j0, int n, float[] mask, float[] bias,
-            float[] sc) {
+            float[] sc, int at) {
         int last = Math.min(n - 1, s.lastKey(i) - j0);
-        for (int j = Math.max(last + 1, 0); j < KEY_BLOCK; j++) sc[j] = Float.NEGATIVE_INFINITY;
+        for (int j = Math.max(last + 1, 0); j < KEY_BLOCK; j++) sc[at + j] = Float.NEGATIVE_INFINITY;
         if (bias != null) {
-            for (int j = 0, at = s.biasAt(b, h, i) + j0 * s.biasStrides[3]; j <= last; j++, at += s.biasStrides[3]) {
-                sc[j] += bias[at];
+            for (int j = 0, x = s.biasAt(b, h, i) + j0 * s.biasStrides[3]; j <= last; j++, x += s.biasStrides[3]) {
+                sc[at + j] += bias[x];
             }
         }
         if (mask != null) {
-            for (int j = 0; j <= last; j++) if (mask[b * s.keys + j0 + j] == 0f) sc[j] = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j <= last; j++) if (mask[b * s.keys + j0 + j] == 0f) sc[at + j] = Float.NEGATIVE_INFINITY;
         }
     }
 
-    private static float maxOf(float[] sc) {
-        FloatVector m = FloatVector.fromArray(S, sc, 0);
-        for (int c = L; c < KEY_BLOCK; c += L) m = m.max(FloatVector.fromArray(S, sc, c));
+    /** The largest of sc's row at {@code at}. */
+    private static float maxOf(float[] sc, int at) {
+        FloatVector m = FloatVector.fromArray(S, sc, at);
+        for (int c = L; c < KEY_BLOCK; c += L) m = m.max(FloatVector.fromArray(S, sc, at + c));
         return m.reduceLanes(VectorOperators.MAX); // exact in any order
     }
 
-    /** sc[j] = e^(sc[j] - base) in place; returns their sum, added in a fixed order. */
-    private static float exponentials(float[] sc, float base) {
+    /** sc[at + j] = e^(sc[at + j] - base) in place; returns their sum, added in a fixed order. */
+    private static float exponentials(float[] sc, int at, float base) {
         FloatVector total = FloatVector.zero(S);
         for (int c = 0; c < KEY_BLOCK; c += L) {
-            FloatVector p = VectorMath.exp(FloatVector.fromArray(S, sc, c).sub(base));
-            p.intoArray(sc, c);
+            FloatVector p = VectorMath.exp(FloatVector.fromArray(S, sc, at + c).sub(base));
+            p.intoArray(sc, at + c);
             total = total.add(p);
         }
         return VectorMath.sum(total);
     }
 
-    /** acc[at ..+ dv] = acc · alpha + Σ_{j < n} p[j] · v[vAt + j vRow ..]. */
-    private static void addValues(int n, float[] p, float[] v, int vAt, int vRow, int dv, float[] acc, int at,
+    /** acc[at ..+ dv] = acc · alpha + Σ_{j < n} p[pAt + j] · v[vAt + j vRow ..]. */
+    private static void addValues(int n, float[] p, int pAt, float[] v, int vAt, int vRow, int dv, float[] acc, int at,
             float alpha) {
         int c = 0;
         for (; c + L <= dv; c += L) {
             FloatVector o = FloatVector.fromArray(S, acc, at + c).mul(alpha);
-            for (int j = 0; j < n; j++) o = FloatVector.broadcast(S, p[j]).fma(FloatVector.fromArray(S, v, vAt + j * vRow + c), o);
+            for (int j = 0; j < n; j++) o = FloatVector.broadcast(S, p[pAt + j]).fma(FloatVector.fromArray(S, v, vAt + j * vRow + c), o);
             o.intoArray(acc, at + c);
         }
         for (; c < dv; c++) {
             float o = acc[at + c] * alpha;
-            for (int j = 0; j < n; j++) o += p[j] * v[vAt + j * vRow + c];
+            for (int j = 0; j < n; j++) o += p[pAt + j] * v[vAt + j * vRow + c];
             acc[at + c] = o;
         }
     }

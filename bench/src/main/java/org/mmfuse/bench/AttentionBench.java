@@ -24,7 +24,9 @@ import org.openjdk.jmh.annotations.TearDown;
 /**
  * Cross-attention on the CPU: the Vector backend beside libtorch's {@code scaled_dot_product_attention}
  * (same threads), each in its own layout (ours [B, L, H, D], torch's [B, H, L, D]). Shapes
- * {@code B,H,Lq,Lk,Dh}: text tokens over image regions, latents over a long sequence, self-attention sizes.
+ * {@code B,H,Lq,Lk,Dh}: text tokens over image regions, latents over a long sequence, self-attention sizes
+ * (issue 3's five), then a few queries over image regions and one query per sample over ViT-L/14's 577
+ * tokens (605 MB of keys and values: bound by memory).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -32,7 +34,8 @@ import org.openjdk.jmh.annotations.TearDown;
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
         "-Xms2g", "-Xmx2g", "-XX:+AlwaysPreTouch"})
 public class AttentionBench {
-    @Param({"32,8,32,196,64", "8,8,64,256,64", "1,16,16,4096,64", "64,12,128,128,64", "4,8,1024,1024,128"})
+    @Param({"32,8,32,196,64", "8,8,64,256,64", "1,16,16,4096,64", "64,12,128,128,64", "4,8,1024,1024,128",
+        "32,8,4,196,64", "256,8,1,577,64"})
     public String shape;
 
     private Ops vector;
