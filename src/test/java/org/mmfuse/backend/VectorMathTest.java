@@ -42,11 +42,14 @@ class VectorMathTest {
         x[2] = Float.NaN;
         x[3] = -1000f;
         x[4] = -0f;
+        x[5] = Float.intBitsToFloat(0x7fc001ff); // NaNs with payloads in their low bits
+        x[6] = Float.intBitsToFloat(0xff800001);
         float[] got = exp(x);
         assertEquals(1f, got[0]);
         assertEquals(0f, got[1]);
         assertTrue(Float.isNaN(got[2]));
         assertEquals(0f, got[3]);
         assertEquals(1f, got[4]);
+        assertTrue(Float.isNaN(got[5]) && Float.isNaN(got[6]), got[5] + ", " + got[6]);
     }
 }
