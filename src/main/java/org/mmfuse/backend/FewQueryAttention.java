@@ -41,7 +41,8 @@ final class FewQueryAttention {
 
     /** Per-thread scratch, grown on demand and reused. */
     private static final class Workspace {
-        float[] keysT = new float[0], scores = new float[0], alpha = new float[0], output = new float[0], max = new float[0], sum = new float[0];
+        float[] keysT = new float[0], scores = new float[0], alpha = new float[0];
+        float[] output = new float[0], max = new float[0], sum = new float[0];
 
         static float[] atLeast(float[] buffer, int n) {
             return buffer.length >= n ? buffer : new float[n];
@@ -65,8 +66,8 @@ final class FewQueryAttention {
     /**
      * Whether this kernel takes the call: fewer than {@link #QUERIES} queries, no weights asked. Measured
      * against {@link QueryLaneAttention}, which computes 2L query lanes whatever Lq (GFLOP/s, 2 cores,
-     * AVX-512): Lq = 1 (256,8,1,577,64) 8.4 vs 2.9; Lq = 4 (64,12,4,128,64) 30 vs 18; Lq = 8
-     * (32,8,8,196,64) 38 vs 57.
+     * AVX-512, this kernel before its dot-product scores and three passes): Lq = 1 (256,8,1,577,64) 8.4
+     * vs 2.9; Lq = 4 (64,12,4,128,64) 30 vs 18; Lq = 8 (32,8,8,196,64) 38 vs 57.
      */
     static boolean takes(AttentionShape s, boolean weights) {
         return !weights && s.queries < QUERIES;
