@@ -43,10 +43,6 @@ final class FewQueryAttention {
     private static final class Workspace {
         float[] keysT = new float[0], scores = new float[0], alpha = new float[0];
         float[] output = new float[0], max = new float[0], sum = new float[0];
-
-        static float[] atLeast(float[] buffer, int n) {
-            return buffer.length >= n ? buffer : new float[n];
-        }
     }
 
     private FewQueryAttention() {}
@@ -91,10 +87,10 @@ final class FewQueryAttention {
     private static void heads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
             float[] bias, float[] out, float[] lse, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, lq = s.queries, states = (h1 - h0) * lq;
-        float[] kT = w.keysT = Workspace.atLeast(w.keysT, dh * KEY_BLOCK);
-        float[] sc = w.scores = Workspace.atLeast(w.scores, lq * KEY_BLOCK), alpha = w.alpha = Workspace.atLeast(w.alpha, lq);
-        float[] acc = w.output = Workspace.atLeast(w.output, states * dv);
-        float[] max = w.max = Workspace.atLeast(w.max, states), sum = w.sum = Workspace.atLeast(w.sum, states);
+        float[] kT = w.keysT = Scratch.atLeast(w.keysT, dh * KEY_BLOCK);
+        float[] sc = w.scores = Scratch.atLeast(w.scores, lq * KEY_BLOCK), alpha = w.alpha = Scratch.atLeast(w.alpha, lq);
+        float[] acc = w.output = Scratch.atLeast(w.output, states * dv);
+        float[] max = w.max = Scratch.atLeast(w.max, states), sum = w.sum = Scratch.atLeast(w.sum, states);
         Arrays.fill(acc, 0, states * dv, 0f);
         Arrays.fill(max, 0, states, Float.NEGATIVE_INFINITY);
         Arrays.fill(sum, 0, states, 0f);

@@ -48,10 +48,6 @@ final class QueryLaneAttention {
         final int[] keyRows = new int[8];
         final int[] biasIndex = new int[L];
         final float[] biasLanes = new float[L];
-
-        static float[] atLeast(float[] buffer, int n) {
-            return buffer.length >= n ? buffer : new float[n];
-        }
     }
 
     private QueryLaneAttention() {}
@@ -120,8 +116,8 @@ final class QueryLaneAttention {
      *  vc [h1 - h0, Lk, Dv] in the workspace. */
     private static void copyHeads(AttentionShape s, int b, int h0, int h1, float[] k, float[] v, Workspace w) {
         int heads = h1 - h0, dh = s.headDim, dv = s.valueDim;
-        float[] kc = w.keys = Workspace.atLeast(w.keys, heads * s.keys * dh);
-        float[] vc = w.values = Workspace.atLeast(w.values, heads * s.keys * dv);
+        float[] kc = w.keys = Scratch.atLeast(w.keys, heads * s.keys * dh);
+        float[] vc = w.values = Scratch.atLeast(w.values, heads * s.keys * dv);
         for (int j = 0; j < s.keys; j++) {
             int kFrom = ((b * s.keys + j) * s.heads + h0) * dh, vFrom = ((b * s.keys + j) * s.heads + h0) * dv;
             for (int h = 0; h < heads; h++) {
@@ -135,9 +131,9 @@ final class QueryLaneAttention {
     private static void tile(AttentionShape s, int b, int h, int i0, float[] q, float[] k, int kFirst, int kRow,
             float[] v, int vFirst, int vRow, float[] mask, float[] bias, float[] out, float[] lse, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, rows = Math.min(QL, s.queries - i0);
-        float[] qT = w.queriesT = w.queriesT.length >= dh * QL ? w.queriesT : new float[dh * QL];
+        float[] qT = w.queriesT = Scratch.atLeast(w.queriesT, dh * QL);
         int ldo = Math.max(dv, 1);
-        float[] o = w.output = w.output.length >= QL * ldo ? w.output : new float[QL * ldo];
+        float[] o = w.output = Scratch.atLeast(w.output, QL * ldo);
         float[] sT = w.scoresT, max = w.max, sum = w.sum, alpha = w.alpha;
         packQueries(q, ((b * s.queries + i0) * s.heads + h) * dh, s.heads * dh, rows, dh, s.scale, qT);
         Arrays.fill(o, 0, QL * ldo, 0f);

@@ -51,10 +51,6 @@ final class VectorAttention {
             }
             return gather;
         }
-
-        static float[] atLeast(float[] buffer, int n) {
-            return buffer.length >= n ? buffer : new float[n];
-        }
     }
 
     private VectorAttention() {}
@@ -101,7 +97,7 @@ final class VectorAttention {
             this.b = b;
             this.h = h;
             stride = (s.keys + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
-            keysT = w.keysT = Workspace.atLeast(w.keysT, s.headDim * stride);
+            keysT = w.keysT = Scratch.atLeast(w.keysT, s.headDim * stride);
             for (int d = 0; d < s.headDim; d++) Arrays.fill(keysT, d * stride + s.keys, (d + 1) * stride, 0f);
             // L keys at a time: one gather per d collects their d-th elements into kᵀ's row d
             int rowStride = s.heads * s.headDim, first = (b * s.keys * s.heads + h) * s.headDim;
@@ -122,8 +118,8 @@ final class VectorAttention {
             float[] mask, float[] bias, float[] out, float[] lse, float[] weights) {
         int b = head.b, h = head.h, dv = s.valueDim;
         int ldo = (dv + 2 * L - 1) / (2 * L) * (2 * L); // valueTile's slices are 2L wide
-        float[] packedQ = w.queries = Workspace.atLeast(w.queries, s.headDim * QB);
-        float[] acc = w.output = Workspace.atLeast(w.output, QB * ldo);
+        float[] packedQ = w.queries = Scratch.atLeast(w.queries, s.headDim * QB);
+        float[] acc = w.output = Scratch.atLeast(w.output, QB * ldo);
         float[] sc = w.scores, max = w.max, sum = w.sum, alpha = w.alpha;
         // the tile's queries, scaled, row after row; rows past the tile's are zero
         Arrays.fill(packedQ, rows * s.headDim, QB * s.headDim, 0f);
