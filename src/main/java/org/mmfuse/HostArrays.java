@@ -11,11 +11,17 @@ import java.util.concurrent.atomic.AtomicLong;
  * warm copy), which would cost a concatenation more than the copy itself; a recycled one is warm and
  * needs no zeroing when the operation overwrites it whole. Only arrays the library allocated come back
  * here, never one a caller passed to {@link Tensor#of}. Bounded to 1/16 of the heap.
+ *
+ * <p>With the system property {@code mmfuse.poisonRecycled} set (the tests set it), arrays are filled
+ * with NaN as they come back, so that an operation which leaves part of its output unwritten shows NaN
+ * there instead of an earlier call's values: the tests run the same inputs on every backend in turn, and
+ * a recycled array could otherwise hold the right answer already.
  */
 final class HostArrays {
     /** Smaller arrays are cheap to allocate; pooling them would cost more than it saves. */
     private static final int MIN_POOLED = 1024;
     private static final long CAPACITY_BYTES = Runtime.getRuntime().maxMemory() / 16;
+    private static final boolean POISON = Boolean.getBoolean("mmfuse.poisonRecycled");
 
     private static final ConcurrentHashMap<Integer, Queue<float[]>> FREE = new ConcurrentHashMap<>();
     private static final AtomicLong POOLED_BYTES = new AtomicLong();
@@ -42,6 +48,7 @@ final class HostArrays {
             POOLED_BYTES.addAndGet(-4L * a.length);
             return;
         }
+        if (POISON) java.util.Arrays.fill(a, Float.NaN);
         FREE.computeIfAbsent(a.length, k -> new ConcurrentLinkedQueue<>()).offer(a);
     }
 }

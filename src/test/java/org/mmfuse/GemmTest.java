@@ -112,7 +112,12 @@ class GemmTest {
         checkLinear(ops, rng, new long[] {130, 257}, 70, true);
         checkLinear(ops, rng, new long[] {2, 150, 301}, 257, true); // 300 rows: M blocks balanced over the threads
         checkLinear(ops, rng, new long[] {200, 258}, 45, true);   // gathered panels; a last K block of 2 steps
-        checkLinear(ops, rng, new long[] {64, 2047}, 1201, true); // the unpacked dot-product path: threads, tails
+        checkLinear(ops, rng, new long[] {64, 2047}, 1201, true); // the weight streamed: tails of k and of weight rows
+        checkLinear(ops, rng, new long[] {37, 1100}, 1000, false); // streamed: one 64-row block, mostly padding
+        checkLinear(ops, rng, new long[] {3, 30, 1031}, 1025, true); // streamed: blocks of 64 and a last one of 26
+        checkLinear(ops, rng, new long[] {191, 1024}, 1030, true); // streamed: three blocks of 64, the last part padding
+        checkLinear(ops, rng, new long[] {23, 2047}, 1201, true); // too few rows to stream: dot products, threads, tails
+        checkLinear(ops, rng, new long[] {64, 300}, 129, true);   // a weight in L2: dot products
         checkLinear(ops, rng, new long[] {128, 16}, 6, false);
         checkLinear(ops, rng, new long[] {4, 15}, 12, true);      // k shorter than a vector: tails only
         checkLinear(ops, rng, new long[] {3, 0}, 5, true);        // in = 0: the bias alone

@@ -7,10 +7,10 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * c [m, n] = a [m, k] · wᵀ (+ bias) for a weight w [n, k] (a Linear layer's layout) and a batch small
- * enough to stay in L2: dot products along k, with no packing. For a batch of 64 the packed kernel
- * copies the whole weight (49 MB for 6000 x 2048) into panels that it then reads back from L3, while
- * the weight is used only 64 times; here every weight row is read once, straight from memory. It
- * reaches about 160 GFLOP/s on 2 cores whatever k (256 to 2048), a third of the 512-bit FMA peak.
+ * enough to stay in L2, when {@link WeightStreamGemm} does not pay: fewer than two dozen rows, or a
+ * weight that fits in L2. Dot products along k, with no packing: every weight row is read once, in
+ * place. It reaches about 160 GFLOP/s on 2 cores whatever k (256 to 2048), a third of the 512-bit FMA
+ * peak: its loads bound it (ten per 24 FMAs).
  *
  * <pre>
  * for j0 in n, step 6            six weight rows: 6 k-long streams, kept in L1/L2 for the next loop

@@ -20,7 +20,8 @@ import jdk.incubator.vector.VectorSpecies;
  * The micro-kernel broadcasts one element of A per row and multiplies it into two vectors of B;
  * packed panels make every load in its loop sequential. Fewer than SKINNY_ROWS rows (a batch of one
  * to three) skip the packing, whose cost would match the product's: dot products against a transposed
- * B, row updates otherwise.
+ * B, row updates otherwise. Linear layers on a few dozen rows read their weight in place instead
+ * ({@link WeightStreamGemm}, {@link DotGemm}).
  *
  * <p>Threads claim tasks one at a time: an M block each (packing their own copy of it), or, when there
  * is a single M block, packed once beforehand, a run of B micro-panels each.
@@ -51,6 +52,16 @@ final class VectorGemm {
      * 168 vs 201 and 150 x 2048 -> 1200: 101 vs 177 (a [m, k] past half of L2 streams from L3).
      */
     private static final int DOT_ROWS = 96;
+    /**
+     * Linear layers on this many rows whose weight is past L2 take {@link WeightStreamGemm}, which reads the
+     * weight once, unpacked, and packs the batch instead. Measured as above (2026-11-23, later), GFLOP/s streamed
+     * vs dot or packed: 24 x 2048 -> 6000: 188 vs 166 (dot); 64 x 2048 -> 6000: 246 vs 188 (dot), on JDK 17
+     * 270 vs 99; 128 x 2048 -> 6000: 243 vs 178 (packed); 192 x 2048 -> 1200: 221 vs 207; 256 x 2048 -> 6000:
+     * 206 vs 207. Below 24 rows its 32-row kernel computes mostly padding (16 x 2048 -> 6000: 111 vs 160);
+     * a weight that fits in L2 is read fast enough either way (64 x 768 -> 512: 194 vs 203).
+     */
+    private static final int STREAM_MIN_ROWS = 24, STREAM_MAX_ROWS = 192;
+    private static final long STREAM_MIN_WEIGHT = 1 << 20;
 
     /** Per-thread packing buffers, reused: fresh arrays would be zeroed in cold memory on every call. */
     private static final ThreadLocal<float[]> PACKED_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
@@ -72,6 +83,10 @@ final class VectorGemm {
         int threads = g.flops() < PARALLEL_FLOPS ? 1 : CpuThreads.SHARED.threads();
         if (m < SKINNY_ROWS) {
             skinny(g.transposedB, m, n, k, a, b, bias, c, threads);
+            return;
+        }
+        if (g.transposedB && m >= STREAM_MIN_ROWS && m <= STREAM_MAX_ROWS && (long) n * k >= STREAM_MIN_WEIGHT) {
+            WeightStreamGemm.multiply(m, n, k, a, b, bias, c, threads);
             return;
         }
         if (g.transposedB && m <= DOT_ROWS) {

@@ -1,0 +1,232 @@
+package org.mmfuse.backend;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * c [m, n] = a [m, k] · wᵀ (+ bias) for a Linear layer's weight w [n, k] and a batch of a few dozen
+ * rows, computed transposed: cᵀ = w · aᵀ. The weight, by far the larger operand (49 MB at 6000 x 2048),
+ * is read once, in place, as broadcasts along its rows; the batch is what gets packed, aᵀ in blocks of
+ * {@code 4 L} rows [k, 4 L], small enough to stay in L2 for every weight row.
+ *
+ * <pre>
+ * for j0 in n, step 6                  six weight rows: six sequential streams, from memory
+ *   for each block of 4 L batch rows   aᵀ block: L2
+ *     6 x 4 vector accumulators over all of k, then the 6 x 4 L tile into c, transposed
+ * </pre>
+ *
+ * A last block of at most 2 L rows takes a 6 x 2 kernel. Threads take runs of six-row weight blocks;
+ * weight rows past a multiple of six are copied into a zero-padded block of six first.
+ *
+ * <p>Why not the packed {@link VectorGemm} or dot products: packing the weight costs as much as a
+ * product that uses each of its elements only m times, and dot products along k are bound by their
+ * loads ({@link DotGemm}: about 160 GFLOP/s on 2 cores). Measured 2026-11-23 at 64 x 2048 -> 6000 (2 cores,
+ * median of 21 calls, one JVM a kernel): 6 x 4 here 257 GFLOP/s on JDK 25 and 277 on JDK 17; 13 x 2 ran
+ * as fast on JDK 25 but at 108 on JDK 17, whose C2 loads all 13 broadcasts ahead of the FMAs and spills
+ * accumulators; 8 x 2: 222 and 259.
+ */
+final class WeightStreamGemm {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    /** Weight rows of a kernel call. */
+    static final int ROWS = 6;
+    /** Batch rows of the wide kernel (four vectors) and of the narrow one (two). */
+    private static final int WIDE = 4 * L, NARROW = 2 * L;
+
+    /** Per-thread kernel output tile and the zero-padded copy of the last weight rows. */
+    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[ROWS * WIDE]);
+    private static final ThreadLocal<float[]> LAST_ROWS = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> PACKED = ThreadLocal.withInitial(() -> new float[0]);
+
+    private WeightStreamGemm() {}
+
+    static void multiply(int m, int n, int k, float[] a, float[] w, float[] bias, float[] c, int threads) {
+        float[] packed = pack(a, m, k);
+        int blocks = (n + ROWS - 1) / ROWS;
+        int runs = threads == 1 ? 1 : Math.min(blocks, 4 * threads);
+        CpuThreads.SHARED.run(runs, t -> {
+            float[] tile = TILE.get();
+            for (int block = blocks * t / runs; block < blocks * (t + 1) / runs; block++) {
+                int j0 = block * ROWS, cols = Math.min(ROWS, n - j0);
+                float[] rows = w;
+                int wo = j0 * k;
+                if (cols < ROWS) {
+                    rows = lastRows(w, wo, cols, k);
+                    wo = 0;
+                }
+                for (int i0 = 0, at = 0; i0 < m; ) {
+                    int width = m - i0 > NARROW ? WIDE : NARROW;
+                    if (width == WIDE) {
+                        kernelWide(k, rows, wo, packed, at, tile);
+                    } else {
+                        kernelNarrow(k, rows, wo, packed, at, tile);
+                    }
+                    store(tile, width, Math.min(width, m - i0), cols, bias, j0, c, i0 * n + j0, n);
+                    i0 += width;
+                    at += width * k;
+                }
+            }
+        });
+    }
+
+    /**
+     * aᵀ in blocks: each block of {@code WIDE} batch rows (the last one of {@code NARROW} when at most that
+     * many are left) as [k, width]. Lanes past m are left as they are: their products are never stored.
+     * This thread's buffer: the tasks only read it, and the calling thread waits for them.
+     */
+    private static float[] pack(float[] a, int m, int k) {
+        int size = 0;
+        for (int i0 = 0; i0 < m; ) {
+            int width = m - i0 > NARROW ? WIDE : NARROW;
+            size += width * k;
+            i0 += width;
+        }
+        float[] packed = Scratch.atLeast(PACKED.get(), size);
+        PACKED.set(packed);
+        for (int i0 = 0, at = 0; i0 < m; ) {
+            int width = m - i0 > NARROW ? WIDE : NARROW, rows = Math.min(width, m - i0);
+            int j = 0;
+            if (Transpose16.AVAILABLE) { // 16 x 16 blocks in registers, then the k % 16 last columns
+                for (; j + 16 <= rows; j += 16) {
+                    int p = 0;
+                    for (; p + 16 <= k; p += 16) Transpose16.block(a, (i0 + j) * k + p, k, 1f, packed, at + p * width + j, width);
+                    for (; p < k; p++) {
+                        for (int r = j; r < j + 16; r++) packed[at + p * width + r] = a[(i0 + r) * k + p];
+                    }
+                }
+            }
+            for (int p = 0; p < k; p++) {
+                int to = at + p * width;
+                for (int r = j; r < rows; r++) packed[to + r] = a[(i0 + r) * k + p];
+            }
+            i0 += width;
+            at += width * k;
+        }
+        return packed;
+    }
+
+    /** The last weight rows (fewer than six) followed by zero rows: a whole block for the kernel. */
+    private static float[] lastRows(float[] w, int wo, int cols, int k) {
+        float[] rows = Scratch.atLeast(LAST_ROWS.get(), ROWS * k);
+        LAST_ROWS.set(rows);
+        System.arraycopy(w, wo, rows, 0, cols * k);
+        java.util.Arrays.fill(rows, cols * k, ROWS * k, 0f);
+        return rows;
+    }
+
+    /** c[i, j0 + j] = tile[j, i] (+ bias[j0 + j]) for the valid batch rows i and weight rows j. */
+    private static void store(float[] tile, int width, int valid, int cols, float[] bias, int j0, float[] c, int co,
+            int ldc) {
+        for (int j = 0; j < cols; j++) {
+            float b = bias == null ? 0f : bias[j0 + j];
+            for (int i = 0; i < valid; i++) c[co + i * ldc + j] = tile[j * width + i] + b;
+        }
+    }
+
+    /** tile [6, 4 L] = w rows [wo, wo + 6 k) · the packed block at {@code at}, over all of k. */
+    private static void kernelWide(int k, float[] w, int wo, float[] a, int at, float[] tile) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00;
+        FloatVector c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00;
+        FloatVector c33 = c00, c40 = c00, c41 = c00, c42 = c00, c43 = c00, c50 = c00, c51 = c00, c52 = c00;
+        FloatVector c53 = c00;
+        int w0 = wo, w1 = wo + k, w2 = wo + 2 * k, w3 = wo + 3 * k, w4 = wo + 4 * k, w5 = wo + 5 * k;
+        for (int p = 0, o = at; p < k; p++, o += WIDE) {
+            FloatVector b0 = FloatVector.fromArray(S, a, o), b1 = FloatVector.fromArray(S, a, o + L);
+            FloatVector b2 = FloatVector.fromArray(S, a, o + 2 * L), b3 = FloatVector.fromArray(S, a, o + 3 * L);
+            FloatVector x = FloatVector.broadcast(S, w[w0 + p]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            c02 = x.fma(b2, c02);
+            c03 = x.fma(b3, c03);
+            x = FloatVector.broadcast(S, w[w1 + p]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            c12 = x.fma(b2, c12);
+            c13 = x.fma(b3, c13);
+            x = FloatVector.broadcast(S, w[w2 + p]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            c22 = x.fma(b2, c22);
+            c23 = x.fma(b3, c23);
+            x = FloatVector.broadcast(S, w[w3 + p]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            c32 = x.fma(b2, c32);
+            c33 = x.fma(b3, c33);
+            x = FloatVector.broadcast(S, w[w4 + p]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            c42 = x.fma(b2, c42);
+            c43 = x.fma(b3, c43);
+            x = FloatVector.broadcast(S, w[w5 + p]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+            c52 = x.fma(b2, c52);
+            c53 = x.fma(b3, c53);
+        }
+        c00.intoArray(tile, 0);
+        c01.intoArray(tile, L);
+        c02.intoArray(tile, 2 * L);
+        c03.intoArray(tile, 3 * L);
+        c10.intoArray(tile, WIDE);
+        c11.intoArray(tile, WIDE + L);
+        c12.intoArray(tile, WIDE + 2 * L);
+        c13.intoArray(tile, WIDE + 3 * L);
+        c20.intoArray(tile, 2 * WIDE);
+        c21.intoArray(tile, 2 * WIDE + L);
+        c22.intoArray(tile, 2 * WIDE + 2 * L);
+        c23.intoArray(tile, 2 * WIDE + 3 * L);
+        c30.intoArray(tile, 3 * WIDE);
+        c31.intoArray(tile, 3 * WIDE + L);
+        c32.intoArray(tile, 3 * WIDE + 2 * L);
+        c33.intoArray(tile, 3 * WIDE + 3 * L);
+        c40.intoArray(tile, 4 * WIDE);
+        c41.intoArray(tile, 4 * WIDE + L);
+        c42.intoArray(tile, 4 * WIDE + 2 * L);
+        c43.intoArray(tile, 4 * WIDE + 3 * L);
+        c50.intoArray(tile, 5 * WIDE);
+        c51.intoArray(tile, 5 * WIDE + L);
+        c52.intoArray(tile, 5 * WIDE + 2 * L);
+        c53.intoArray(tile, 5 * WIDE + 3 * L);
+    }
+
+    /** tile [6, 2 L] = w rows [wo, wo + 6 k) · the packed block at {@code at}, over all of k. */
+    private static void kernelNarrow(int k, float[] w, int wo, float[] a, int at, float[] tile) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        int w0 = wo, w1 = wo + k, w2 = wo + 2 * k, w3 = wo + 3 * k, w4 = wo + 4 * k, w5 = wo + 5 * k;
+        for (int p = 0, o = at; p < k; p++, o += NARROW) {
+            FloatVector b0 = FloatVector.fromArray(S, a, o), b1 = FloatVector.fromArray(S, a, o + L);
+            FloatVector x = FloatVector.broadcast(S, w[w0 + p]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, w[w1 + p]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, w[w2 + p]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(S, w[w3 + p]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(S, w[w4 + p]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            x = FloatVector.broadcast(S, w[w5 + p]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+        }
+        c00.intoArray(tile, 0);
+        c01.intoArray(tile, L);
+        c10.intoArray(tile, NARROW);
+        c11.intoArray(tile, NARROW + L);
+        c20.intoArray(tile, 2 * NARROW);
+        c21.intoArray(tile, 2 * NARROW + L);
+        c30.intoArray(tile, 3 * NARROW);
+        c31.intoArray(tile, 3 * NARROW + L);
+        c40.intoArray(tile, 4 * NARROW);
+        c41.intoArray(tile, 4 * NARROW + L);
+        c50.intoArray(tile, 5 * NARROW);
+        c51.intoArray(tile, 5 * NARROW + L);
+    }
+}
