@@ -16,7 +16,8 @@ import jdk.incubator.vector.VectorSpecies;
  * </pre>
  *
  * A last block of at most 2 L rows takes a 6 x 2 kernel. Threads take runs of six-row weight blocks;
- * weight rows past a multiple of six are copied into a zero-padded block of six first.
+ * weight rows past a multiple of six are copied into a block of six first. The bilinear layer runs
+ * the same products with a sink of its own ({@link #products}).
  *
  * <p>Why not the packed {@link VectorGemm} or dot products: packing the weight costs as much as a
  * product that uses each of its elements only m times, and dot products along k are bound by their
@@ -33,58 +34,82 @@ final class WeightStreamGemm {
     /** Batch rows of the wide kernel (four vectors) and of the narrow one (two). */
     private static final int WIDE = 4 * L, NARROW = 2 * L;
 
-    /** Per-thread kernel output tile and the zero-padded copy of the last weight rows. */
+    /** Per-thread kernel output tile, copy of the last weight rows, and packed batch. */
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[ROWS * WIDE]);
     private static final ThreadLocal<float[]> LAST_ROWS = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> PACKED = ThreadLocal.withInitial(() -> new float[0]);
 
     private WeightStreamGemm() {}
 
+    /**
+     * Receives each finished tile of cᵀ: weight rows [j0, j0 + cols) for batch rows [i0, i0 + valid), the
+     * product of weight row j0 + j and batch row i0 + i at tile[j · width + i]. The batch rows' block starts
+     * at i0 · k in the packed batch and at i0 in anything laid out like it.
+     */
+    interface TileSink {
+        void accept(float[] tile, int width, int j0, int cols, int i0, int valid);
+    }
+
     static void multiply(int m, int n, int k, float[] a, float[] w, float[] bias, float[] c, int threads) {
-        float[] packed = pack(a, m, k);
+        float[] packed = pack(a, m, k, PACKED.get());
+        PACKED.set(packed);
         int blocks = (n + ROWS - 1) / ROWS;
         int runs = threads == 1 ? 1 : Math.min(blocks, 4 * threads);
-        CpuThreads.SHARED.run(runs, t -> {
-            float[] tile = TILE.get();
-            for (int block = blocks * t / runs; block < blocks * (t + 1) / runs; block++) {
-                int j0 = block * ROWS, cols = Math.min(ROWS, n - j0);
-                float[] rows = w;
-                int wo = j0 * k;
-                if (cols < ROWS) {
-                    rows = lastRows(w, wo, cols, k);
-                    wo = 0;
-                }
-                for (int i0 = 0, at = 0; i0 < m; ) {
-                    int width = m - i0 > NARROW ? WIDE : NARROW;
-                    if (width == WIDE) {
-                        kernelWide(k, rows, wo, packed, at, tile);
-                    } else {
-                        kernelNarrow(k, rows, wo, packed, at, tile);
-                    }
-                    store(tile, width, Math.min(width, m - i0), cols, bias, j0, c, i0 * n + j0, n);
-                    i0 += width;
-                    at += width * k;
-                }
-            }
-        });
+        CpuThreads.SHARED.run(runs, t -> products(m, n, k, packed, w, 0, k, blocks * t / runs, blocks * (t + 1) / runs,
+                (tile, width, j0, cols, i0, valid) -> store(tile, width, valid, cols, bias, j0, c, i0 * n + j0, n)));
     }
 
     /**
-     * aᵀ in blocks: each block of {@code WIDE} batch rows (the last one of {@code NARROW} when at most that
-     * many are left) as [k, width]. Lanes past m are left as they are: their products are never stored.
-     * This thread's buffer: the tasks only read it, and the calling thread waits for them.
+     * The tiles of weight-row blocks [blockFrom, blockTo) (six rows each) times every block of the packed
+     * batch (m rows of k), handed to the sink one by one on this thread. Weight row j is the k floats at
+     * w[wo + j · ldw]: a whole [n, k] weight, or a range of k columns of a wider one.
      */
-    private static float[] pack(float[] a, int m, int k) {
-        int size = 0;
-        for (int i0 = 0; i0 < m; ) {
-            int width = m - i0 > NARROW ? WIDE : NARROW;
-            size += width * k;
-            i0 += width;
+    static void products(int m, int n, int k, float[] packed, float[] w, int wo, int ldw, int blockFrom, int blockTo,
+            TileSink sink) {
+        float[] tile = TILE.get();
+        for (int block = blockFrom; block < blockTo; block++) {
+            int j0 = block * ROWS, cols = Math.min(ROWS, n - j0);
+            float[] rows = w;
+            int at = wo + j0 * ldw, stride = ldw;
+            if (cols < ROWS) {
+                rows = lastRows(w, at, ldw, cols, k);
+                at = 0;
+                stride = k;
+            }
+            for (int i0 = 0; i0 < m; ) {
+                int width = blockWidth(m, i0);
+                if (width == WIDE) {
+                    kernelWide(k, rows, at, stride, packed, i0 * k, tile);
+                } else {
+                    kernelNarrow(k, rows, at, stride, packed, i0 * k, tile);
+                }
+                sink.accept(tile, width, j0, cols, i0, Math.min(width, m - i0));
+                i0 += width;
+            }
         }
-        float[] packed = Scratch.atLeast(PACKED.get(), size);
-        PACKED.set(packed);
-        for (int i0 = 0, at = 0; i0 < m; ) {
-            int width = m - i0 > NARROW ? WIDE : NARROW, rows = Math.min(width, m - i0);
+    }
+
+    /** The width of the packed block that starts at batch row i0: four vectors, or two for a last few rows. */
+    static int blockWidth(int m, int i0) {
+        return m - i0 > NARROW ? WIDE : NARROW;
+    }
+
+    /** Floats in the packed form of m rows of k: the rows rounded up to whole blocks. */
+    static int packedSize(int m, int k) {
+        int rows = 0;
+        while (rows < m) rows += blockWidth(m, rows);
+        return rows * k;
+    }
+
+    /**
+     * aᵀ in blocks into {@code buffer} (or a larger array, returned): each block of {@code WIDE} batch rows
+     * (the last one of {@code NARROW} when at most that many are left) as [k, width], the block of row i0
+     * at i0 · k. Lanes past m are left as they are: their products are never stored.
+     */
+    static float[] pack(float[] a, int m, int k, float[] buffer) {
+        float[] packed = Scratch.atLeast(buffer, packedSize(m, k));
+        for (int i0 = 0; i0 < m; ) {
+            int width = blockWidth(m, i0), rows = Math.min(width, m - i0), at = i0 * k;
             int j = 0;
             if (Transpose16.AVAILABLE) { // 16 x 16 blocks in registers, then the k % 16 last columns
                 for (; j + 16 <= rows; j += 16) {
@@ -100,17 +125,18 @@ final class WeightStreamGemm {
                 for (int r = j; r < rows; r++) packed[to + r] = a[(i0 + r) * k + p];
             }
             i0 += width;
-            at += width * k;
         }
         return packed;
     }
 
-    /** The last weight rows (fewer than six) followed by zero rows: a whole block for the kernel. */
-    private static float[] lastRows(float[] w, int wo, int cols, int k) {
+    /**
+     * The last weight rows (fewer than six) where the kernel can read six: the rows after them hold
+     * whatever the scratch held, and their products are never used.
+     */
+    private static float[] lastRows(float[] w, int wo, int ldw, int cols, int k) {
         float[] rows = Scratch.atLeast(LAST_ROWS.get(), ROWS * k);
         LAST_ROWS.set(rows);
-        System.arraycopy(w, wo, rows, 0, cols * k);
-        java.util.Arrays.fill(rows, cols * k, ROWS * k, 0f);
+        for (int j = 0; j < cols; j++) System.arraycopy(w, wo + j * ldw, rows, j * k, k);
         return rows;
     }
 
@@ -123,13 +149,13 @@ final class WeightStreamGemm {
         }
     }
 
-    /** tile [6, 4 L] = w rows [wo, wo + 6 k) · the packed block at {@code at}, over all of k. */
-    private static void kernelWide(int k, float[] w, int wo, float[] a, int at, float[] tile) {
+    /** tile [6, 4 L] = six weight rows (k floats each, ldw apart from wo) · the packed block at {@code at}. */
+    private static void kernelWide(int k, float[] w, int wo, int ldw, float[] a, int at, float[] tile) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00;
         FloatVector c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00;
         FloatVector c33 = c00, c40 = c00, c41 = c00, c42 = c00, c43 = c00, c50 = c00, c51 = c00, c52 = c00;
         FloatVector c53 = c00;
-        int w0 = wo, w1 = wo + k, w2 = wo + 2 * k, w3 = wo + 3 * k, w4 = wo + 4 * k, w5 = wo + 5 * k;
+        int w0 = wo, w1 = wo + ldw, w2 = wo + 2 * ldw, w3 = wo + 3 * ldw, w4 = wo + 4 * ldw, w5 = wo + 5 * ldw;
         for (int p = 0, o = at; p < k; p++, o += WIDE) {
             FloatVector b0 = FloatVector.fromArray(S, a, o), b1 = FloatVector.fromArray(S, a, o + L);
             FloatVector b2 = FloatVector.fromArray(S, a, o + 2 * L), b3 = FloatVector.fromArray(S, a, o + 3 * L);
@@ -190,11 +216,11 @@ final class WeightStreamGemm {
         c53.intoArray(tile, 5 * WIDE + 3 * L);
     }
 
-    /** tile [6, 2 L] = w rows [wo, wo + 6 k) · the packed block at {@code at}, over all of k. */
-    private static void kernelNarrow(int k, float[] w, int wo, float[] a, int at, float[] tile) {
+    /** tile [6, 2 L] = six weight rows (k floats each, ldw apart from wo) · the packed block at {@code at}. */
+    private static void kernelNarrow(int k, float[] w, int wo, int ldw, float[] a, int at, float[] tile) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-        int w0 = wo, w1 = wo + k, w2 = wo + 2 * k, w3 = wo + 3 * k, w4 = wo + 4 * k, w5 = wo + 5 * k;
+        int w0 = wo, w1 = wo + ldw, w2 = wo + 2 * ldw, w3 = wo + 3 * ldw, w4 = wo + 4 * ldw, w5 = wo + 5 * ldw;
         for (int p = 0, o = at; p < k; p++, o += NARROW) {
             FloatVector b0 = FloatVector.fromArray(S, a, o), b1 = FloatVector.fromArray(S, a, o + L);
             FloatVector x = FloatVector.broadcast(S, w[w0 + p]);
