@@ -42,6 +42,7 @@ public class BilinearBench {
 
     private Ops vector;
     private BilinearShapes.Inputs inputs;
+    private float[] pooled; // for outputFloor: an output the size of full pooling's
     private org.bytedeco.pytorch.Tensor ta, tb, tw0, tb0, tw1, tb1, th1, ts1, th2, ts2;
 
     @Setup(Level.Trial)
@@ -54,6 +55,7 @@ public class BilinearBench {
             case "pool":
                 ta = torch.rand(d[0], d[1], d[2]);
                 tb = torch.rand(d[0], d[1], d[3]);
+                pooled = new float[d[0] * d[2] * d[3]];
                 break;
             case "layer":
                 ta = torch.rand(d[0], d[1]);
@@ -95,6 +97,23 @@ public class BilinearBench {
         try (Tensor z = inputs.run(vector)) {
             return z.array()[0];
         }
+    }
+
+    /**
+     * The memory floor of full pooling with L2 normalisation, measured beside it: each sample's output
+     * written, then scaled in place (the norm is known only once the whole sample is), on every core,
+     * with no arithmetic to speak of. Nothing for the other operations, whose outputs are small.
+     */
+    @Benchmark
+    public float outputFloor() {
+        if (pooled == null) return 0f;
+        int batch = inputs.shape.d[0], size = pooled.length / batch;
+        java.util.stream.IntStream.range(0, batch).parallel().forEach(b -> {
+            int at = b * size;
+            for (int i = 0; i < size; i++) pooled[at + i] = i;
+            for (int i = 0; i < size; i++) pooled[at + i] *= 0.5f;
+        });
+        return pooled[0];
     }
 
     @Benchmark
