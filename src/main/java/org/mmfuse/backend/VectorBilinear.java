@@ -109,6 +109,10 @@ final class VectorBilinear {
 
         @Override
         public void accept(float[] tile, int row, int col, int rows, int cols) {
+            if (!symmetric && cols == NR) {
+                squares += finishWholeRows(tile, rows, scale, signedSqrt, eps, out, base + (row0 + row) * width + col, width);
+                return;
+            }
             for (int i = 0; i < rows; i++) {
                 int globalRow = row0 + row + i;
                 // Symmetric: this row keeps columns >= its own index; those above the diagonal are mirrored.
@@ -124,6 +128,26 @@ final class VectorBilinear {
                 }
             }
         }
+    }
+
+    /**
+     * A tile's rows, all NR columns of each, scaled, signed-square-rooted if asked and stored at
+     * out[at + i · ldo ..]; returns the sum of their squares. The common case of {@link #finishRow} without
+     * its masks, its write-back to the tile or a sum per row (a third of pooling 8 x 49 x 2048 x 768's time
+     * went to those).
+     */
+    private static double finishWholeRows(float[] tile, int rows, float scale, boolean signedSqrt, float eps,
+            float[] out, int at, int ldo) {
+        FloatVector squares = FloatVector.zero(S);
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < NR; j += L) {
+                FloatVector v = FloatVector.fromArray(S, tile, i * NR + j).mul(scale);
+                if (signedSqrt) v = signedSqrt(v, eps);
+                v.intoArray(out, at + i * ldo + j);
+                squares = v.fma(v, squares);
+            }
+        }
+        return VectorMath.sum(squares);
     }
 
     /**

@@ -94,11 +94,11 @@ final class WeightStreamGemm {
         return m - i0 > NARROW ? WIDE : NARROW;
     }
 
-    /** Floats in the packed form of m rows of k: the rows rounded up to whole blocks. */
+    /** Floats in the packed form of m rows of k: the rows rounded up to whole blocks (past 2^31: an exception). */
     static int packedSize(int m, int k) {
         int rows = 0;
         while (rows < m) rows += blockWidth(m, rows);
-        return rows * k;
+        return Math.multiplyExact(rows, k);
     }
 
     /**
