@@ -254,7 +254,7 @@ final class VectorBilinear {
         float[] sums = new float[outs * padded];
         int blocks = (outs + WeightStreamGemm.ROWS - 1) / WeightStreamGemm.ROWS;
         int runs = Math.min(blocks, 4 * CpuThreads.SHARED.threads());
-        CpuThreads.SHARED.run(Math.min(chunk, in1), ii -> outerProducts(rows, in1, in2, x1p, ii, x2p, chunk * in2, ii, z[0]));
+        CpuThreads.SHARED.run(chunk, ii -> outerProducts(rows, in1, in2, x1p, ii, x2p, chunk * in2, ii, z[0]));
         for (int i0 = 0, c = 0; i0 < in1; i0 += chunk, c ^= 1) {
             int kc = Math.min(chunk, in1 - i0) * in2, first = i0, next = i0 + chunk;
             int nextCount = Math.max(0, Math.min(chunk, in1 - next));
@@ -304,8 +304,8 @@ final class VectorBilinear {
     }
 
     /**
-     * {@code nn.Bilinear} for other batches: for each output k, T = x1 W_k [rows, in2] as tiles, each tile row multiplied
-     * lane by lane with x2's matching columns into per-row partial sums; T is never stored. x1 is packed
+     * {@code nn.Bilinear} for other batches: for each output k, T = x1 W_k [rows, in2] as tiles, each tile
+     * row multiplied lane by lane with x2's matching columns into per-row partial sums; T is never stored. x1 is packed
      * once for every k. W_k, the one large operand (268 MB at 256 x 512 x 512, read once per call), is
      * packed by one sequential pass over it: read in place, column panel by column panel, its rows 2 KB
      * apart defeated the prefetchers and the kernel waited on memory (2.2x slower, measured).
