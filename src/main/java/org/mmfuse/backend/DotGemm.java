@@ -13,9 +13,9 @@ import jdk.incubator.vector.VectorSpecies;
  * peak: its loads bound it (ten per 24 FMAs).
  *
  * <pre>
- * for j0 in n, step 6            six weight rows: 6 k-long streams, kept in L1/L2 for the next loop
+ * for j0 in n, step 6 (AVX2: 2)  six weight rows: k-long streams, kept in L1/L2 for the next loop
  *   for i0 in m, step 4          four rows of a, from L2
- *     24 vector accumulators along k, then 24 lane sums
+ *     24 vector accumulators along k (AVX2: 8), then as many lane sums
  * </pre>
  *
  * Threads take runs of weight rows. Edges (rows past a multiple of 4, weight rows past a multiple of 6)
@@ -31,7 +31,9 @@ final class DotGemm {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED.length() > 8 ? FloatVector.SPECIES_256
             : FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
-    private static final int ROWS = 4, COLS = 6;
+    /** Rows of a and weight rows of a kernel call: 4 x 6 where there are 32 vector registers (AVX-512); 4 x 2
+     *  where there are 16 (AVX2), whose 24 accumulators would spill (see VectorGemm's kernel4). */
+    private static final int ROWS = 4, COLS = FloatVector.SPECIES_PREFERRED.length() > 8 ? 6 : 2;
     /** Per-thread room for one kernel call's accumulators. */
     private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[ROWS * COLS * L]);
 
@@ -47,7 +49,10 @@ final class DotGemm {
                 int i0 = 0;
                 if (cols == COLS) {
                     float[] lanes = LANES.get();
-                    for (; i0 + ROWS <= m; i0 += ROWS) kernel(k, a, i0 * k, w, j0 * k, bias, j0, c, i0 * n + j0, n, lanes);
+                    for (; i0 + ROWS <= m; i0 += ROWS) {
+                        if (COLS == 6) kernel(k, a, i0 * k, w, j0 * k, bias, j0, c, i0 * n + j0, n, lanes);
+                        else kernel2(k, a, i0 * k, w, j0 * k, bias, j0, c, i0 * n + j0, n, lanes);
+                    }
                 }
                 for (int i = i0; i < m; i++) {
                     for (int j = j0; j < j0 + cols; j++) {
@@ -126,6 +131,45 @@ final class DotGemm {
         c33.intoArray(lanes, 21 * L);
         c34.intoArray(lanes, 22 * L);
         c35.intoArray(lanes, 23 * L);
+        sumLanes(lanes, bias, j0, c, co, ldc);
+        if (vectorEnd < k) addTails(k, vectorEnd, a, ao, w, wo, c, co, ldc);
+    }
+
+    /** c[4, 2] at co: {@link #kernel} for 16 vector registers. */
+    private static void kernel2(int k, float[] a, int ao, float[] w, int wo, float[] bias, int j0, float[] c, int co,
+            int ldc, float[] lanes) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00;
+        FloatVector c31 = c00;
+        int vectorEnd = k - k % L;
+        for (int p = 0; p < vectorEnd; p += L) {
+            FloatVector b0 = FloatVector.fromArray(S, w, wo + p), b1 = FloatVector.fromArray(S, w, wo + k + p);
+            FloatVector x = FloatVector.fromArray(S, a, ao + p);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.fromArray(S, a, ao + k + p);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.fromArray(S, a, ao + 2 * k + p);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.fromArray(S, a, ao + 3 * k + p);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+        }
+        c00.intoArray(lanes, 0);
+        c01.intoArray(lanes, L);
+        c10.intoArray(lanes, 2 * L);
+        c11.intoArray(lanes, 3 * L);
+        c20.intoArray(lanes, 4 * L);
+        c21.intoArray(lanes, 5 * L);
+        c30.intoArray(lanes, 6 * L);
+        c31.intoArray(lanes, 7 * L);
+        sumLanes(lanes, bias, j0, c, co, ldc);
+        if (vectorEnd < k) addTails(k, vectorEnd, a, ao, w, wo, c, co, ldc);
+    }
+
+    /** c[i, j] at co = the sum of the L lanes at lanes[(i COLS + j) L] (+ bias[j0 + j]), lane by lane in order. */
+    private static void sumLanes(float[] lanes, float[] bias, int j0, float[] c, int co, int ldc) {
         for (int i = 0; i < ROWS; i++) {
             for (int j = 0; j < COLS; j++) {
                 float sum = 0f;
@@ -133,10 +177,9 @@ final class DotGemm {
                 c[co + i * ldc + j] = sum + (bias == null ? 0f : bias[j0 + j]);
             }
         }
-        if (vectorEnd < k) addTails(k, vectorEnd, a, ao, w, wo, c, co, ldc);
     }
 
-    /** The last k % L terms of each of the 24 dot products, which the vector loop left out. */
+    /** The last k % L terms of each of the ROWS x COLS dot products, which the vector loop left out. */
     private static void addTails(int k, int from, float[] a, int ao, float[] w, int wo, float[] c, int co, int ldc) {
         for (int i = 0; i < ROWS; i++) {
             for (int j = 0; j < COLS; j++) {

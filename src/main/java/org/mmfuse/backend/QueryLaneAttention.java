@@ -17,7 +17,7 @@ import jdk.incubator.vector.VectorSpecies;
  * scalars, so the output accumulates in its own layout [QL, Dv]. Taken without weights from
  * {@link FewQueryAttention#QUERIES} queries (see {@link #takes}).
  *
- * <p>Two register-tiled micro-kernels, 8 x 2 vectors each: {@code scores8} (8 keys x QL queries,
+ * <p>Two register-tiled micro-kernels, 8 x 2 vectors each (4 x 2 on AVX2): {@code scores8} (8 keys x QL queries,
  * over Dh) and {@code values8} (8 queries x 2L output columns, over a block's keys). Written out
  * without helpers taking vectors, which C2 would not inline at this size (see VectorGemm).
  */
@@ -26,6 +26,11 @@ final class QueryLaneAttention {
     private static final int L = S.length();
     /** Queries per tile: two vectors. */
     private static final int QL = 2 * L;
+    /**
+     * Key rows of a scores kernel call and query rows of a values kernel call: 8 (x 2 vectors) where there
+     * are 32 vector registers (AVX-512), 4 where there are 16 (AVX2), so that no accumulator spills.
+     */
+    private static final int KEY_ROWS = L >= 16 ? 8 : 4, QUERY_ROWS = KEY_ROWS;
     /** Keys per softmax block: the scores of a block are exponentiated and applied together. */
     private static final int KEY_BLOCK = 64;
     /** Tasks wanted per thread, when a task is a run of heads whose rows it copies. */
@@ -45,7 +50,7 @@ final class QueryLaneAttention {
         final float[] scoresT = new float[KEY_BLOCK * QL];
         /** Per query lane: the running maximum and denominator, and the last block's rescaling. */
         final float[] max = new float[QL], sum = new float[QL], alpha = new float[QL];
-        final int[] keyRows = new int[8];
+        final int[] keyRows = new int[KEY_ROWS];
         final int[] biasIndex = new int[L];
         final float[] biasLanes = new float[L];
     }
@@ -144,11 +149,15 @@ final class QueryLaneAttention {
         for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
             int[] keyRows = w.keyRows;
-            for (int j = 0; j < n; j += 8) {
-                // 8 keys at a time; past the block's n keys the last row is read again, and never used
-                for (int x = 0; x < 8; x++) keyRows[x] = kFirst + Math.min(j0 + j + x, j0 + n - 1) * kRow;
-                scores8(dh, qT, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], keyRows[4], keyRows[5],
-                        keyRows[6], keyRows[7], sT, j * QL);
+            for (int j = 0; j < n; j += KEY_ROWS) {
+                // KEY_ROWS keys at a time; past the block's n keys the last row is read again, and never used
+                for (int x = 0; x < KEY_ROWS; x++) keyRows[x] = kFirst + Math.min(j0 + j + x, j0 + n - 1) * kRow;
+                if (KEY_ROWS == 8) {
+                    scores8(dh, qT, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], keyRows[4], keyRows[5],
+                            keyRows[6], keyRows[7], sT, j * QL);
+                } else {
+                    scores4(dh, qT, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], sT, j * QL);
+                }
             }
             maskBlock(s, b, h, i0, j0, n, mask, bias, sT, w);
 
@@ -156,7 +165,10 @@ final class QueryLaneAttention {
             // o = o · alpha + P V, lanes over Dv: groups of 8 queries times 2L columns
             int vAt = vFirst + j0 * vRow, c = 0;
             for (; c + 2 * L <= dv; c += 2 * L) {
-                for (int g = 0; g < rows; g += 8) values8(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
+                for (int g = 0; g < rows; g += QUERY_ROWS) {
+                    if (QUERY_ROWS == 8) values8(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
+                    else values4(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
+                }
             }
             if (c < dv) valuesTail(n, sT, rows, v, vAt, vRow, c, dv, o, ldo, alpha);
         }
@@ -318,6 +330,35 @@ final class QueryLaneAttention {
         a71.intoArray(sT, at + 7 * QL + L);
     }
 
+    /** scores8 for 4 key rows: 8 accumulators, for 16-register (AVX2) machines (see VectorGemm's kernel4). */
+    private static void scores4(int dh, float[] qT, float[] k, int k0, int k1, int k2, int k3, float[] sT, int at) {
+        FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00;
+        FloatVector a31 = a00;
+        for (int d = 0; d < dh; d++) {
+            FloatVector q0 = FloatVector.fromArray(S, qT, d * QL), q1 = FloatVector.fromArray(S, qT, d * QL + L);
+            FloatVector x = FloatVector.broadcast(S, k[k0 + d]);
+            a00 = x.fma(q0, a00);
+            a01 = x.fma(q1, a01);
+            x = FloatVector.broadcast(S, k[k1 + d]);
+            a10 = x.fma(q0, a10);
+            a11 = x.fma(q1, a11);
+            x = FloatVector.broadcast(S, k[k2 + d]);
+            a20 = x.fma(q0, a20);
+            a21 = x.fma(q1, a21);
+            x = FloatVector.broadcast(S, k[k3 + d]);
+            a30 = x.fma(q0, a30);
+            a31 = x.fma(q1, a31);
+        }
+        a00.intoArray(sT, at);
+        a01.intoArray(sT, at + L);
+        a10.intoArray(sT, at + QL);
+        a11.intoArray(sT, at + QL + L);
+        a20.intoArray(sT, at + 2 * QL);
+        a21.intoArray(sT, at + 2 * QL + L);
+        a30.intoArray(sT, at + 3 * QL);
+        a31.intoArray(sT, at + 3 * QL + L);
+    }
+
     /**
      * o[g + x][c .. c + 2L) = o[g + x][..] · alpha[g + x] + Σ_{j < n} pᵀ[j, g + x] · v[vAt + j vRow ..] for the
      * 8 queries g + x (o's rows are ldo apart, from oAt). In the tile's last group the rows past Lq
@@ -384,6 +425,42 @@ final class QueryLaneAttention {
         o61.intoArray(o, oAt + 6 * ldo + L);
         o70.intoArray(o, oAt + 7 * ldo);
         o71.intoArray(o, oAt + 7 * ldo + L);
+    }
+
+    /** values8 for 4 queries: 8 accumulators, for 16-register (AVX2) machines. */
+    private static void values4(int n, float[] pT, int g, float[] v, int vAt, int vRow, float[] o, int oAt, int ldo,
+            float[] alpha) {
+        FloatVector o00 = FloatVector.fromArray(S, o, oAt).mul(alpha[g]);
+        FloatVector o01 = FloatVector.fromArray(S, o, oAt + L).mul(alpha[g]);
+        FloatVector o10 = FloatVector.fromArray(S, o, oAt + ldo).mul(alpha[g + 1]);
+        FloatVector o11 = FloatVector.fromArray(S, o, oAt + ldo + L).mul(alpha[g + 1]);
+        FloatVector o20 = FloatVector.fromArray(S, o, oAt + 2 * ldo).mul(alpha[g + 2]);
+        FloatVector o21 = FloatVector.fromArray(S, o, oAt + 2 * ldo + L).mul(alpha[g + 2]);
+        FloatVector o30 = FloatVector.fromArray(S, o, oAt + 3 * ldo).mul(alpha[g + 3]);
+        FloatVector o31 = FloatVector.fromArray(S, o, oAt + 3 * ldo + L).mul(alpha[g + 3]);
+        for (int j = 0, at = vAt, p = g; j < n; j++, at += vRow, p += QL) {
+            FloatVector v0 = FloatVector.fromArray(S, v, at), v1 = FloatVector.fromArray(S, v, at + L);
+            FloatVector x = FloatVector.broadcast(S, pT[p]);
+            o00 = x.fma(v0, o00);
+            o01 = x.fma(v1, o01);
+            x = FloatVector.broadcast(S, pT[p + 1]);
+            o10 = x.fma(v0, o10);
+            o11 = x.fma(v1, o11);
+            x = FloatVector.broadcast(S, pT[p + 2]);
+            o20 = x.fma(v0, o20);
+            o21 = x.fma(v1, o21);
+            x = FloatVector.broadcast(S, pT[p + 3]);
+            o30 = x.fma(v0, o30);
+            o31 = x.fma(v1, o31);
+        }
+        o00.intoArray(o, oAt);
+        o01.intoArray(o, oAt + L);
+        o10.intoArray(o, oAt + ldo);
+        o11.intoArray(o, oAt + ldo + L);
+        o20.intoArray(o, oAt + 2 * ldo);
+        o21.intoArray(o, oAt + 2 * ldo + L);
+        o30.intoArray(o, oAt + 3 * ldo);
+        o31.intoArray(o, oAt + 3 * ldo + L);
     }
 
     /** values8 for columns [c0, dv), the ones past the last whole 2L, query by query. */

@@ -33,12 +33,12 @@ final class VectorGemm {
      * Rows of the micro-kernel: as many as the vector registers hold accumulators for. On AVX-512 (32
      * registers) 13 x 2 rather than 14 x 2: JDK 25's C2 keeps three broadcasts live and spilled two of
      * 14 x 2's 28 accumulators to the stack in the loop (153 GFLOP/s of a 195 GFLOP/s core; 13 x 2 has
-     * no spill, 175; JDK 17 runs both at 193-197). 6 x 2 fills AVX2's 16.
+     * no spill, 175; JDK 17 runs both at 193-197). 4 x 2 on AVX2's 16 (see kernel4).
      */
-    static final int MR = S.vectorBitSize() >= 512 ? 13 : 6;
+    static final int MR = S.vectorBitSize() >= 512 ? 13 : 4;
     static final int NR = 2 * L;
     static final int KC = 256;
-    static final int MC = MR == 13 ? 7 * MR : 16 * MR;
+    static final int MC = MR == 13 ? 7 * MR : 24 * MR;
     static final int NC = 128 * NR;
     /** Below this many flops one thread finishes before a second would have started. */
     private static final long PARALLEL_FLOPS = 1 << 18;
@@ -269,12 +269,16 @@ final class VectorGemm {
         c121.add(FloatVector.fromArray(S, c, co + 12 * ldc + L)).intoArray(c, co + 12 * ldc + L);
     }
 
-    /** 6 x 2 vectors: 12 accumulators, for narrower vectors (16 registers). */
-    private static void kernel6(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
-        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
-        FloatVector c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00;
-        FloatVector c51 = c00;
-        for (int p = 0; p < kc; p++, ao += 6, bo += ldb) {
+    /**
+     * The 4 x 2 micro-kernel for 16 vector registers (AVX2). 6 x 2 would fill them (12 accumulators), but
+     * JDK 25's C2 keeps three broadcasts live and spills an accumulator through the stack in the loop:
+     * 36-39 GFLOP/s of a 70-80 GFLOP/s core (Zen 4, AVX2), against 70-83 for 4 x 2 on JDK 17 and 25 alike
+     * (one core, L1-resident panels, 2026-11-23; 3 x 3 and 2 x 5 ran close, 6 x 2 on JDK 17 70-76).
+     */
+    private static void kernel4(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00;
+        FloatVector c31 = c00;
+        for (int p = 0; p < kc; p++, ao += 4, bo += ldb) {
             FloatVector b0 = FloatVector.fromArray(S, pb, bo), b1 = FloatVector.fromArray(S, pb, bo + L);
             FloatVector x = FloatVector.broadcast(S, pa[ao]);
             c00 = x.fma(b0, c00);
@@ -288,12 +292,6 @@ final class VectorGemm {
             x = FloatVector.broadcast(S, pa[ao + 3]);
             c30 = x.fma(b0, c30);
             c31 = x.fma(b1, c31);
-            x = FloatVector.broadcast(S, pa[ao + 4]);
-            c40 = x.fma(b0, c40);
-            c41 = x.fma(b1, c41);
-            x = FloatVector.broadcast(S, pa[ao + 5]);
-            c50 = x.fma(b0, c50);
-            c51 = x.fma(b1, c51);
         }
         c00.add(FloatVector.fromArray(S, c, co)).intoArray(c, co);
         c01.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
@@ -303,10 +301,6 @@ final class VectorGemm {
         c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L)).intoArray(c, co + 2 * ldc + L);
         c30.add(FloatVector.fromArray(S, c, co + 3 * ldc)).intoArray(c, co + 3 * ldc);
         c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L)).intoArray(c, co + 3 * ldc + L);
-        c40.add(FloatVector.fromArray(S, c, co + 4 * ldc)).intoArray(c, co + 4 * ldc);
-        c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L)).intoArray(c, co + 4 * ldc + L);
-        c50.add(FloatVector.fromArray(S, c, co + 5 * ldc)).intoArray(c, co + 5 * ldc);
-        c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L)).intoArray(c, co + 5 * ldc + L);
     }
 
     /**
@@ -326,7 +320,7 @@ final class VectorGemm {
         if (MR == 13) {
             kernel13(kc, pa, ao, pb, bo, ldb, c, co, ldc);
         } else {
-            kernel6(kc, pa, ao, pb, bo, ldb, c, co, ldc);
+            kernel4(kc, pa, ao, pb, bo, ldb, c, co, ldc);
         }
     }
 

@@ -15,7 +15,8 @@ import jdk.incubator.vector.VectorSpecies;
  *     6 x 4 vector accumulators over all of k, then the 6 x 4 L tile into c, transposed
  * </pre>
  *
- * A last block of at most 2 L rows takes a 6 x 2 kernel. Threads take runs of six-row weight blocks;
+ * A last block of at most 2 L rows takes a 6 x 2 kernel, and so do all blocks on 16-register (AVX2) machines.
+ * Threads take runs of six-row weight blocks;
  * weight rows past a multiple of six are copied into a block of six first. The bilinear layer runs
  * the same products with a sink of its own ({@link #products}).
  *
@@ -29,9 +30,11 @@ import jdk.incubator.vector.VectorSpecies;
 final class WeightStreamGemm {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
-    /** Weight rows of a kernel call. */
-    static final int ROWS = 6;
-    /** Batch rows of the wide kernel (four vectors) and of the narrow one (two). */
+    /** Whether the 6 x 4 kernel's 24 accumulators fit in the registers: 32 of them (AVX-512), not 16 (AVX2). */
+    private static final boolean WIDE_FITS = L >= 16;
+    /** Weight rows of a kernel call: 6, or 4 on 16 registers (see {@link VectorGemm}'s kernel4 for why not 6 x 2). */
+    static final int ROWS = WIDE_FITS ? 6 : 4;
+    /** Batch rows of the wide kernel (four vectors) and of the narrow ones (two). */
     private static final int WIDE = 4 * L, NARROW = 2 * L;
 
     /** Per-thread kernel output tile, copy of the last weight rows, and packed batch. */
@@ -80,8 +83,10 @@ final class WeightStreamGemm {
                 int width = blockWidth(m, i0);
                 if (width == WIDE) {
                     kernelWide(k, rows, at, stride, packed, i0 * k, tile);
-                } else {
+                } else if (ROWS == 6) {
                     kernelNarrow(k, rows, at, stride, packed, i0 * k, tile);
+                } else {
+                    kernelFour(k, rows, at, stride, packed, i0 * k, tile);
                 }
                 sink.accept(tile, width, j0, cols, i0, Math.min(width, m - i0));
                 i0 += width;
@@ -89,9 +94,10 @@ final class WeightStreamGemm {
         }
     }
 
-    /** The width of the packed block that starts at batch row i0: four vectors, or two for a last few rows. */
+    /** The width of the packed block that starts at batch row i0: four vectors, or two for a last few rows
+     *  (and for all of them where the wide kernel would spill). */
     static int blockWidth(int m, int i0) {
-        return m - i0 > NARROW ? WIDE : NARROW;
+        return WIDE_FITS && m - i0 > NARROW ? WIDE : NARROW;
     }
 
     /** Floats in the packed form of m rows of k: the rows rounded up to whole blocks (past 2^31: an exception). */
@@ -254,5 +260,35 @@ final class WeightStreamGemm {
         c41.intoArray(tile, 4 * NARROW + L);
         c50.intoArray(tile, 5 * NARROW);
         c51.intoArray(tile, 5 * NARROW + L);
+    }
+
+    /** tile [4, 2 L] = four weight rows · the packed block at {@code at}: kernelNarrow for 16 registers. */
+    private static void kernelFour(int k, float[] w, int wo, int ldw, float[] a, int at, float[] tile) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00;
+        FloatVector c31 = c00;
+        int w0 = wo, w1 = wo + ldw, w2 = wo + 2 * ldw, w3 = wo + 3 * ldw;
+        for (int p = 0, o = at; p < k; p++, o += NARROW) {
+            FloatVector b0 = FloatVector.fromArray(S, a, o), b1 = FloatVector.fromArray(S, a, o + L);
+            FloatVector x = FloatVector.broadcast(S, w[w0 + p]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, w[w1 + p]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, w[w2 + p]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(S, w[w3 + p]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+        }
+        c00.intoArray(tile, 0);
+        c01.intoArray(tile, L);
+        c10.intoArray(tile, NARROW);
+        c11.intoArray(tile, NARROW + L);
+        c20.intoArray(tile, 2 * NARROW);
+        c21.intoArray(tile, 2 * NARROW + L);
+        c30.intoArray(tile, 3 * NARROW);
+        c31.intoArray(tile, 3 * NARROW + L);
     }
 }
