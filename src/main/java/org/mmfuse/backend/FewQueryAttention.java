@@ -139,8 +139,13 @@ final class FewQueryAttention {
     /** kT[d * KEY_BLOCK + j] = k[first + j * rowStride + d] for j < n, 0 for j in [n, KEY_BLOCK). */
     private static void transposeKeys(float[] k, int first, int rowStride, int n, int dh, float[] kT) {
         int d0 = 0;
-        if (Transpose16.AVAILABLE && n == KEY_BLOCK) {
-            for (; d0 + 16 <= dh; d0 += 16) Transpose16.block(k, first + d0, rowStride, 1f, kT, d0 * KEY_BLOCK, KEY_BLOCK);
+        if (Transpose.AVAILABLE && n == KEY_BLOCK) {
+            int size = Transpose.SIZE;
+            for (; d0 + size <= dh; d0 += size) {
+                for (int j0 = 0; j0 < KEY_BLOCK; j0 += size) {
+                    Transpose.block(k, first + j0 * rowStride + d0, rowStride, 1f, kT, d0 * KEY_BLOCK + j0, KEY_BLOCK);
+                }
+            }
         }
         for (int j = 0; j < KEY_BLOCK; j++) {
             for (int d = d0, at = first + j * rowStride; d < dh; d++) kT[d * KEY_BLOCK + j] = j < n ? k[at + d] : 0f;

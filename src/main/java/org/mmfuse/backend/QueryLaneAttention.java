@@ -186,14 +186,14 @@ final class QueryLaneAttention {
     // The transposition and the vector kernels are methods of their own, which keeps tile() small:
     // C2 gives up intrinsifying Vector API calls inlined into a method past its node budget.
 
-    /** qᵀ[d, i] = scale · q[first + i qRow + d] for i < rows, 0 for the lanes past them. In 16 x 16 blocks
-     *  transposed in registers where the vectors have 16 lanes, element by element for the rest (read
+    /** qᵀ[d, i] = scale · q[first + i qRow + d] for i < rows, 0 for the lanes past them. In blocks
+     *  transposed in registers ({@link Transpose}), element by element for the rest (read
      *  row by row: with d outer, the loads would walk q at a stride of H Dh floats, which maps its rows
      *  onto a few L1 sets). This copy was a sixth of the time of B=64, H=12, Lq=Lk=128 element by element. */
     private static void packQueries(float[] q, int first, int qRow, int rows, int dh, float scale, float[] qT) {
-        int blockRows = Transpose16.AVAILABLE ? rows / 16 * 16 : 0, blockCols = dh / 16 * 16;
-        for (int i = 0; i < blockRows; i += 16) {
-            for (int d = 0; d < blockCols; d += 16) Transpose16.block(q, first + i * qRow + d, qRow, scale, qT, d * QL + i, QL);
+        int size = Transpose.SIZE, blockRows = size > 0 ? rows / size * size : 0, blockCols = size > 0 ? dh / size * size : 0;
+        for (int i = 0; i < blockRows; i += size) {
+            for (int d = 0; d < blockCols; d += size) Transpose.block(q, first + i * qRow + d, qRow, scale, qT, d * QL + i, QL);
         }
         for (int i = 0, from = first; i < rows; i++, from += qRow) {
             for (int d = i < blockRows ? blockCols : 0; d < dh; d++) qT[d * QL + i] = q[from + d] * scale;

@@ -117,12 +117,13 @@ final class WeightStreamGemm {
         for (int i0 = 0; i0 < m; ) {
             int width = blockWidth(m, i0), rows = Math.min(width, m - i0), at = i0 * k;
             int j = 0;
-            if (Transpose16.AVAILABLE) { // 16 x 16 blocks in registers, then the k % 16 last columns
-                for (; j + 16 <= rows; j += 16) {
+            int size = Transpose.SIZE;
+            if (size > 0) { // blocks transposed in registers, then the k % size last columns
+                for (; j + size <= rows; j += size) {
                     int p = 0;
-                    for (; p + 16 <= k; p += 16) Transpose16.block(a, (i0 + j) * k + p, k, 1f, packed, at + p * width + j, width);
+                    for (; p + size <= k; p += size) Transpose.block(a, (i0 + j) * k + p, k, 1f, packed, at + p * width + j, width);
                     for (; p < k; p++) {
-                        for (int r = j; r < j + 16; r++) packed[at + p * width + r] = a[(i0 + r) * k + p];
+                        for (int r = j; r < j + size; r++) packed[at + p * width + r] = a[(i0 + r) * k + p];
                     }
                 }
             }
