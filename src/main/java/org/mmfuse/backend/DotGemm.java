@@ -18,7 +18,7 @@ import jdk.incubator.vector.VectorSpecies;
  *     24 vector accumulators along k (AVX2: 8), then as many lane sums
  * </pre>
  *
- * Threads take runs of weight rows. Edges (rows past a multiple of 4, weight rows past a multiple of 6)
+ * Threads take runs of weight rows. Edges (rows past a multiple of 4, weight rows past a multiple of COLS)
  * use one-by-one dot products.
  */
 final class DotGemm {

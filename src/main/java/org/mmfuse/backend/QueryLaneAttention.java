@@ -11,7 +11,7 @@ import jdk.incubator.vector.VectorSpecies;
  * transposed, qᵀ [Dh, QL], so that one key row broadcast element by element against it gives that
  * key's scores for all QL queries at once. The keys and values are read row by row (no transposed
  * copy of the head's keys, which {@link VectorAttention} needs for its key lanes), each head's keys
- * once per tile of QL queries: in place when there is one tile, else from a plain copy of a run of
+ * once per tile of QL queries: in place when there are one or two tiles, else from a plain copy of a run of
  * heads' rows (see {@link #headsPerCopy}); the online softmax is elementwise over the lanes (no
  * horizontal reductions). P V then turns to lanes over Dv, reading the probabilities as broadcast
  * scalars, so the output accumulates in its own layout [QL, Dv]. Taken without weights from
@@ -171,7 +171,7 @@ final class QueryLaneAttention {
             maskBlock(s, b, h, i0, j0, n, mask, bias, sT, w);
 
             softmaxBlock(n, sT, max, sum, alpha);
-            // o = o · alpha + P V, lanes over Dv: groups of 8 queries times 2L columns
+            // o = o · alpha + P V, lanes over Dv: groups of QUERY_ROWS queries times 2L columns
             int vAt = vFirst + j0 * vRow, c = 0;
             for (; c + 2 * L <= dv; c += 2 * L) {
                 for (int g = 0; g < rows; g += QUERY_ROWS) {

@@ -237,7 +237,7 @@ final class VectorBilinear {
      * = Z[r] · W_k + b_k with Z[r] = x1[r] ⊗ x2[r] flattened, W seen as [out, in1 · in2]. Z is never
      * stored whole: for a few i at a time its packed block (batch rows in lanes, as
      * {@link WeightStreamGemm} packs a batch) is built from x1 and x2, packed once, and the weight
-     * rows' matching columns stream past it, six outputs at a time, each a run of in2 · (those i)
+     * rows' matching columns stream past it, WeightStreamGemm.ROWS outputs at a time, each a run of in2 · (those i)
      * consecutive floats. W, the one large operand (268 MB at 256 x 512 x 512), is read once per call,
      * in place, in long sequential runs; per-output sums carry the partial products from chunk to chunk.
      */

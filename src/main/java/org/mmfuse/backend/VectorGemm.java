@@ -58,7 +58,8 @@ final class VectorGemm {
      * vs dot or packed: 24 x 2048 -> 6000: 188 vs 166 (dot); 64 x 2048 -> 6000: 246 vs 188 (dot), on JDK 17
      * 270 vs 99; 128 x 2048 -> 6000: 243 vs 178 (packed); 192 x 2048 -> 1200: 221 vs 207; 256 x 2048 -> 6000:
      * 206 vs 207. Below 24 rows its 32-row kernel computes mostly padding (16 x 2048 -> 6000: 111 vs 160);
-     * a weight that fits in L2 is read fast enough either way (64 x 768 -> 512: 194 vs 203).
+     * a weight that fits in L2 is read fast enough either way (64 x 768 -> 512: 194 vs 203). All on AVX-512;
+     * on AVX2 (16-row kernel) these thresholds were not measured again.
      */
     private static final int STREAM_MIN_ROWS = 24, STREAM_MAX_ROWS = 192;
     private static final long STREAM_MIN_WEIGHT = 1 << 20;

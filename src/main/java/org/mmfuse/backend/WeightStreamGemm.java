@@ -7,7 +7,7 @@ import jdk.incubator.vector.VectorSpecies;
  * c [m, n] = a [m, k] · wᵀ (+ bias) for a Linear layer's weight w [n, k] and a batch of a few dozen
  * rows, computed transposed: cᵀ = w · aᵀ. The weight, by far the larger operand (49 MB at 6000 x 2048),
  * is read once, in place, as broadcasts along its rows; the batch is what gets packed, aᵀ in blocks of
- * {@code 4 L} rows [k, 4 L], small enough to stay in L2 for every weight row.
+ * {@code 4 L} rows [k, 4 L] (2 L on AVX2), small enough to stay in L2 for every weight row.
  *
  * <pre>
  * for j0 in n, step 6                  six weight rows: six sequential streams, from memory
@@ -15,10 +15,10 @@ import jdk.incubator.vector.VectorSpecies;
  *     6 x 4 vector accumulators over all of k, then the 6 x 4 L tile into c, transposed
  * </pre>
  *
- * A last block of at most 2 L rows takes a 6 x 2 kernel, and so do all blocks on 16-register (AVX2) machines.
- * Threads take runs of six-row weight blocks;
- * weight rows past a multiple of six are copied into a block of six first. The bilinear layer runs
- * the same products with a sink of its own ({@link #products}).
+ * That is AVX-512's; there a last block of at most 2 L rows takes a 6 x 2 kernel. On 16 vector registers
+ * (AVX2) every block takes a 4 x 2 kernel: four weight rows, two vectors of batch rows (2 L).
+ * Threads take runs of ROWS-row weight blocks; weight rows past a multiple of ROWS are copied into a
+ * whole block first. The bilinear layer runs the same products with a sink of its own ({@link #products}).
  *
  * <p>Why not the packed {@link VectorGemm} or dot products: packing the weight costs as much as a
  * product that uses each of its elements only m times, and dot products along k are bound by their
@@ -63,7 +63,7 @@ final class WeightStreamGemm {
     }
 
     /**
-     * The tiles of weight-row blocks [blockFrom, blockTo) (six rows each) times every block of the packed
+     * The tiles of weight-row blocks [blockFrom, blockTo) (ROWS rows each) times every block of the packed
      * batch (m rows of k), handed to the sink one by one on this thread. Weight row j is the k floats at
      * w[wo + j · ldw]: a whole [n, k] weight, or a range of k columns of a wider one.
      */
@@ -108,8 +108,8 @@ final class WeightStreamGemm {
     }
 
     /**
-     * aᵀ in blocks into {@code buffer} (or a larger array, returned): each block of {@code WIDE} batch rows
-     * (the last one of {@code NARROW} when at most that many are left) as [k, width], the block of row i0
+     * aᵀ in blocks into {@code buffer} (or a larger array, returned): each block of {@link #blockWidth}
+     * batch rows as [k, width], the block of row i0
      * at i0 · k. Lanes past m are left as they are: their products are never stored.
      */
     static float[] pack(float[] a, int m, int k, float[] buffer) {
@@ -137,7 +137,7 @@ final class WeightStreamGemm {
     }
 
     /**
-     * The last weight rows (fewer than six) where the kernel can read six: the rows after them hold
+     * The last weight rows (fewer than ROWS) where the kernel reads ROWS: the rows after them hold
      * whatever the scratch held, and their products are never used.
      */
     private static float[] lastRows(float[] w, int wo, int ldw, int cols, int k) {
