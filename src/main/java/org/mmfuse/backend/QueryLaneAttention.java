@@ -165,7 +165,7 @@ final class QueryLaneAttention {
                     scores8(dh, qT, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], keyRows[4], keyRows[5],
                             keyRows[6], keyRows[7], sT, j * QL);
                 } else {
-                    scores4(dh, qT, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], sT, j * QL);
+                    scores4(dh, qT, 0, QL, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], sT, j * QL, QL);
                 }
             }
             maskBlock(s, b, h, i0, j0, n, mask, bias, sT, w);
@@ -339,33 +339,38 @@ final class QueryLaneAttention {
         a71.intoArray(sT, at + 7 * QL + L);
     }
 
-    /** scores8 for 4 key rows: 8 accumulators, for 16-register (AVX2) machines (see VectorGemm's kernel4). */
-    private static void scores4(int dh, float[] qT, float[] k, int k0, int k1, int k2, int k3, float[] sT, int at) {
+    /**
+     * scores8 for 4 key rows, for 16 vector registers (see VectorGemm's kernel4), written for any layout:
+     * out[outAt + x outStride ..+ 2L) = Σ_{d < dh} rows[rx + d] · panel[panelAt + d panelStride ..+ 2L) for the 4
+     * rows x. Here the rows are keys and the panel qᵀ; VectorAttention's weights path passes queries and kᵀ.
+     */
+    static void scores4(int dh, float[] panel, int panelAt, int panelStride, float[] rows, int r0, int r1, int r2,
+            int r3, float[] out, int outAt, int outStride) {
         FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00;
         FloatVector a31 = a00;
-        for (int d = 0; d < dh; d++) {
-            FloatVector q0 = FloatVector.fromArray(S, qT, d * QL), q1 = FloatVector.fromArray(S, qT, d * QL + L);
-            FloatVector x = FloatVector.broadcast(S, k[k0 + d]);
+        for (int d = 0, at = panelAt; d < dh; d++, at += panelStride) {
+            FloatVector q0 = FloatVector.fromArray(S, panel, at), q1 = FloatVector.fromArray(S, panel, at + L);
+            FloatVector x = FloatVector.broadcast(S, rows[r0 + d]);
             a00 = x.fma(q0, a00);
             a01 = x.fma(q1, a01);
-            x = FloatVector.broadcast(S, k[k1 + d]);
+            x = FloatVector.broadcast(S, rows[r1 + d]);
             a10 = x.fma(q0, a10);
             a11 = x.fma(q1, a11);
-            x = FloatVector.broadcast(S, k[k2 + d]);
+            x = FloatVector.broadcast(S, rows[r2 + d]);
             a20 = x.fma(q0, a20);
             a21 = x.fma(q1, a21);
-            x = FloatVector.broadcast(S, k[k3 + d]);
+            x = FloatVector.broadcast(S, rows[r3 + d]);
             a30 = x.fma(q0, a30);
             a31 = x.fma(q1, a31);
         }
-        a00.intoArray(sT, at);
-        a01.intoArray(sT, at + L);
-        a10.intoArray(sT, at + QL);
-        a11.intoArray(sT, at + QL + L);
-        a20.intoArray(sT, at + 2 * QL);
-        a21.intoArray(sT, at + 2 * QL + L);
-        a30.intoArray(sT, at + 3 * QL);
-        a31.intoArray(sT, at + 3 * QL + L);
+        a00.intoArray(out, outAt);
+        a01.intoArray(out, outAt + L);
+        a10.intoArray(out, outAt + outStride);
+        a11.intoArray(out, outAt + outStride + L);
+        a20.intoArray(out, outAt + 2 * outStride);
+        a21.intoArray(out, outAt + 2 * outStride + L);
+        a30.intoArray(out, outAt + 3 * outStride);
+        a31.intoArray(out, outAt + 3 * outStride + L);
     }
 
     /**

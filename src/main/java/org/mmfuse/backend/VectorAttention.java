@@ -135,7 +135,8 @@ final class VectorAttention {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
             for (int c0 = 0; c0 < n; c0 += 2 * L) {
                 if (QB == 14) scoreTile(s.headDim, packedQ, head.keysT, head.stride, j0, c0, sc);
-                else scoreTile4(s.headDim, packedQ, head.keysT, head.stride, j0, c0, sc);
+                else QueryLaneAttention.scores4(s.headDim, head.keysT, j0 + c0, head.stride, packedQ, 0, s.headDim,
+                        2 * s.headDim, 3 * s.headDim, sc, c0, KEY_BLOCK);
             }
             maskTile(s, b, h, i0, rows, j0, n, mask, bias, sc);
             if (weights != null) {
@@ -420,35 +421,6 @@ final class VectorAttention {
         int c = 0;
         for (; c <= n - L; c += L) FloatVector.fromArray(S, from, fromAt + c).mul(factor).intoArray(to, toAt + c);
         for (; c < n; c++) to[toAt + c] = from[fromAt + c] * factor;
-    }
-
-    /** scoreTile for 4 queries: 8 accumulators, for 16 vector registers. */
-    private static void scoreTile4(int dh, float[] qp, float[] kT, int stride, int j0, int c0, float[] sc) {
-        FloatVector s00 = FloatVector.zero(S), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00;
-        FloatVector s31 = s00;
-        for (int d = 0, at = j0 + c0; d < dh; d++, at += stride) {
-            FloatVector k0 = FloatVector.fromArray(S, kT, at), k1 = FloatVector.fromArray(S, kT, at + L);
-            FloatVector x = FloatVector.broadcast(S, qp[d]);
-            s00 = x.fma(k0, s00);
-            s01 = x.fma(k1, s01);
-            x = FloatVector.broadcast(S, qp[dh + d]);
-            s10 = x.fma(k0, s10);
-            s11 = x.fma(k1, s11);
-            x = FloatVector.broadcast(S, qp[2 * dh + d]);
-            s20 = x.fma(k0, s20);
-            s21 = x.fma(k1, s21);
-            x = FloatVector.broadcast(S, qp[3 * dh + d]);
-            s30 = x.fma(k0, s30);
-            s31 = x.fma(k1, s31);
-        }
-        s00.intoArray(sc, c0);
-        s01.intoArray(sc, c0 + L);
-        s10.intoArray(sc, KEY_BLOCK + c0);
-        s11.intoArray(sc, KEY_BLOCK + c0 + L);
-        s20.intoArray(sc, 2 * KEY_BLOCK + c0);
-        s21.intoArray(sc, 2 * KEY_BLOCK + c0 + L);
-        s30.intoArray(sc, 3 * KEY_BLOCK + c0);
-        s31.intoArray(sc, 3 * KEY_BLOCK + c0 + L);
     }
 
     /** valueTile for 4 queries: 8 accumulators, for 16 vector registers. */
