@@ -176,7 +176,7 @@ final class QueryLaneAttention {
             for (; c + 2 * L <= dv; c += 2 * L) {
                 for (int g = 0; g < rows; g += QUERY_ROWS) {
                     if (QUERY_ROWS == 8) values8(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
-                    else values4(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
+                    else values4(n, sT, g, QL, 1, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha, g);
                 }
             }
             if (c < dv) valuesTail(n, sT, rows, v, vAt, vRow, c, dv, o, ldo, alpha);
@@ -441,29 +441,35 @@ final class QueryLaneAttention {
         o71.intoArray(o, oAt + 7 * ldo + L);
     }
 
-    /** values8 for 4 queries: 8 accumulators, for 16-register (AVX2) machines. */
-    private static void values4(int n, float[] pT, int g, float[] v, int vAt, int vRow, float[] o, int oAt, int ldo,
-            float[] alpha) {
-        FloatVector o00 = FloatVector.fromArray(S, o, oAt).mul(alpha[g]);
-        FloatVector o01 = FloatVector.fromArray(S, o, oAt + L).mul(alpha[g]);
-        FloatVector o10 = FloatVector.fromArray(S, o, oAt + ldo).mul(alpha[g + 1]);
-        FloatVector o11 = FloatVector.fromArray(S, o, oAt + ldo + L).mul(alpha[g + 1]);
-        FloatVector o20 = FloatVector.fromArray(S, o, oAt + 2 * ldo).mul(alpha[g + 2]);
-        FloatVector o21 = FloatVector.fromArray(S, o, oAt + 2 * ldo + L).mul(alpha[g + 2]);
-        FloatVector o30 = FloatVector.fromArray(S, o, oAt + 3 * ldo).mul(alpha[g + 3]);
-        FloatVector o31 = FloatVector.fromArray(S, o, oAt + 3 * ldo + L).mul(alpha[g + 3]);
-        for (int j = 0, at = vAt, p = g; j < n; j++, at += vRow, p += QL) {
+    /**
+     * values8 for 4 queries, for 16 vector registers, written for any layout of the probabilities:
+     * o[oAt + x ldo ..+ 2L) = o[..] · alpha[alphaAt + x] + Σ_{j < n} p[pAt + j pKey + x pQuery] · v[vAt + j vRow ..+ 2L)
+     * for the 4 queries x. Here p is pᵀ (pKey = QL, pQuery = 1); VectorAttention's weights path passes
+     * [QB, KEY_BLOCK] rows (pKey = 1, pQuery = KEY_BLOCK).
+     */
+    static void values4(int n, float[] p, int pAt, int pKey, int pQuery, float[] v, int vAt, int vRow, float[] o,
+            int oAt, int ldo, float[] alpha, int alphaAt) {
+        FloatVector o00 = FloatVector.fromArray(S, o, oAt).mul(alpha[alphaAt]);
+        FloatVector o01 = FloatVector.fromArray(S, o, oAt + L).mul(alpha[alphaAt]);
+        FloatVector o10 = FloatVector.fromArray(S, o, oAt + ldo).mul(alpha[alphaAt + 1]);
+        FloatVector o11 = FloatVector.fromArray(S, o, oAt + ldo + L).mul(alpha[alphaAt + 1]);
+        FloatVector o20 = FloatVector.fromArray(S, o, oAt + 2 * ldo).mul(alpha[alphaAt + 2]);
+        FloatVector o21 = FloatVector.fromArray(S, o, oAt + 2 * ldo + L).mul(alpha[alphaAt + 2]);
+        FloatVector o30 = FloatVector.fromArray(S, o, oAt + 3 * ldo).mul(alpha[alphaAt + 3]);
+        FloatVector o31 = FloatVector.fromArray(S, o, oAt + 3 * ldo + L).mul(alpha[alphaAt + 3]);
+        int p1 = pAt + pQuery, p2 = pAt + 2 * pQuery, p3 = pAt + 3 * pQuery;
+        for (int j = 0, at = vAt, pj = 0; j < n; j++, at += vRow, pj += pKey) {
             FloatVector v0 = FloatVector.fromArray(S, v, at), v1 = FloatVector.fromArray(S, v, at + L);
-            FloatVector x = FloatVector.broadcast(S, pT[p]);
+            FloatVector x = FloatVector.broadcast(S, p[pAt + pj]);
             o00 = x.fma(v0, o00);
             o01 = x.fma(v1, o01);
-            x = FloatVector.broadcast(S, pT[p + 1]);
+            x = FloatVector.broadcast(S, p[p1 + pj]);
             o10 = x.fma(v0, o10);
             o11 = x.fma(v1, o11);
-            x = FloatVector.broadcast(S, pT[p + 2]);
+            x = FloatVector.broadcast(S, p[p2 + pj]);
             o20 = x.fma(v0, o20);
             o21 = x.fma(v1, o21);
-            x = FloatVector.broadcast(S, pT[p + 3]);
+            x = FloatVector.broadcast(S, p[p3 + pj]);
             o30 = x.fma(v0, o30);
             o31 = x.fma(v1, o31);
         }

@@ -149,7 +149,7 @@ final class VectorAttention {
             int c0 = 0;
             for (; c0 + 2 * L <= dv; c0 += 2 * L) {
                 if (QB == 14) valueTile(n, sc, v, vAt, vStride, c0, acc, ldo, alpha);
-                else valueTile4(n, sc, v, vAt, vStride, c0, acc, ldo, alpha);
+                else QueryLaneAttention.values4(n, sc, 0, 1, KEY_BLOCK, v, vAt + c0, vStride, acc, c0, ldo, alpha, 0);
             }
             for (int i = 0; i < QB; i++) { // columns past the last whole pair of vectors
                 for (int c = c0; c < dv; c++) {
@@ -421,41 +421,6 @@ final class VectorAttention {
         int c = 0;
         for (; c <= n - L; c += L) FloatVector.fromArray(S, from, fromAt + c).mul(factor).intoArray(to, toAt + c);
         for (; c < n; c++) to[toAt + c] = from[fromAt + c] * factor;
-    }
-
-    /** valueTile for 4 queries: 8 accumulators, for 16 vector registers. */
-    private static void valueTile4(int n, float[] p, float[] v, int vAt, int vStride, int c0, float[] o, int ldo,
-            float[] alpha) {
-        FloatVector o00 = FloatVector.fromArray(S, o, c0).mul(alpha[0]), o01 = FloatVector.fromArray(S, o, c0 + L).mul(alpha[0]);
-        FloatVector o10 = FloatVector.fromArray(S, o, ldo + c0).mul(alpha[1]);
-        FloatVector o11 = FloatVector.fromArray(S, o, ldo + c0 + L).mul(alpha[1]);
-        FloatVector o20 = FloatVector.fromArray(S, o, 2 * ldo + c0).mul(alpha[2]);
-        FloatVector o21 = FloatVector.fromArray(S, o, 2 * ldo + c0 + L).mul(alpha[2]);
-        FloatVector o30 = FloatVector.fromArray(S, o, 3 * ldo + c0).mul(alpha[3]);
-        FloatVector o31 = FloatVector.fromArray(S, o, 3 * ldo + c0 + L).mul(alpha[3]);
-        for (int j = 0, at = vAt + c0; j < n; j++, at += vStride) {
-            FloatVector v0 = FloatVector.fromArray(S, v, at), v1 = FloatVector.fromArray(S, v, at + L);
-            FloatVector x = FloatVector.broadcast(S, p[j]);
-            o00 = x.fma(v0, o00);
-            o01 = x.fma(v1, o01);
-            x = FloatVector.broadcast(S, p[KEY_BLOCK + j]);
-            o10 = x.fma(v0, o10);
-            o11 = x.fma(v1, o11);
-            x = FloatVector.broadcast(S, p[2 * KEY_BLOCK + j]);
-            o20 = x.fma(v0, o20);
-            o21 = x.fma(v1, o21);
-            x = FloatVector.broadcast(S, p[3 * KEY_BLOCK + j]);
-            o30 = x.fma(v0, o30);
-            o31 = x.fma(v1, o31);
-        }
-        o00.intoArray(o, c0);
-        o01.intoArray(o, c0 + L);
-        o10.intoArray(o, ldo + c0);
-        o11.intoArray(o, ldo + c0 + L);
-        o20.intoArray(o, 2 * ldo + c0);
-        o21.intoArray(o, 2 * ldo + c0 + L);
-        o30.intoArray(o, 3 * ldo + c0);
-        o31.intoArray(o, 3 * ldo + c0 + L);
     }
 
     /** The stored scaled scores of one query become softmax weights; keys past the causal limit get 0. */
