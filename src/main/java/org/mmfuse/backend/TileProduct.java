@@ -157,8 +157,7 @@ final class TileProduct {
         for (int col = 0; col < n; col += NR) {
             int bAt = col / NR * k * NR;
             for (int row = 0; row < m; row += MR) {
-                Arrays.fill(tile, 0f);
-                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, bAt, tile, 0, NR);
+                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, bAt, NR, tile, 0, NR, false);
                 epilogue.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));
             }
         }
@@ -176,8 +175,7 @@ final class TileProduct {
         for (int row = 0; row < m; row += MR) {
             for (int col = 0; col < n; col += NR) {
                 if (upperFrom >= 0 && col + NR <= upperFrom + row) continue;
-                Arrays.fill(tile, 0f);
-                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, col / NR * k * NR, tile, 0, NR);
+                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, col / NR * k * NR, NR, tile, 0, NR, false);
                 epilogue.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));
             }
         }

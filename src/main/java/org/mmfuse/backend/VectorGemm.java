@@ -171,7 +171,7 @@ final class VectorGemm {
 
     /**
      * Adds one MR x NR tile of A · B to C: the micro-kernel straight into C when the tile is whole, else
-     * into a zeroed scratch tile whose valid part is then added.
+     * into a scratch tile whose valid part is then added.
      */
     private static void tile(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc, int mr, int nr) {
         if (mr == MR && nr == NR) {
@@ -179,8 +179,7 @@ final class VectorGemm {
             return;
         }
         float[] scratch = EDGE_TILE.get();
-        Arrays.fill(scratch, 0f);
-        kernel(kc, pa, ao, pb, bo, scratch, 0, NR);
+        kernel(kc, pa, ao, pb, bo, NR, scratch, 0, NR, false);
         for (int i = 0; i < mr; i++) {
             for (int j = 0; j < nr; j++) c[co + i * ldc + j] += scratch[i * NR + j];
         }
@@ -195,7 +194,8 @@ final class VectorGemm {
     }
 
     /** 13 x 2 vectors: 26 accumulators, for 512-bit vectors (32 registers). */
-    private static void kernel13(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
+    private static void kernel13(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc,
+            boolean accumulate) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00;
         FloatVector c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00;
@@ -242,32 +242,60 @@ final class VectorGemm {
             c120 = x.fma(b0, c120);
             c121 = x.fma(b1, c121);
         }
-        c00.add(FloatVector.fromArray(S, c, co)).intoArray(c, co);
-        c01.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
-        c10.add(FloatVector.fromArray(S, c, co + ldc)).intoArray(c, co + ldc);
-        c11.add(FloatVector.fromArray(S, c, co + ldc + L)).intoArray(c, co + ldc + L);
-        c20.add(FloatVector.fromArray(S, c, co + 2 * ldc)).intoArray(c, co + 2 * ldc);
-        c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L)).intoArray(c, co + 2 * ldc + L);
-        c30.add(FloatVector.fromArray(S, c, co + 3 * ldc)).intoArray(c, co + 3 * ldc);
-        c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L)).intoArray(c, co + 3 * ldc + L);
-        c40.add(FloatVector.fromArray(S, c, co + 4 * ldc)).intoArray(c, co + 4 * ldc);
-        c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L)).intoArray(c, co + 4 * ldc + L);
-        c50.add(FloatVector.fromArray(S, c, co + 5 * ldc)).intoArray(c, co + 5 * ldc);
-        c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L)).intoArray(c, co + 5 * ldc + L);
-        c60.add(FloatVector.fromArray(S, c, co + 6 * ldc)).intoArray(c, co + 6 * ldc);
-        c61.add(FloatVector.fromArray(S, c, co + 6 * ldc + L)).intoArray(c, co + 6 * ldc + L);
-        c70.add(FloatVector.fromArray(S, c, co + 7 * ldc)).intoArray(c, co + 7 * ldc);
-        c71.add(FloatVector.fromArray(S, c, co + 7 * ldc + L)).intoArray(c, co + 7 * ldc + L);
-        c80.add(FloatVector.fromArray(S, c, co + 8 * ldc)).intoArray(c, co + 8 * ldc);
-        c81.add(FloatVector.fromArray(S, c, co + 8 * ldc + L)).intoArray(c, co + 8 * ldc + L);
-        c90.add(FloatVector.fromArray(S, c, co + 9 * ldc)).intoArray(c, co + 9 * ldc);
-        c91.add(FloatVector.fromArray(S, c, co + 9 * ldc + L)).intoArray(c, co + 9 * ldc + L);
-        c100.add(FloatVector.fromArray(S, c, co + 10 * ldc)).intoArray(c, co + 10 * ldc);
-        c101.add(FloatVector.fromArray(S, c, co + 10 * ldc + L)).intoArray(c, co + 10 * ldc + L);
-        c110.add(FloatVector.fromArray(S, c, co + 11 * ldc)).intoArray(c, co + 11 * ldc);
-        c111.add(FloatVector.fromArray(S, c, co + 11 * ldc + L)).intoArray(c, co + 11 * ldc + L);
-        c120.add(FloatVector.fromArray(S, c, co + 12 * ldc)).intoArray(c, co + 12 * ldc);
-        c121.add(FloatVector.fromArray(S, c, co + 12 * ldc + L)).intoArray(c, co + 12 * ldc + L);
+        if (accumulate) {
+            c00 = c00.add(FloatVector.fromArray(S, c, co));
+            c01 = c01.add(FloatVector.fromArray(S, c, co + L));
+            c10 = c10.add(FloatVector.fromArray(S, c, co + ldc));
+            c11 = c11.add(FloatVector.fromArray(S, c, co + ldc + L));
+            c20 = c20.add(FloatVector.fromArray(S, c, co + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
+            c30 = c30.add(FloatVector.fromArray(S, c, co + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
+            c40 = c40.add(FloatVector.fromArray(S, c, co + 4 * ldc));
+            c41 = c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L));
+            c50 = c50.add(FloatVector.fromArray(S, c, co + 5 * ldc));
+            c51 = c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L));
+            c60 = c60.add(FloatVector.fromArray(S, c, co + 6 * ldc));
+            c61 = c61.add(FloatVector.fromArray(S, c, co + 6 * ldc + L));
+            c70 = c70.add(FloatVector.fromArray(S, c, co + 7 * ldc));
+            c71 = c71.add(FloatVector.fromArray(S, c, co + 7 * ldc + L));
+            c80 = c80.add(FloatVector.fromArray(S, c, co + 8 * ldc));
+            c81 = c81.add(FloatVector.fromArray(S, c, co + 8 * ldc + L));
+            c90 = c90.add(FloatVector.fromArray(S, c, co + 9 * ldc));
+            c91 = c91.add(FloatVector.fromArray(S, c, co + 9 * ldc + L));
+            c100 = c100.add(FloatVector.fromArray(S, c, co + 10 * ldc));
+            c101 = c101.add(FloatVector.fromArray(S, c, co + 10 * ldc + L));
+            c110 = c110.add(FloatVector.fromArray(S, c, co + 11 * ldc));
+            c111 = c111.add(FloatVector.fromArray(S, c, co + 11 * ldc + L));
+            c120 = c120.add(FloatVector.fromArray(S, c, co + 12 * ldc));
+            c121 = c121.add(FloatVector.fromArray(S, c, co + 12 * ldc + L));
+        }
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + L);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + L);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + L);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + L);
+        c40.intoArray(c, co + 4 * ldc);
+        c41.intoArray(c, co + 4 * ldc + L);
+        c50.intoArray(c, co + 5 * ldc);
+        c51.intoArray(c, co + 5 * ldc + L);
+        c60.intoArray(c, co + 6 * ldc);
+        c61.intoArray(c, co + 6 * ldc + L);
+        c70.intoArray(c, co + 7 * ldc);
+        c71.intoArray(c, co + 7 * ldc + L);
+        c80.intoArray(c, co + 8 * ldc);
+        c81.intoArray(c, co + 8 * ldc + L);
+        c90.intoArray(c, co + 9 * ldc);
+        c91.intoArray(c, co + 9 * ldc + L);
+        c100.intoArray(c, co + 10 * ldc);
+        c101.intoArray(c, co + 10 * ldc + L);
+        c110.intoArray(c, co + 11 * ldc);
+        c111.intoArray(c, co + 11 * ldc + L);
+        c120.intoArray(c, co + 12 * ldc);
+        c121.intoArray(c, co + 12 * ldc + L);
     }
 
     /**
@@ -276,7 +304,8 @@ final class VectorGemm {
      * 36-39 GFLOP/s of a 70-80 GFLOP/s core (Zen 4, AVX2), against 70-83 for 4 x 2 on JDK 17 and 25 alike
      * (one core, L1-resident panels, 2026-11-23; 3 x 3 and 2 x 5 ran close, 6 x 2 on JDK 17 70-76).
      */
-    private static void kernel4(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
+    private static void kernel4(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc,
+            boolean accumulate) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00;
         FloatVector c31 = c00;
         for (int p = 0; p < kc; p++, ao += 4, bo += ldb) {
@@ -294,14 +323,24 @@ final class VectorGemm {
             c30 = x.fma(b0, c30);
             c31 = x.fma(b1, c31);
         }
-        c00.add(FloatVector.fromArray(S, c, co)).intoArray(c, co);
-        c01.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
-        c10.add(FloatVector.fromArray(S, c, co + ldc)).intoArray(c, co + ldc);
-        c11.add(FloatVector.fromArray(S, c, co + ldc + L)).intoArray(c, co + ldc + L);
-        c20.add(FloatVector.fromArray(S, c, co + 2 * ldc)).intoArray(c, co + 2 * ldc);
-        c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L)).intoArray(c, co + 2 * ldc + L);
-        c30.add(FloatVector.fromArray(S, c, co + 3 * ldc)).intoArray(c, co + 3 * ldc);
-        c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L)).intoArray(c, co + 3 * ldc + L);
+        if (accumulate) {
+            c00 = c00.add(FloatVector.fromArray(S, c, co));
+            c01 = c01.add(FloatVector.fromArray(S, c, co + L));
+            c10 = c10.add(FloatVector.fromArray(S, c, co + ldc));
+            c11 = c11.add(FloatVector.fromArray(S, c, co + ldc + L));
+            c20 = c20.add(FloatVector.fromArray(S, c, co + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
+            c30 = c30.add(FloatVector.fromArray(S, c, co + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
+        }
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + L);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + L);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + L);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + L);
     }
 
     /**
@@ -318,10 +357,16 @@ final class VectorGemm {
      * floats apart: a row-major B whose NR columns are read in place, unpacked.
      */
     static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
+        kernel(kc, pa, ao, pb, bo, ldb, c, co, ldc, true);
+    }
+
+    /** The micro-kernel storing A · B over C's tile instead of adding to it when not {@code accumulate}. */
+    static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc,
+            boolean accumulate) {
         if (MR == 13) {
-            kernel13(kc, pa, ao, pb, bo, ldb, c, co, ldc);
+            kernel13(kc, pa, ao, pb, bo, ldb, c, co, ldc, accumulate);
         } else {
-            kernel4(kc, pa, ao, pb, bo, ldb, c, co, ldc);
+            kernel4(kc, pa, ao, pb, bo, ldb, c, co, ldc, accumulate);
         }
     }
 
