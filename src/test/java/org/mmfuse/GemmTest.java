@@ -116,6 +116,7 @@ class GemmTest {
         checkLinear(ops, rng, new long[] {37, 1100}, 1000, false); // streamed: one 64-row block, mostly padding
         checkLinear(ops, rng, new long[] {3, 30, 1031}, 1025, true); // streamed: blocks of 64 and a last one of 26
         checkLinear(ops, rng, new long[] {191, 1024}, 1030, true); // streamed: three blocks of 64, the last part padding
+        checkLinear(ops, rng, new long[] {2, 150, 700}, 1603, true); // 300 rows, a weight over twice as tall: streamed on AVX2
         checkLinear(ops, rng, new long[] {23, 2047}, 1201, true); // too few rows to stream: dot products, threads, tails
         checkLinear(ops, rng, new long[] {64, 300}, 129, true);   // a weight in L2: dot products
         checkLinear(ops, rng, new long[] {128, 16}, 6, false);

@@ -58,11 +58,20 @@ final class VectorGemm {
      * vs dot or packed: 24 x 2048 -> 6000: 188 vs 166 (dot); 64 x 2048 -> 6000: 246 vs 188 (dot), on JDK 17
      * 270 vs 99; 128 x 2048 -> 6000: 243 vs 178 (packed); 192 x 2048 -> 1200: 221 vs 207; 256 x 2048 -> 6000:
      * 206 vs 207. Below 24 rows its 32-row kernel computes mostly padding (16 x 2048 -> 6000: 111 vs 160);
-     * a weight that fits in L2 is read fast enough either way (64 x 768 -> 512: 194 vs 203). All on AVX-512;
-     * on AVX2 (16-row kernel) these thresholds were not measured again.
+     * a weight that fits in L2 is read fast enough either way (64 x 768 -> 512: 194 vs 203). All on AVX-512.
      */
     private static final int STREAM_MIN_ROWS = 24, STREAM_MAX_ROWS = 192;
     private static final long STREAM_MIN_WEIGHT = 1 << 20;
+    /**
+     * On AVX2 the stream also wins past STREAM_MAX_ROWS, up to this many rows, while the weight has at least
+     * twice as many rows as the batch: packing the weight is the larger cost there. Measured 2026-11-23 (Zen 4,
+     * AVX2, 2 cores, JDK 25, both kernels in one JVM, median of 8 rounds), GFLOP/s streamed vs packed:
+     * 256 x 2048 -> 6000: 100 vs 73; 256 x 1200 -> 3000: 91 vs 58; 512 x 2048 -> 1200: 88 vs 68; 768 x 2048
+     * -> 3000: 103 vs 84; 1024 x 2048 -> 6000: 95 vs 76; but 1024 x 2048 -> 1024: 88 vs 98 and 6272 x 2048 ->
+     * 512: 43 vs 82. The limit also bounds the packed batch each thread keeps (m k floats). Not measured on
+     * AVX-512 (where 256 x 2048 -> 6000 ran as fast either way) nor on 128-bit vectors.
+     */
+    private static final int STREAM_WIDE_MAX_ROWS = S.vectorBitSize() == 256 ? 1024 : STREAM_MAX_ROWS;
 
     /** Per-thread packing buffers, reused: fresh arrays would be zeroed in cold memory on every call. */
     private static final ThreadLocal<float[]> PACKED_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
@@ -86,7 +95,8 @@ final class VectorGemm {
             skinny(g.transposedB, m, n, k, a, b, bias, c, threads);
             return;
         }
-        if (g.transposedB && m >= STREAM_MIN_ROWS && m <= STREAM_MAX_ROWS && (long) n * k >= STREAM_MIN_WEIGHT) {
+        boolean streamRows = m <= STREAM_MAX_ROWS || m <= STREAM_WIDE_MAX_ROWS && n >= 2L * m;
+        if (g.transposedB && m >= STREAM_MIN_ROWS && streamRows && (long) n * k >= STREAM_MIN_WEIGHT) {
             WeightStreamGemm.multiply(m, n, k, a, b, bias, c, threads);
             return;
         }
