@@ -55,7 +55,8 @@ final class VectorBilinear {
      * summed) and stored once; the L2 scale is a second pass over each sample's rows, by the task that
      * stored them, right after (its last tiles still in cache: 6% faster for 8 x 49 x 2048 x 768 than a
      * pass after every sample). Samples are cut into row ranges when there are too few of them to keep
-     * every thread busy; those are scaled once all their pieces are done. Symmetric products compute the tiles on or above the diagonal and mirror them.
+     * every thread busy; those are scaled once all their pieces are done. Symmetric products compute the
+     * tiles on or above the diagonal and mirror them.
      */
     static void pool(PoolShape s, float[] x, float[] y, boolean symmetric, PoolingOptions o, float[] out) {
         int n = s.locations(), c1 = s.xDim(), c2 = s.yDim();
