@@ -89,15 +89,18 @@ final class TileProduct {
         }
         // Panel by panel: each panel's destination written in order.
         boolean gathered = stepStride == 1 && k > 1 && (width <= L || width == 2 * L);
-        int[] across = gathered ? gatherIndex(lineStride, Math.min(width, L)) : null;
+        // Steps one gather fills: two of a 4-line panel on 8 lanes (AVX2's A panels), else one.
+        int steps = width < L && L % width == 0 ? L / width : 1;
+        int[] across = gathered ? gatherIndex(lineStride, Math.min(width, L), steps) : null;
         for (int panel = 0, first = 0; panel < panels; panel++, first += width) {
             int lines = Math.min(width, count - first), base = dstAt + panel * k * width;
             if (gathered && lines == width) {
                 // Row-major lines (A's rows, or a Linear weight's as B's columns): gathers collect each
                 // step's element of every line (element by element, this transposition took 14% of a large
-                // linear layer's time). Two vectors fill a step of 2L lines. Of fewer lines, the lanes past
-                // them land in the next step's place, written after; the last step's would land past the
-                // panel, so it goes element by element.
+                // linear layer's time). Two vectors fill a step of 2L lines. A gather fills several steps of
+                // fewer lines when they divide L (4 on AVX2: half as many gathers), else its lanes past the
+                // lines land in the next step's place, written after. Steps a gather would overrun the panel
+                // from go element by element.
                 int from = at + first * lineStride;
                 if (width == 2 * L) {
                     int second = from + L * lineStride;
@@ -107,10 +110,13 @@ final class TileProduct {
                     }
                     continue;
                 }
-                for (int p = 0; p < k - 1; p++) {
+                int p = 0;
+                for (int last = steps > 1 ? k - steps : k - 2; p <= last; p += steps) {
                     FloatVector.fromArray(S, src, from + p, across, 0).intoArray(dst, base + p * width);
                 }
-                for (int i = 0; i < width; i++) dst[base + (k - 1) * width + i] = src[from + i * lineStride + k - 1];
+                for (; p < k; p++) {
+                    for (int i = 0; i < width; i++) dst[base + p * width + i] = src[from + i * lineStride + p];
+                }
                 continue;
             }
             if (lineStride == 1) {
@@ -138,11 +144,12 @@ final class TileProduct {
         }
     }
 
-    /** {0, stride, 2 stride, ...}: one of {@code lines} lines per lane; lanes past them gather the first line
-     *  again, never kept. The calling thread's array, rewritten. */
-    private static int[] gatherIndex(int stride, int lines) {
+    /** {0, stride, 2 stride, ..., 1, stride + 1, ...}: lane l gathers line l % lines at step l / lines, for
+     *  {@code steps} steps; lanes past them gather the first line again, never kept. The calling thread's
+     *  array, rewritten. */
+    private static int[] gatherIndex(int stride, int lines, int steps) {
         int[] index = GATHER.get();
-        for (int l = 0; l < L; l++) index[l] = l < lines ? l * stride : 0;
+        for (int l = 0; l < L; l++) index[l] = l < lines * steps ? l % lines * stride + l / lines : 0;
         return index;
     }
 
