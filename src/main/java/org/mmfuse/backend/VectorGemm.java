@@ -49,7 +49,9 @@ final class VectorGemm {
      * weight. Measured on 2 cores (2026-11-23, JDK 25, median of 15 calls after 3 s, one JVM per shape),
      * GFLOP/s dot vs packed (the weight gathered into panels): 32 x 768 -> 512: 170 vs 109; 64 x 2048 ->
      * 1200: 166 vs 140; 96 x 2048 -> 6000: 156 vs 133; 128 x 2048 -> 6000: 160 vs 149, but 128 x 768 -> 512:
-     * 168 vs 201 and 150 x 2048 -> 1200: 101 vs 177 (a [m, k] past half of L2 streams from L3).
+     * 168 vs 201 and 150 x 2048 -> 1200: 101 vs 177 (a [m, k] past half of L2 streams from L3). On AVX2
+     * (Zen 4, 2026-11-23, both in one JVM): 32 x 768 -> 512: 74 vs 51; 64 x 768 -> 512: 66 vs 64; 96 x 512
+     * -> 512: 66 vs 70.
      */
     private static final int DOT_ROWS = 96;
     /**
@@ -58,7 +60,9 @@ final class VectorGemm {
      * vs dot or packed: 24 x 2048 -> 6000: 188 vs 166 (dot); 64 x 2048 -> 6000: 246 vs 188 (dot), on JDK 17
      * 270 vs 99; 128 x 2048 -> 6000: 243 vs 178 (packed); 192 x 2048 -> 1200: 221 vs 207; 256 x 2048 -> 6000:
      * 206 vs 207. Below 24 rows its 32-row kernel computes mostly padding (16 x 2048 -> 6000: 111 vs 160);
-     * a weight that fits in L2 is read fast enough either way (64 x 768 -> 512: 194 vs 203). All on AVX-512.
+     * a weight that fits in L2 is read fast enough either way (64 x 768 -> 512: 194 vs 203). All on AVX-512;
+     * on AVX2 (as for DOT_ROWS), streamed vs dot: 24 x 2048 -> 6000: 73 vs 67; 32 x 2048 -> 6000: 99 vs 66;
+     * 64 x 2048 -> 1200: 80 vs 47; 128 x 2048 -> 6000: 143 vs 96 (packed).
      */
     private static final int STREAM_MIN_ROWS = 24, STREAM_MAX_ROWS = 192;
     private static final long STREAM_MIN_WEIGHT = 1 << 20;
