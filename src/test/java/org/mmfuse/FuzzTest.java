@@ -28,7 +28,7 @@ class FuzzTest {
 
     private static final String[] OPERATIONS = {"concat", "split", "matmul", "linear", "attention", "bilinearPool",
         "bilinear", "compactBilinearPool", "factorizedPool", "activation", "layerNorm", "softmax", "add/subtract/multiply",
-        "poolSequence", "fillAbsent", "weightedSum", "normalizeRows"};
+        "poolSequence", "fillAbsent", "weightedSum", "normalizeRows", "projectedAttention"};
 
     private SplittableRandom rng;
     private final List<Tensor> opened = new ArrayList<>();
@@ -136,7 +136,8 @@ class FuzzTest {
             case 13: return poolSequence(valid);
             case 14: return fillAbsent(valid);
             case 15: return weightedSum(valid);
-            default: return normalizeRows(valid);
+            case 16: return normalizeRows(valid);
+            default: return projectedAttention(valid);
         }
     }
 
@@ -314,6 +315,40 @@ class FuzzTest {
             AttentionOptions moved = fo.keyPaddingMask(on(ops, fo.keyPaddingMask())).bias(on(ops, fo.bias()));
             AttentionResult r = ops.attention(on(ops, fq), on(ops, fk), on(ops, fv), moved);
             List<Tensor> all = new ArrayList<>(Arrays.asList(r.output(), r.logSumExp(), r.weights()));
+            all.removeIf(t -> t == null);
+            return all;
+        };
+    }
+
+    /** A few queries over wider keys and values, the shapes where the Vector backend folds the projections in. */
+    private Call projectedAttention(boolean valid) {
+        int b = positive(), lq = 1 + rng.nextInt(3), lk = positive(), h = 1 + rng.nextInt(3), dh = positive(), e = h * dh;
+        boolean shared = rng.nextInt(4) == 0; // keys and values from one tensor, as a model's regions
+        int kdim = e + positive(), vdim = shared ? kdim : e + positive();
+        Tensor q = finiteTensor(b, lq, e), key = finiteTensor(b, lk, kdim), value = shared ? key : finiteTensor(b, lk, vdim);
+        Tensor kWeight = finiteTensor(e, kdim), vWeight = finiteTensor(e, vdim);
+        Tensor kBias = rng.nextBoolean() ? finiteTensor(e) : null, vBias = rng.nextBoolean() ? finiteTensor(e) : null;
+        AttentionOptions options = AttentionOptions.DEFAULT.heads(h);
+        if (rng.nextBoolean()) {
+            Tensor mask = tensor(b, lk);
+            for (int i = 0; i < mask.array().length; i++) mask.array()[i] = rng.nextInt(3) == 0 ? 0 : 1;
+            options = options.keyPaddingMask(mask);
+        }
+        if (rng.nextBoolean()) options = options.withWeights();
+        if (!valid) {
+            switch (rng.nextInt(4)) {
+                case 0: kWeight = tensor(e, kdim + 1); break;
+                case 1: vBias = tensor(e + 1); break;
+                case 2: value = tensor(b, lk + 1, vdim); break;
+                default: options = options.keyPaddingMask(tensor(b + 1, lk));
+            }
+        }
+        Tensor fq = q, fKey = key, fValue = value, fkw = kWeight, fvw = vWeight, fkb = kBias, fvb = vBias;
+        AttentionOptions fo = options;
+        return ops -> {
+            AttentionResult r = ops.projectedAttention(on(ops, fq), on(ops, fKey), on(ops, fkw), on(ops, fkb), on(ops, fValue),
+                    on(ops, fvw), on(ops, fvb), fo.keyPaddingMask(on(ops, fo.keyPaddingMask())));
+            List<Tensor> all = new ArrayList<>(Arrays.asList(r.output(), r.weights()));
             all.removeIf(t -> t == null);
             return all;
         };

@@ -363,6 +363,27 @@ public abstract class AbstractOps implements Ops {
         }
     }
 
+    @Override
+    public final AttentionResult projectedAttention(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value,
+            Tensor vWeight, Tensor vBias, AttentionOptions options) {
+        Objects.requireNonNull(options, "projectedAttention: options is null");
+        AttentionResult folded = foldedAttention(q, key, kWeight, kBias, value, vWeight, vBias, options);
+        if (folded != null) return folded;
+        try (Tensor k = linear(key, kWeight, kBias); Tensor v = linear(value, vWeight, vBias)) {
+            return attention(q, k, v, options);
+        }
+    }
+
+    /**
+     * {@link #projectedAttention} with the projections folded in, where this backend has such a kernel and
+     * it takes the call (well-formed arguments, fewer flops); else null, and the projections and the
+     * attention run one after the other, checking every argument.
+     */
+    protected AttentionResult foldedAttention(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value,
+            Tensor vWeight, Tensor vBias, AttentionOptions options) {
+        return null;
+    }
+
     // ---- elementwise and normalisation ------------------------------------------------------------------
 
     @Override

@@ -161,8 +161,14 @@ final class TileProduct {
      */
     static void multiply(int m, int n, int k, float[] packedA, float[] packedB, float[] tile,
             Epilogue epilogue) {
+        multiply(m, n, k, packedA, packedB, 0, tile, epilogue);
+    }
+
+    /** As {@link #multiply(int, int, int, float[], float[], float[], Epilogue)}, B's panels from packedB[bFrom] on. */
+    static void multiply(int m, int n, int k, float[] packedA, float[] packedB, int bFrom, float[] tile,
+            Epilogue epilogue) {
         for (int col = 0; col < n; col += NR) {
-            int bAt = col / NR * k * NR;
+            int bAt = bFrom + col / NR * k * NR;
             for (int row = 0; row < m; row += MR) {
                 VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, bAt, NR, tile, 0, NR, false);
                 epilogue.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));

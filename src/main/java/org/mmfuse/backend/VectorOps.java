@@ -4,6 +4,8 @@ import java.util.List;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 import org.mmfuse.Activation;
+import org.mmfuse.AttentionOptions;
+import org.mmfuse.AttentionResult;
 import org.mmfuse.Backend;
 import org.mmfuse.CountSketch;
 import org.mmfuse.FactorizedPoolOptions;
@@ -54,6 +56,22 @@ final class VectorOps extends HostOps {
         VectorAttention.run(s, q.array(), k.array(), v.array(), mask == null ? null : mask.array(),
                 bias == null ? null : bias.array(), out.array(), lse == null ? null : lse.array(),
                 weights == null ? null : weights.array());
+    }
+
+    @Override
+    protected AttentionResult foldedAttention(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value,
+            Tensor vWeight, Tensor vBias, AttentionOptions options) {
+        if (!FoldedAttention.takes(q, key, kWeight, kBias, value, vWeight, vBias, options, device())) return null;
+        int batch = (int) q.size(0), lq = (int) q.size(1), lk = (int) key.size(1), heads = options.heads();
+        int dh = (int) q.size(2) / heads, kdim = (int) key.size(2), vdim = (int) value.size(2);
+        double scale = Double.isNaN(options.scale()) ? 1 / Math.sqrt(dh) : options.scale();
+        Tensor mask = options.keyPaddingMask();
+        Tensor out = allocate(new long[] {batch, lq, (long) heads * dh});
+        Tensor weights = options.returnsWeights() ? allocate(new long[] {batch, heads, lq, lk}) : null;
+        FoldedAttention.run(batch, lq, lk, heads, dh, kdim, vdim, (float) scale, q.array(), key.array(), kWeight.array(),
+                value.array(), vWeight.array(), vBias == null ? null : vBias.array(), mask == null ? null : mask.array(),
+                out.array(), weights == null ? null : weights.array());
+        return new AttentionResult(out, null, weights);
     }
 
     @Override

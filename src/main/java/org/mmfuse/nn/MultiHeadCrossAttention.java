@@ -12,8 +12,10 @@ import org.mmfuse.Tensor;
 /**
  * {@code nn.MultiheadAttention(embed_dim, num_heads, kdim=, vdim=, bias=, batch_first=True)} at
  * inference: queries of one modality [B, Lq, E] attend to keys [B, Lk, kdim] and values [B, Lk, vdim]
- * of another. The projections go through {@link Ops#linear} (the shared GEMM), the heads through
- * {@link Ops#attention} on the packed [B, L, H*Dh] layout, so the module runs wherever those run.
+ * of another. The query and output projections go through {@link Ops#linear} (the shared GEMM), the
+ * key and value projections and the heads through {@link Ops#projectedAttention} on the packed
+ * [B, L, H*Dh] layout (which may fold those projections into the attention), so the module runs
+ * wherever those run.
  *
  * <p>Weights come from a PyTorch state dict by PyTorch's names: {@code in_proj_weight} [3E, E] when
  * kdim == vdim == E, else {@code q_proj_weight} [E, E], {@code k_proj_weight} [E, kdim],
@@ -133,22 +135,17 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
 
     private AttentionResult run(Tensor query, Tensor key, Tensor value, Tensor attend, boolean needWeights,
             boolean averageWeights) {
-        Tensor q = null, k = null, v = null, weights = null;
-        try {
-            q = ops.linear(query, qWeight, qBias);
-            k = ops.linear(key, kWeight, kBias);
-            v = ops.linear(value, vWeight, vBias);
+        Tensor weights = null;
+        try (Tensor q = ops.linear(query, qWeight, qBias)) {
             AttentionOptions options = AttentionOptions.DEFAULT.heads(heads).keyPaddingMask(attend);
             if (needWeights) options = options.withWeights();
-            try (AttentionResult r = ops.attention(q, k, v, options)) {
+            try (AttentionResult r = ops.projectedAttention(q, key, kWeight, kBias, value, vWeight, vBias, options)) {
                 if (needWeights) weights = averageWeights ? averageHeads(r.weights(), ops) : r.weights().to(ops.device());
                 return new AttentionResult(ops.linear(r.output(), outWeight, outBias), null, weights);
             }
         } catch (RuntimeException e) {
             if (weights != null) weights.close();
             throw e;
-        } finally {
-            for (Tensor t : new Tensor[] {q, k, v}) if (t != null) t.close();
         }
     }
 

@@ -1,0 +1,198 @@
+package org.mmfuse.backend;
+
+import static org.mmfuse.backend.TileProduct.NR;
+
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import org.mmfuse.AttentionOptions;
+import org.mmfuse.DType;
+import org.mmfuse.Device;
+import org.mmfuse.Tensor;
+
+/**
+ * Multi-head attention over projected keys and values with the projections folded into the products,
+ * for one modality attending to another's wide features (text tokens to 2048-wide image regions).
+ * With q_h the queries of head h, W_h its rows of a projection and X the key or value inputs:
+ *
+ * <pre>
+ * scores_h = q_h (X W_kᵀ + b_k)_hᵀ = (q_h W_k,h) Xᵀ + (q_h · b_k,h per query: the same for every key, so no
+ *            change to the softmax)
+ * out_h    = P_h (X W_vᵀ + b_v)_h   = (P_h X) W_v,hᵀ + b_v,h (times Σ_j P_h = 1, or 0 for a query with no key)
+ * </pre>
+ *
+ * Per batch element, the heads' queries stacked as M = H Lq rows: A = [q_h W_k,h] [M, kdim], S = A Xᵀ,
+ * P = softmax(S), T = P X [M, vdim], then each head's T_h W_v,hᵀ. That is 2 M (kdim (Dh + Lk) + vdim (Lk +
+ * Dh)) flops against 2 Lk E (kdim + vdim) for projecting the keys and values ({@link #flops}): fewer when
+ * Lq is short beside Lk and kdim, vdim wide (8 heads of 32 queries over 196 regions of 2048: 545 against
+ * 835 MFLOP). Each thread takes whole batch elements; every product is a {@link TileProduct}.
+ */
+final class FoldedAttention {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+
+    /** Per-thread arrays, grown on demand and reused. */
+    private static final class Workspace {
+        float[] queries = new float[0], stacked = new float[0], packedStacked = new float[0], packedKeys = new float[0];
+        float[] scores = new float[0], packedScores = new float[0], packedValues = new float[0], mixed = new float[0];
+        final float[] tile = new float[TileProduct.MR * NR];
+    }
+
+    private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
+    /** The calling thread's packed weights: each head's W_k,h as B [Dh, kdim] and W_v,hᵀ as B [vdim, Dh]. */
+    private static final ThreadLocal<float[]> PACKED_WEIGHTS = ThreadLocal.withInitial(() -> new float[0]);
+
+    private FoldedAttention() {}
+
+    /** Fewer flops than this fraction of projecting first, or the projections run first. */
+    private static final double CHEAPER = 0.8;
+    /** Floats of one thread's largest intermediate (M rows of kdim or vdim) at most: 16 MB. */
+    private static final long MAX_INTERMEDIATE = 1 << 22;
+
+    /**
+     * Whether the folded route takes the call: every argument well-formed for it (F32 on {@code device},
+     * open, shapes that agree; no attention bias, causal mask or log-sum-exp), at least a batch element
+     * per thread, intermediates within bounds, and fewer flops than projecting first. Anything else
+     * takes the projections and attention one after the other, which check and report every argument.
+     */
+    static boolean takes(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value, Tensor vWeight, Tensor vBias,
+            AttentionOptions o, Device device) {
+        for (Tensor t : new Tensor[] {q, key, kWeight, value, vWeight, kBias, vBias, o.keyPaddingMask()}) {
+            if (t == null) continue;
+            if (t.isClosed() || !t.device().equals(device) || t.dtype() != DType.F32) return false;
+        }
+        if (q == null || key == null || kWeight == null || value == null || vWeight == null) return false;
+        if (o.bias() != null || o.causal() || o.returnsLogSumExp() || o.heads() <= 0) return false;
+        if (q.rank() != 3 || key.rank() != 3 || value.rank() != 3 || kWeight.rank() != 2 || vWeight.rank() != 2) return false;
+        long batch = q.size(0), lq = q.size(1), e = q.size(2), lk = key.size(1), kdim = key.size(2), vdim = value.size(2);
+        long heads = o.heads(), dh = e / heads;
+        boolean shapes = e % heads == 0 && dh > 0 && key.size(0) == batch && value.size(0) == batch && value.size(1) == lk
+                && kWeight.size(0) == e && kWeight.size(1) == kdim && vWeight.size(0) == e && vWeight.size(1) == vdim
+                && (kBias == null || kBias.rank() == 1 && kBias.size(0) == e)
+                && (vBias == null || vBias.rank() == 1 && vBias.size(0) == e)
+                && (o.keyPaddingMask() == null || o.keyPaddingMask().rank() == 2 && o.keyPaddingMask().size(0) == batch
+                        && o.keyPaddingMask().size(1) == lk);
+        if (!shapes || batch < CpuThreads.SHARED.threads() || lq == 0 || lk == 0 || kdim == 0 || vdim == 0) return false;
+        long rows = heads * lq;
+        if (rows * Math.max(Math.max(kdim, vdim), lk) > MAX_INTERMEDIATE) return false;
+        if (q.numel() > Integer.MAX_VALUE || key.numel() > Integer.MAX_VALUE || value.numel() > Integer.MAX_VALUE
+                || batch * rows * lk > Integer.MAX_VALUE) {
+            return false;
+        }
+        double projectFirst = 2.0 * batch * lk * e * (kdim + vdim) + 4.0 * batch * heads * lq * lk * dh;
+        return flops(batch, lq, lk, heads, dh, kdim, vdim) < CHEAPER * projectFirst;
+    }
+
+    /** The folded route's flops (see the class comment). */
+    static double flops(long batch, long lq, long lk, long heads, long dh, long kdim, long vdim) {
+        return 2.0 * batch * heads * lq * (kdim * (dh + lk) + vdim * (lk + dh));
+    }
+
+    /**
+     * out [B, Lq, E] = the attention of q [B, Lq, E] (H heads of Dh) over key [B, Lk, kdim] W_kᵀ and
+     * value [B, Lk, vdim] W_vᵀ + b_v, keys scaled by {@code scale}; {@code attend} [B, Lk] (non-zero =
+     * attend) or null; the probabilities into weights [B, H, Lq, Lk] unless null. The key bias changes
+     * nothing (see the class comment) and is not taken.
+     */
+    static void run(int batch, int lq, int lk, int heads, int dh, int kdim, int vdim, float scale, float[] q, float[] key,
+            float[] kWeight, float[] value, float[] vWeight, float[] vBias, float[] attend, float[] out, float[] weights) {
+        int e = heads * dh, rows = heads * lq;
+        int keyPanels = TileProduct.packedBSize(dh, kdim), valuePanels = TileProduct.packedBSize(vdim, dh);
+        float[] packed = Scratch.atLeast(PACKED_WEIGHTS.get(), heads * (keyPanels + valuePanels));
+        PACKED_WEIGHTS.set(packed);
+        CpuThreads.SHARED.run(heads, h -> {
+            TileProduct.packB(kWeight, h * dh * kdim, kdim, 1, dh, kdim, packed, h * keyPanels);
+            TileProduct.packB(vWeight, h * dh * vdim, 1, vdim, vdim, dh, packed, heads * keyPanels + h * valuePanels);
+        });
+        CpuThreads.SHARED.run(batch, b -> {
+            Workspace w = WORKSPACE.get();
+            float[] tile = w.tile;
+            // A = [scale q_h W_k,h], head by head: M x kdim
+            float[] stacked = w.stacked = Scratch.atLeast(w.stacked, rows * kdim);
+            float[] queries = w.queries = Scratch.atLeast(w.queries, TileProduct.packedASize(lq, Math.max(dh, vdim)));
+            for (int h = 0; h < heads; h++) {
+                int first = h * lq;
+                TileProduct.packA(q, b * lq * e + h * dh, e, 1, lq, dh, queries);
+                TileProduct.multiply(lq, kdim, dh, queries, packed, h * keyPanels, tile,
+                        (t, row, col, n, m) -> store(t, n, m, scale, stacked, (first + row) * kdim + col, kdim));
+            }
+            // S = A Xᵀ: M x Lk
+            float[] scores = w.scores = Scratch.atLeast(w.scores, rows * lk);
+            float[] packedStacked = w.packedStacked = Scratch.atLeast(w.packedStacked, TileProduct.packedASize(rows, kdim));
+            float[] packedKeys = w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedBSize(kdim, lk));
+            TileProduct.packA(stacked, 0, kdim, 1, rows, kdim, packedStacked);
+            TileProduct.packB(key, b * lk * kdim, 1, kdim, kdim, lk, packedKeys);
+            TileProduct.multiply(rows, lk, kdim, packedStacked, packedKeys, tile,
+                    (t, row, col, n, m) -> store(t, n, m, 1f, scores, row * lk + col, lk));
+            // P = softmax(S) row by row, masked keys out; a row with no key is all zeros
+            boolean[] hasKeys = new boolean[rows];
+            for (int r = 0; r < rows; r++) hasKeys[r] = softmaxRow(scores, r * lk, lk, attend, b * lk);
+            if (weights != null) System.arraycopy(scores, 0, weights, b * rows * lk, rows * lk);
+            // T = P X: M x vdim
+            float[] mixed = w.mixed = Scratch.atLeast(w.mixed, rows * vdim);
+            float[] packedScores = w.packedScores = Scratch.atLeast(w.packedScores, TileProduct.packedASize(rows, lk));
+            float[] packedValues = w.packedValues = Scratch.atLeast(w.packedValues, TileProduct.packedBSize(lk, vdim));
+            TileProduct.packA(scores, 0, lk, 1, rows, lk, packedScores);
+            TileProduct.packB(value, b * lk * vdim, vdim, 1, lk, vdim, packedValues);
+            TileProduct.multiply(rows, vdim, lk, packedScores, packedValues, tile,
+                    (t, row, col, n, m) -> store(t, n, m, 1f, mixed, row * vdim + col, vdim));
+            // out[b, i, h Dh ..] = T_h W_v,hᵀ + b_v,h
+            for (int h = 0; h < heads; h++) {
+                int first = h * lq, column = h * dh;
+                TileProduct.packA(mixed, first * vdim, vdim, 1, lq, vdim, queries);
+                TileProduct.multiply(lq, dh, vdim, queries, packed, heads * keyPanels + h * valuePanels, tile,
+                        (t, row, col, n, m) -> {
+                            for (int i = 0; i < n; i++) {
+                                int to = (b * lq + row + i) * e + column + col;
+                                boolean biased = vBias != null && hasKeys[first + row + i];
+                                for (int j = 0; j < m; j++) out[to + j] = t[i * NR + j] + (biased ? vBias[column + col + j] : 0f);
+                            }
+                        });
+            }
+        });
+    }
+
+    /** A finished tile's rows x cols, times {@code scale}, to c[at ..] with rows ldc apart. */
+    private static void store(float[] tile, int rows, int cols, float scale, float[] c, int at, int ldc) {
+        for (int i = 0; i < rows; i++) {
+            int j = 0, to = at + i * ldc;
+            for (; j + L <= cols; j += L) FloatVector.fromArray(S, tile, i * NR + j).mul(scale).intoArray(c, to + j);
+            for (; j < cols; j++) c[to + j] = tile[i * NR + j] * scale;
+        }
+    }
+
+    /**
+     * Softmax in place over a[at .. at + n), the keys with attend[maskAt + j] == 0 (when there is a mask)
+     * taking 0; returns whether any key was attended (a row without one is all zeros).
+     */
+    private static boolean softmaxRow(float[] a, int at, int n, float[] attend, int maskAt) {
+        float max = Float.NEGATIVE_INFINITY;
+        boolean any = false;
+        for (int j = 0; j < n; j++) {
+            if (attend != null && attend[maskAt + j] == 0f) {
+                a[at + j] = Float.NEGATIVE_INFINITY;
+                continue;
+            }
+            any = true;
+            max = Math.max(max, a[at + j]);
+        }
+        if (!any) {
+            Arrays.fill(a, at, at + n, 0f);
+            return false;
+        }
+        FloatVector sums = FloatVector.zero(S);
+        int j = 0;
+        for (; j + L <= n; j += L) {
+            FloatVector x = VectorMath.exp(FloatVector.fromArray(S, a, at + j).sub(max));
+            x.intoArray(a, at + j);
+            sums = sums.add(x);
+        }
+        float sum = VectorMath.sum(sums);
+        for (; j < n; j++) {
+            a[at + j] = (float) Math.exp(a[at + j] - max);
+            sum += a[at + j];
+        }
+        VectorBilinear.scaleRange(a, at, n, 1f / sum);
+        return true;
+    }
+}
