@@ -47,6 +47,7 @@ public final class QuickBench {
             includes.add("AttentionScalarBench");
             includes.add("BilinearBench");
             includes.add("BilinearScalarBench");
+            includes.add("ProjectedAttentionBench");
             includes.add("ModelBench");
             includes.add("PeakBench");
             if (MMFuse.report().isAvailable(Backend.CUDA)) {
@@ -67,7 +68,26 @@ public final class QuickBench {
         printGemm(results);
         printAttention(results);
         printBilinear(results);
+        printProjectedAttention(results);
         printModels(results);
+    }
+
+    private static void printProjectedAttention(Collection<RunResult> results) {
+        Map<String, Map<String, RunResult>> table = byShape(results, "ProjectedAttentionBench");
+        if (table.isEmpty()) return;
+        System.out.println();
+        System.out.println("Attention over projected keys and values (see ProjectedAttentionBench; B,Lq,Lk,kdim, 8 heads of 64)."
+                + " GFLOP/s = projecting-first flops / median time [min-max].");
+        System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s %8s %8s%n", "shape", "folded", "project first", "torch",
+                "tor/fold", "1st/fold");
+        for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
+            double flops = ProjectedAttentionBench.flops(e.getKey());
+            RunResult folded = e.getValue().get("folded"), first = e.getValue().get("projectFirst");
+            RunResult peer = e.getValue().get("torch");
+            System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s %8s %8s%n", e.getKey(), rate(folded, flops),
+                    rate(first, flops), rate(peer, flops), ratio(peer, folded), ratio(first, folded));
+        }
+        System.out.println("tor/fold, 1st/fold: libtorch's (projecting first's) median time / the folded route's.");
     }
 
     private static void printModels(Collection<RunResult> results) {
