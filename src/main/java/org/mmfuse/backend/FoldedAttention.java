@@ -30,12 +30,18 @@ import org.mmfuse.Tensor;
 final class FoldedAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    /** Fewer flops than this fraction of projecting first, or the projections run first. */
+    private static final double CHEAPER = 0.8;
+    /** Floats of one thread's largest intermediate (M rows of kdim or vdim) at most: 16 MB. */
+    private static final long MAX_INTERMEDIATE = 1 << 22;
 
     /** Per-thread arrays, grown on demand and reused. */
     private static final class Workspace {
         float[] queries = new float[0], stacked = new float[0], packedStacked = new float[0], packedKeys = new float[0];
         float[] scores = new float[0], packedScores = new float[0], packedValues = new float[0], mixed = new float[0];
         final float[] tile = new float[TileProduct.MR * NR];
+        /** Per stacked query row: whether it attends to any key (its output takes the value bias). */
+        boolean[] attends = new boolean[0];
     }
 
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
@@ -43,11 +49,6 @@ final class FoldedAttention {
     private static final ThreadLocal<float[]> PACKED_WEIGHTS = ThreadLocal.withInitial(() -> new float[0]);
 
     private FoldedAttention() {}
-
-    /** Fewer flops than this fraction of projecting first, or the projections run first. */
-    private static final double CHEAPER = 0.8;
-    /** Floats of one thread's largest intermediate (M rows of kdim or vdim) at most: 16 MB. */
-    private static final long MAX_INTERMEDIATE = 1 << 22;
 
     /**
      * Whether the folded route takes the call: every argument well-formed for it (F32 on {@code device},
@@ -75,8 +76,9 @@ final class FoldedAttention {
         if (!shapes || batch < CpuThreads.SHARED.threads() || lq == 0 || lk == 0 || kdim == 0 || vdim == 0) return false;
         long rows = heads * lq;
         if (rows * Math.max(Math.max(kdim, vdim), lk) > MAX_INTERMEDIATE) return false;
+        double packedWeights = (double) e * (kdim + vdim) + NR * (e + heads * vdim); // with panel padding
         if (q.numel() > Integer.MAX_VALUE || key.numel() > Integer.MAX_VALUE || value.numel() > Integer.MAX_VALUE
-                || batch * rows * lk > Integer.MAX_VALUE) {
+                || batch * rows * lk > Integer.MAX_VALUE || packedWeights > Integer.MAX_VALUE) {
             return false;
         }
         double projectFirst = 2.0 * batch * lk * e * (kdim + vdim) + 4.0 * batch * heads * lq * lk * dh;
@@ -125,8 +127,8 @@ final class FoldedAttention {
             TileProduct.multiply(rows, lk, kdim, packedStacked, packedKeys, tile,
                     (t, row, col, n, m) -> store(t, n, m, 1f, scores, row * lk + col, lk));
             // P = softmax(S) row by row, masked keys out; a row with no key is all zeros
-            boolean[] hasKeys = new boolean[rows];
-            for (int r = 0; r < rows; r++) hasKeys[r] = softmaxRow(scores, r * lk, lk, attend, b * lk);
+            boolean[] attends = w.attends.length >= rows ? w.attends : (w.attends = new boolean[rows]);
+            for (int r = 0; r < rows; r++) attends[r] = softmaxRow(scores, r * lk, lk, attend, b * lk);
             if (weights != null) System.arraycopy(scores, 0, weights, b * rows * lk, rows * lk);
             // T = P X: M x vdim
             float[] mixed = w.mixed = Scratch.atLeast(w.mixed, rows * vdim);
@@ -144,7 +146,7 @@ final class FoldedAttention {
                         (t, row, col, n, m) -> {
                             for (int i = 0; i < n; i++) {
                                 int to = (b * lq + row + i) * e + column + col;
-                                boolean biased = vBias != null && hasKeys[first + row + i];
+                                boolean biased = vBias != null && attends[first + row + i];
                                 for (int j = 0; j < m; j++) out[to + j] = t[i * NR + j] + (biased ? vBias[column + col + j] : 0f);
                             }
                         });
