@@ -98,6 +98,7 @@ class GemmTest {
         checkMatmul(ops, rng, 203, 4200, 300); // several M blocks, two N panels of 4096, two K blocks
         checkMatmul(ops, rng, 5, 3000, 700);   // fewer rows than the micro-kernel: edge tiles only
         checkMatmul(ops, rng, 3, 3000, 700);   // a batch of three: the unpacked path
+        checkMatmul(ops, rng, 37, 45, 2100);   // k past two K blocks at every vector width
     }
 
     @ParameterizedTest

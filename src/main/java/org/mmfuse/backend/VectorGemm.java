@@ -13,7 +13,7 @@ import jdk.incubator.vector.VectorSpecies;
  * for jc in n, step NC            B panel [KC, NC] packed once per (jc, pc): L3
  *   for pc in k, step KC
  *     for ic in m, step MC        A block [MC, KC] packed per thread: L2
- *       for jr in nc, step NR     B micro-panel [KC, NR]: L1
+ *       for jr in nc, step NR     B micro-panel [KC, NR]: L1 (L2 on AVX2, see KC)
  *         for ir in mc, step MR   MR x NR of C in 2 MR vector registers
  * </pre>
  *
@@ -37,7 +37,15 @@ final class VectorGemm {
      */
     static final int MR = S.vectorBitSize() >= 512 ? 13 : 4;
     static final int NR = 2 * L;
-    static final int KC = 256;
+    /**
+     * Steps of k per packed block. 1024 on AVX2, where fewer passes over C beat keeping the B micro-panel
+     * in L1 (it streams from L2). Measured 2026-11-23 (Zen 4, 2 cores, JDK 25), two values side by side in
+     * one JVM, GFLOP/s: 256 vs 512: 6272 x 2048 -> 512 (linear) 83 vs 88, 1024^3 90 vs 91, 2048^3 81 vs
+     * 89; 512 vs 1024: 94 vs 105, 107 vs 110, 79 vs 80, 512^3 80 vs 84; 1024 vs 2048: 107 vs 109, 96 vs 109,
+     * 90 vs 96 (2048 would double the packed B panel to 16 MB a thread). 256 elsewhere, not measured again
+     * on AVX-512 or 128-bit vectors.
+     */
+    static final int KC = S.vectorBitSize() == 256 ? 1024 : 256;
     static final int MC = MR == 13 ? 7 * MR : 24 * MR;
     static final int NC = 128 * NR;
     /** Below this many flops one thread finishes before a second would have started. */
@@ -79,7 +87,7 @@ final class VectorGemm {
 
     /** Per-thread packing buffers, reused: fresh arrays would be zeroed in cold memory on every call. */
     private static final ThreadLocal<float[]> PACKED_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
-    private static final ThreadLocal<float[]> PACKED_B = ThreadLocal.withInitial(() -> new float[KC * NC]);
+    private static final ThreadLocal<float[]> PACKED_B = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> EDGE_TILE = ThreadLocal.withInitial(() -> new float[MR * NR]);
 
     private VectorGemm() {}
@@ -108,7 +116,9 @@ final class VectorGemm {
             DotGemm.multiply(m, n, k, a, b, bias, c, threads);
             return;
         }
-        float[] packedB = PACKED_B.get();
+        // grown to what the largest call so far needed, at most KC x NC (8 MB on AVX2)
+        float[] packedB = Scratch.atLeast(PACKED_B.get(), Math.min(KC, k) * Math.min(NC, (n + NR - 1) / NR * NR));
+        PACKED_B.set(packedB);
         // M blocks of at most MC rows, as many as a multiple of the threads, all of the same number of MR-row
         // panels give or take one, so that no thread idles through a short last block (3 blocks on 2 threads
         // left one a third of the work; 1024 rows in 11 blocks of 91 and one of 23 cost 1024 x 1024 x 1024 4%)
