@@ -4,13 +4,14 @@ import java.util.Random;
 import org.mmfuse.Tensor;
 
 /**
- * The attention benchmarks' shape parameter, {@code "B,H,Lq,Lk,Dh"}. Kept apart from the benchmark
- * classes so that reading it loads no libtorch class (a GPU machine's bundle has none).
+ * The attention benchmarks' shape parameter, {@code "B,H,Lq,Lk,Dh"} ({@link ProjectedAttentionBench}'s is
+ * {@code "B,Lq,Lk,kdim"}). Kept apart from the benchmark classes so that reading it loads no libtorch
+ * class (a GPU machine's bundle has none).
  */
 final class AttentionShapes {
     private AttentionShapes() {}
 
-    /** B, H, Lq, Lk, Dh. */
+    /** The shape's numbers in order: B, H, Lq, Lk, Dh. */
     static int[] dims(String shape) {
         String[] p = shape.split(",");
         int[] d = new int[p.length];
@@ -26,7 +27,7 @@ final class AttentionShapes {
 
     /** A host tensor of uniform values in [-0.5, 0.5). */
     static Tensor random(Random rng, long... shape) {
-        float[] data = new float[Math.toIntExact(shape[0] * shape[1] * shape[2] * shape[3])];
+        float[] data = new float[Math.toIntExact(org.mmfuse.Shapes.numel("shape", shape))];
         for (int i = 0; i < data.length; i++) data[i] = rng.nextFloat() - 0.5f;
         return Tensor.of(data, shape);
     }

@@ -47,35 +47,27 @@ public class ProjectedAttentionBench {
     private org.bytedeco.pytorch.Tensor tq, tRegions, tkWeight, tkBias, tvWeight, tvBias;
     private int batch, lq, lk;
 
-    /** B, Lq, Lk, kdim as numbers. */
-    static int[] dims(String shape) {
-        String[] p = shape.split(",");
-        int[] d = new int[p.length];
-        for (int i = 0; i < p.length; i++) d[i] = Integer.parseInt(p[i]);
-        return d;
-    }
-
     /** Flops when the keys and values are projected first: two projections and the attention. */
     static double flops(String shape) {
-        int[] d = dims(shape);
+        int[] d = AttentionShapes.dims(shape);
         return 2.0 * d[0] * d[2] * E * d[3] * 2 + 4.0 * d[0] * d[1] * d[2] * E;
     }
 
     @Setup(Level.Trial)
     public void setUp() {
-        int[] d = dims(shape);
+        int[] d = AttentionShapes.dims(shape);
         batch = d[0];
         lq = d[1];
         lk = d[2];
         int kdim = d[3];
         vector = MMFuse.ops(Backend.VECTOR);
         Random rng = new Random(1);
-        q = random(rng, batch, lq, E);
-        regions = random(rng, batch, lk, kdim);
-        kWeight = random(rng, E, kdim);
-        vWeight = random(rng, E, kdim);
-        kBias = random(rng, E);
-        vBias = random(rng, E);
+        q = AttentionShapes.random(rng, batch, lq, E);
+        regions = AttentionShapes.random(rng, batch, lk, kdim);
+        kWeight = AttentionShapes.random(rng, E, kdim);
+        vWeight = AttentionShapes.random(rng, E, kdim);
+        kBias = AttentionShapes.random(rng, E);
+        vBias = AttentionShapes.random(rng, E);
         torch.set_num_threads(Runtime.getRuntime().availableProcessors());
         tq = torch.rand(batch, lq, E);
         tRegions = torch.rand(batch, lk, kdim);
@@ -83,12 +75,6 @@ public class ProjectedAttentionBench {
         tvWeight = torch.rand(E, kdim);
         tkBias = torch.rand(E);
         tvBias = torch.rand(E);
-    }
-
-    private static Tensor random(Random rng, long... shape) {
-        float[] data = new float[Math.toIntExact(org.mmfuse.Shapes.numel("shape", shape))];
-        for (int i = 0; i < data.length; i++) data[i] = rng.nextFloat() - 0.5f;
-        return Tensor.of(data, shape);
     }
 
     @TearDown(Level.Trial)
