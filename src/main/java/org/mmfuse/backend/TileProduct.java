@@ -170,7 +170,7 @@ final class TileProduct {
         for (int col = 0; col < n; col += NR) {
             int bAt = bFrom + col / NR * k * NR;
             for (int row = 0; row < m; row += MR) {
-                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, bAt, NR, tile, 0, NR, false);
+                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, bAt, tile, 0, NR, false);
                 epilogue.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));
             }
         }
@@ -188,7 +188,7 @@ final class TileProduct {
         for (int row = 0; row < m; row += MR) {
             for (int col = 0; col < n; col += NR) {
                 if (upperFrom >= 0 && col + NR <= upperFrom + row) continue;
-                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, col / NR * k * NR, NR, tile, 0, NR, false);
+                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, col / NR * k * NR, tile, 0, NR, false);
                 epilogue.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));
             }
         }

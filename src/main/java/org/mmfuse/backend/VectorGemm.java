@@ -203,7 +203,7 @@ final class VectorGemm {
             return;
         }
         float[] scratch = EDGE_TILE.get();
-        kernel(kc, pa, ao, pb, bo, NR, scratch, 0, NR, false);
+        kernel(kc, pa, ao, pb, bo, scratch, 0, NR, false);
         for (int i = 0; i < mr; i++) {
             for (int j = 0; j < nr; j++) c[co + i * ldc + j] += scratch[i * NR + j];
         }
@@ -373,24 +373,15 @@ final class VectorGemm {
      * accumulators passed to a call are boxed, which made the kernel ten times slower.
      */
     static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc) {
-        kernel(kc, pa, ao, pb, bo, NR, c, co, ldc);
-    }
-
-    /**
-     * As {@link #kernel(int, float[], int, float[], int, float[], int, int)} with B's k-steps {@code ldb}
-     * floats apart: a row-major B whose NR columns are read in place, unpacked.
-     */
-    static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc) {
-        kernel(kc, pa, ao, pb, bo, ldb, c, co, ldc, true);
+        kernel(kc, pa, ao, pb, bo, c, co, ldc, true);
     }
 
     /** The micro-kernel storing A · B over C's tile instead of adding to it when not {@code accumulate}. */
-    static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc,
-            boolean accumulate) {
+    static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc, boolean accumulate) {
         if (MR == 13) {
-            kernel13(kc, pa, ao, pb, bo, ldb, c, co, ldc, accumulate);
+            kernel13(kc, pa, ao, pb, bo, NR, c, co, ldc, accumulate);
         } else {
-            kernel4(kc, pa, ao, pb, bo, ldb, c, co, ldc, accumulate);
+            kernel4(kc, pa, ao, pb, bo, NR, c, co, ldc, accumulate);
         }
     }
 
