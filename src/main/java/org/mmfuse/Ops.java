@@ -76,6 +76,19 @@ public interface Ops {
             Tensor vBias, AttentionOptions options);
 
     /**
+     * {@code poolSequence(projectedAttention(q, key, kWeight, kBias, value, vWeight, vBias, options).output(),
+     * queryMask, MEAN)} for packed queries q [B, Lq, E]: the attention output [B, E] averaged over each batch
+     * element's queries whose queryMask [B, Lq] entry is non-zero (null: all of them), zeros for a batch
+     * element with none; what a cross-attention fusion pooled over its querying positions needs. The
+     * options may not ask for weights or the log-sum-exp. Averaging is linear, so a backend may average
+     * the attention probabilities over the queries before they meet the values (the Vector backend, with
+     * the projections folded in: one row of values per head instead of Lq); the results then differ by
+     * float rounding.
+     */
+    Tensor projectedAttentionMean(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value, Tensor vWeight,
+            Tensor vBias, Tensor queryMask, AttentionOptions options);
+
+    /**
      * Full bilinear pooling (bilinear CNN): for x [B, N, C1] and y [B, N, C2], the [B, C1*C2] tensor
      * whose row b is the sum over locations n of the outer product x[b, n] y[b, n]ᵀ (flattened row-major,
      * element (i, j) at i * C2 + j), finished as {@code options} says. When x and y are the same tensor

@@ -28,7 +28,8 @@ class FuzzTest {
 
     private static final String[] OPERATIONS = {"concat", "split", "matmul", "linear", "attention", "bilinearPool",
         "bilinear", "compactBilinearPool", "factorizedPool", "activation", "layerNorm", "softmax", "add/subtract/multiply",
-        "poolSequence", "fillAbsent", "weightedSum", "normalizeRows", "projectedAttention"};
+        "poolSequence", "fillAbsent", "weightedSum", "normalizeRows", "projectedAttention",
+        "projectedAttentionMean"};
 
     private SplittableRandom rng;
     private final List<Tensor> opened = new ArrayList<>();
@@ -137,7 +138,8 @@ class FuzzTest {
             case 14: return fillAbsent(valid);
             case 15: return weightedSum(valid);
             case 16: return normalizeRows(valid);
-            default: return projectedAttention(valid);
+            case 17: return projectedAttention(valid, false);
+            default: return projectedAttention(valid, true);
         }
     }
 
@@ -320,8 +322,11 @@ class FuzzTest {
         };
     }
 
-    /** A few queries over wider keys and values, the shapes where the Vector backend folds the projections in. */
-    private Call projectedAttention(boolean valid) {
+    /**
+     * A few queries over wider keys and values, the shapes where the Vector backend folds the projections
+     * in; with {@code mean}, averaged over the queries a query mask keeps.
+     */
+    private Call projectedAttention(boolean valid, boolean mean) {
         int b = positive(), lq = 1 + rng.nextInt(3), lk = positive(), h = 1 + rng.nextInt(3), dh = positive(), e = h * dh;
         boolean shared = rng.nextInt(4) == 0; // keys and values from one tensor, as a model's regions
         int kdim = e + positive(), vdim = shared ? kdim : e + positive();
@@ -329,29 +334,40 @@ class FuzzTest {
         Tensor kWeight = finiteTensor(e, kdim), vWeight = finiteTensor(e, vdim);
         Tensor kBias = rng.nextBoolean() ? finiteTensor(e) : null, vBias = rng.nextBoolean() ? finiteTensor(e) : null;
         AttentionOptions options = AttentionOptions.DEFAULT.heads(h);
-        if (rng.nextBoolean()) {
-            Tensor mask = tensor(b, lk);
-            for (int i = 0; i < mask.array().length; i++) mask.array()[i] = rng.nextInt(3) == 0 ? 0 : 1;
-            options = options.keyPaddingMask(mask);
-        }
-        if (rng.nextBoolean()) options = options.withWeights();
+        if (rng.nextBoolean()) options = options.keyPaddingMask(zerosAndOnes(b, lk));
+        Tensor queryMask = mean && rng.nextBoolean() ? zerosAndOnes(b, lq) : null;
+        if (!mean && rng.nextBoolean()) options = options.withWeights();
         if (!valid) {
-            switch (rng.nextInt(4)) {
+            switch (rng.nextInt(mean ? 6 : 4)) {
                 case 0: kWeight = tensor(e, kdim + 1); break;
                 case 1: vBias = tensor(e + 1); break;
                 case 2: value = tensor(b, lk + 1, vdim); break;
-                default: options = options.keyPaddingMask(tensor(b + 1, lk));
+                case 3: options = options.keyPaddingMask(tensor(b + 1, lk)); break;
+                case 4: queryMask = tensor(b, lq + 1); break;
+                default: options = options.withWeights();
             }
         }
-        Tensor fq = q, fKey = key, fValue = value, fkw = kWeight, fvw = vWeight, fkb = kBias, fvb = vBias;
+        Tensor fq = q, fKey = key, fValue = value, fkw = kWeight, fvw = vWeight, fkb = kBias, fvb = vBias, fMask = queryMask;
         AttentionOptions fo = options;
         return ops -> {
+            AttentionOptions o = fo.keyPaddingMask(on(ops, fo.keyPaddingMask()));
+            if (mean) {
+                return List.of(ops.projectedAttentionMean(on(ops, fq), on(ops, fKey), on(ops, fkw), on(ops, fkb),
+                        on(ops, fValue), on(ops, fvw), on(ops, fvb), on(ops, fMask), o));
+            }
             AttentionResult r = ops.projectedAttention(on(ops, fq), on(ops, fKey), on(ops, fkw), on(ops, fkb), on(ops, fValue),
-                    on(ops, fvw), on(ops, fvb), fo.keyPaddingMask(on(ops, fo.keyPaddingMask())));
+                    on(ops, fvw), on(ops, fvb), o);
             List<Tensor> all = new ArrayList<>(Arrays.asList(r.output(), r.weights()));
             all.removeIf(t -> t == null);
             return all;
         };
+    }
+
+    /** A mask of zeros (a third of the entries) and ones. */
+    private Tensor zerosAndOnes(long... shape) {
+        Tensor mask = tensor(shape);
+        for (int i = 0; i < mask.array().length; i++) mask.array()[i] = rng.nextInt(3) == 0 ? 0 : 1;
+        return mask;
     }
 
     private PoolingOptions pooling() {

@@ -374,6 +374,32 @@ public abstract class AbstractOps implements Ops {
         }
     }
 
+    @Override
+    public final Tensor projectedAttentionMean(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value,
+            Tensor vWeight, Tensor vBias, Tensor queryMask, AttentionOptions options) {
+        Objects.requireNonNull(options, "projectedAttentionMean: options is null");
+        if (options.returnsWeights() || options.returnsLogSumExp()) {
+            throw new IllegalArgumentException("projectedAttentionMean: the options ask for the attention weights or the"
+                    + " log-sum-exp, which a mean over the queries does not give");
+        }
+        checkTensor("projectedAttentionMean", "q", q);
+        if (q.rank() != 3) {
+            throw new IllegalArgumentException("projectedAttentionMean: q must be packed [B, Lq, E], got " + q.describe());
+        }
+        if (queryMask != null) {
+            checkTensor("projectedAttentionMean", "queryMask", queryMask);
+            if (queryMask.rank() != 2 || queryMask.size(0) != q.size(0) || queryMask.size(1) != q.size(1)) {
+                throw new IllegalArgumentException("projectedAttentionMean: queryMask must be [B, Lq] = [" + q.size(0) + ", "
+                        + q.size(1) + "], got " + Shapes.toString(queryMask.shape()));
+            }
+        }
+        Tensor folded = foldedAttentionMean(q, key, kWeight, kBias, value, vWeight, vBias, queryMask, options);
+        if (folded != null) return folded;
+        try (AttentionResult r = projectedAttention(q, key, kWeight, kBias, value, vWeight, vBias, options)) {
+            return poolSequence(r.output(), queryMask, SequencePooling.MEAN);
+        }
+    }
+
     /**
      * {@link #projectedAttention} with the projections folded in, where this backend has such a kernel and
      * it takes the call (well-formed arguments, fewer flops); else null, and the projections and the
@@ -381,6 +407,16 @@ public abstract class AbstractOps implements Ops {
      */
     protected AttentionResult foldedAttention(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value,
             Tensor vWeight, Tensor vBias, AttentionOptions options) {
+        return null;
+    }
+
+    /**
+     * {@link #projectedAttentionMean} with the projections folded in and the probabilities averaged before
+     * the values, where this backend has such a kernel and it takes the call; else null (the composite
+     * runs, checking every argument). q and queryMask have been checked.
+     */
+    protected Tensor foldedAttentionMean(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value,
+            Tensor vWeight, Tensor vBias, Tensor queryMask, AttentionOptions options) {
         return null;
     }
 

@@ -39,6 +39,7 @@ final class FoldedAttention {
     private static final class Workspace {
         float[] queries = new float[0], stacked = new float[0], packedStacked = new float[0], packedKeys = new float[0];
         float[] scores = new float[0], packedScores = new float[0], packedValues = new float[0], mixed = new float[0];
+        float[] meanRows = new float[0];
         final float[] tile = new float[TileProduct.MR * NR];
         /** Per stacked query row: whether it attends to any key (its output takes the value bias). */
         boolean[] attends = new boolean[0];
@@ -52,18 +53,22 @@ final class FoldedAttention {
 
     /**
      * Whether the folded route takes the call: every argument well-formed for it (F32 on {@code device},
-     * open, shapes that agree; no attention bias, causal mask or log-sum-exp), at least a batch element
-     * per thread, intermediates within bounds, and fewer flops than projecting first. Anything else
-     * takes the projections and attention one after the other, which check and report every argument.
+     * open, shapes that agree; no attention bias, causal mask or log-sum-exp), intermediates within
+     * bounds, and fewer flops per thread than projecting first (a thread takes a batch element, so a
+     * batch smaller than the thread count leaves threads idle). With {@code mean}, the call is
+     * {@link org.mmfuse.Ops#projectedAttentionMean} over the queries {@code queryMask} keeps (null: all),
+     * which averages the probabilities before the values. Anything else takes the projections and
+     * attention one after the other, which check and report every argument.
      */
     static boolean takes(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value, Tensor vWeight, Tensor vBias,
-            AttentionOptions o, Device device) {
-        for (Tensor t : new Tensor[] {q, key, kWeight, value, vWeight, kBias, vBias, o.keyPaddingMask()}) {
+            AttentionOptions o, boolean mean, Tensor queryMask, Device device) {
+        for (Tensor t : new Tensor[] {q, key, kWeight, value, vWeight, kBias, vBias, o.keyPaddingMask(), queryMask}) {
             if (t == null) continue;
             if (t.isClosed() || !t.device().equals(device) || t.dtype() != DType.F32) return false;
         }
         if (q == null || key == null || kWeight == null || value == null || vWeight == null) return false;
         if (o.bias() != null || o.causal() || o.returnsLogSumExp() || o.heads() <= 0) return false;
+        if (mean && o.returnsWeights()) return false;
         if (q.rank() != 3 || key.rank() != 3 || value.rank() != 3 || kWeight.rank() != 2 || vWeight.rank() != 2) return false;
         long batch = q.size(0), lq = q.size(1), e = q.size(2), lk = key.size(1), kdim = key.size(2), vdim = value.size(2);
         long heads = o.heads(), dh = e / heads;
@@ -72,8 +77,9 @@ final class FoldedAttention {
                 && (kBias == null || kBias.rank() == 1 && kBias.size(0) == e)
                 && (vBias == null || vBias.rank() == 1 && vBias.size(0) == e)
                 && (o.keyPaddingMask() == null || o.keyPaddingMask().rank() == 2 && o.keyPaddingMask().size(0) == batch
-                        && o.keyPaddingMask().size(1) == lk);
-        if (!shapes || batch < CpuThreads.SHARED.threads() || lq == 0 || lk == 0 || kdim == 0 || vdim == 0) return false;
+                        && o.keyPaddingMask().size(1) == lk)
+                && (queryMask == null || queryMask.rank() == 2 && queryMask.size(0) == batch && queryMask.size(1) == lq);
+        if (!shapes || batch == 0 || lq == 0 || lk == 0 || kdim == 0 || vdim == 0) return false;
         long rows = heads * lq;
         if (rows * Math.max(Math.max(kdim, vdim), lk) > MAX_INTERMEDIATE) return false;
         double packedWeights = (double) e * (kdim + vdim) + NR * (e + heads * vdim); // with panel padding
@@ -81,13 +87,20 @@ final class FoldedAttention {
                 || batch * rows * lk > Integer.MAX_VALUE || packedWeights > Integer.MAX_VALUE) {
             return false;
         }
+        int threads = CpuThreads.SHARED.threads();
         double projectFirst = 2.0 * batch * lk * e * (kdim + vdim) + 4.0 * batch * heads * lq * lk * dh;
-        return flops(batch, lq, lk, heads, dh, kdim, vdim) < CHEAPER * projectFirst;
+        double folded = mean ? meanFlops(batch, lq, lk, heads, dh, kdim, vdim) : flops(batch, lq, lk, heads, dh, kdim, vdim);
+        return folded / Math.min(batch, threads) < CHEAPER * projectFirst / threads;
     }
 
     /** The folded route's flops (see the class comment). */
     static double flops(long batch, long lq, long lk, long heads, long dh, long kdim, long vdim) {
         return 2.0 * batch * heads * lq * (kdim * (dh + lk) + vdim * (lk + dh));
+    }
+
+    /** The folded route's flops with the probabilities averaged over the queries before the values. */
+    static double meanFlops(long batch, long lq, long lk, long heads, long dh, long kdim, long vdim) {
+        return 2.0 * batch * heads * (lq * kdim * (dh + lk) + lq * lk + vdim * (lk + dh));
     }
 
     /**
@@ -99,36 +112,11 @@ final class FoldedAttention {
     static void run(int batch, int lq, int lk, int heads, int dh, int kdim, int vdim, float scale, float[] q, float[] key,
             float[] kWeight, float[] value, float[] vWeight, float[] vBias, float[] attend, float[] out, float[] weights) {
         int e = heads * dh, rows = heads * lq;
+        float[] packed = packWeights(heads, dh, kdim, vdim, kWeight, vWeight);
         int keyPanels = TileProduct.packedBSize(dh, kdim), valuePanels = TileProduct.packedBSize(vdim, dh);
-        float[] packed = Scratch.atLeast(PACKED_WEIGHTS.get(), heads * (keyPanels + valuePanels));
-        PACKED_WEIGHTS.set(packed);
-        CpuThreads.SHARED.run(heads, h -> {
-            TileProduct.packB(kWeight, h * dh * kdim, kdim, 1, dh, kdim, packed, h * keyPanels);
-            TileProduct.packB(vWeight, h * dh * vdim, 1, vdim, vdim, dh, packed, heads * keyPanels + h * valuePanels);
-        });
         CpuThreads.SHARED.run(batch, b -> {
             Workspace w = WORKSPACE.get();
-            float[] tile = w.tile;
-            // A = [scale q_h W_k,h], head by head: M x kdim
-            float[] stacked = w.stacked = Scratch.atLeast(w.stacked, rows * kdim);
-            float[] queries = w.queries = Scratch.atLeast(w.queries, TileProduct.packedASize(lq, Math.max(dh, vdim)));
-            for (int h = 0; h < heads; h++) {
-                int first = h * lq;
-                TileProduct.packA(q, b * lq * e + h * dh, e, 1, lq, dh, queries);
-                TileProduct.multiply(lq, kdim, dh, queries, packed, h * keyPanels, tile,
-                        (t, row, col, n, m) -> store(t, n, m, scale, stacked, (first + row) * kdim + col, kdim));
-            }
-            // S = A Xᵀ: M x Lk
-            float[] scores = w.scores = Scratch.atLeast(w.scores, rows * lk);
-            float[] packedStacked = w.packedStacked = Scratch.atLeast(w.packedStacked, TileProduct.packedASize(rows, kdim));
-            float[] packedKeys = w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedBSize(kdim, lk));
-            TileProduct.packA(stacked, 0, kdim, 1, rows, kdim, packedStacked);
-            TileProduct.packB(key, b * lk * kdim, 1, kdim, kdim, lk, packedKeys);
-            TileProduct.multiply(rows, lk, kdim, packedStacked, packedKeys, tile,
-                    (t, row, col, n, m) -> store(t, n, m, 1f, scores, row * lk + col, lk));
-            // P = softmax(S) row by row, masked keys out; a row with no key is all zeros
-            boolean[] attends = w.attends.length >= rows ? w.attends : (w.attends = new boolean[rows]);
-            for (int r = 0; r < rows; r++) attends[r] = softmaxRow(scores, r * lk, lk, attend, b * lk);
+            float[] scores = probabilities(w, b, lq, lk, heads, dh, kdim, scale, q, key, packed, attend);
             if (weights != null) System.arraycopy(scores, 0, weights, b * rows * lk, rows * lk);
             // T = P X: M x vdim
             float[] mixed = w.mixed = Scratch.atLeast(w.mixed, rows * vdim);
@@ -136,13 +124,15 @@ final class FoldedAttention {
             float[] packedValues = w.packedValues = Scratch.atLeast(w.packedValues, TileProduct.packedBSize(lk, vdim));
             TileProduct.packA(scores, 0, lk, 1, rows, lk, packedScores);
             TileProduct.packB(value, b * lk * vdim, vdim, 1, lk, vdim, packedValues);
-            TileProduct.multiply(rows, vdim, lk, packedScores, packedValues, tile,
+            TileProduct.multiply(rows, vdim, lk, packedScores, packedValues, w.tile,
                     (t, row, col, n, m) -> store(t, n, m, 1f, mixed, row * vdim + col, vdim));
             // out[b, i, h Dh ..] = T_h W_v,hᵀ + b_v,h
+            boolean[] attends = w.attends;
+            float[] queries = w.queries = Scratch.atLeast(w.queries, TileProduct.packedASize(lq, vdim));
             for (int h = 0; h < heads; h++) {
                 int first = h * lq, column = h * dh;
                 TileProduct.packA(mixed, first * vdim, vdim, 1, lq, vdim, queries);
-                TileProduct.multiply(lq, dh, vdim, queries, packed, heads * keyPanels + h * valuePanels, tile,
+                TileProduct.multiply(lq, dh, vdim, queries, packed, heads * keyPanels + h * valuePanels, w.tile,
                         (t, row, col, n, m) -> {
                             for (int i = 0; i < n; i++) {
                                 int to = (b * lq + row + i) * e + column + col;
@@ -152,6 +142,102 @@ final class FoldedAttention {
                         });
             }
         });
+    }
+
+    /**
+     * out [B, E] = {@link #run}'s output averaged over each batch element's queries that
+     * {@code queryMask} [B, Lq] keeps (non-zero; null keeps all), zeros where it keeps none, computed as
+     * p̄_h = the kept queries' mean probability row of head h, then (p̄_h X) W_v,hᵀ + b_v,h: one row of
+     * values per head instead of Lq.
+     */
+    static void runMean(int batch, int lq, int lk, int heads, int dh, int kdim, int vdim, float scale, float[] q,
+            float[] key, float[] kWeight, float[] value, float[] vWeight, float[] vBias, float[] attend,
+            float[] queryMask, float[] out) {
+        int e = heads * dh;
+        float[] packed = packWeights(heads, dh, kdim, 0, kWeight, null);
+        CpuThreads.SHARED.run(batch, b -> {
+            int kept = 0;
+            for (int i = 0; i < lq; i++) if (queryMask == null || queryMask[b * lq + i] != 0f) kept++;
+            Arrays.fill(out, b * e, (b + 1) * e, 0f);
+            if (kept == 0) return;
+            Workspace w = WORKSPACE.get();
+            float[] scores = probabilities(w, b, lq, lk, heads, dh, kdim, scale, q, key, packed, attend);
+            if (!w.attends[0]) return; // no key: every query, so the mean, is zeros (the mask is per batch element)
+            // p̄ [H, Lk]: each head's mean probability row over the kept queries
+            float[] meanRows = w.meanRows = Scratch.atLeast(w.meanRows, heads * lk);
+            Arrays.fill(meanRows, 0, heads * lk, 0f);
+            float share = 1f / kept;
+            for (int h = 0; h < heads; h++) {
+                for (int i = 0; i < lq; i++) {
+                    if (queryMask == null || queryMask[b * lq + i] != 0f) {
+                        VectorMath.axpy(share, scores, (h * lq + i) * lk, meanRows, h * lk, lk);
+                    }
+                }
+            }
+            // T = p̄ X [H, vdim], reading each value row once
+            float[] mixed = w.mixed = Scratch.atLeast(w.mixed, heads * vdim);
+            Arrays.fill(mixed, 0, heads * vdim, 0f);
+            for (int j = 0; j < lk; j++) {
+                for (int h = 0; h < heads; h++) {
+                    float p = meanRows[h * lk + j];
+                    if (p != 0f) VectorMath.axpy(p, value, (b * lk + j) * vdim, mixed, h * vdim, vdim);
+                }
+            }
+            // out[b, h Dh + d] = T_h · W_v[h Dh + d] + b_v
+            for (int h = 0; h < heads; h++) {
+                for (int d = 0; d < dh; d++) {
+                    int unit = h * dh + d;
+                    out[b * e + unit] = VectorMath.dot(mixed, h * vdim, vWeight, unit * vdim, vdim)
+                            + (vBias == null ? 0f : vBias[unit]);
+                }
+            }
+        });
+    }
+
+    /**
+     * The calling thread's packed weights: each head's W_k,h as B [Dh, kdim], then (for vdim > 0) each
+     * head's W_v,hᵀ as B [vdim, Dh].
+     */
+    private static float[] packWeights(int heads, int dh, int kdim, int vdim, float[] kWeight, float[] vWeight) {
+        int keyPanels = TileProduct.packedBSize(dh, kdim), valuePanels = vdim == 0 ? 0 : TileProduct.packedBSize(vdim, dh);
+        float[] packed = Scratch.atLeast(PACKED_WEIGHTS.get(), heads * (keyPanels + valuePanels));
+        PACKED_WEIGHTS.set(packed);
+        CpuThreads.SHARED.run(heads, h -> {
+            TileProduct.packB(kWeight, h * dh * kdim, kdim, 1, dh, kdim, packed, h * keyPanels);
+            if (vdim > 0) {
+                TileProduct.packB(vWeight, h * dh * vdim, 1, vdim, vdim, dh, packed, heads * keyPanels + h * valuePanels);
+            }
+        });
+        return packed;
+    }
+
+    /**
+     * Batch element b's attention probabilities P [M = H Lq, Lk] in w.scores (rows of masked-out keys 0,
+     * a row with no key all 0, w.attends saying which rows have one): A = [scale q_h W_k,h] [M, kdim],
+     * S = A Xᵀ, P = softmax(S).
+     */
+    private static float[] probabilities(Workspace w, int b, int lq, int lk, int heads, int dh, int kdim, float scale,
+            float[] q, float[] key, float[] packed, float[] attend) {
+        int e = heads * dh, rows = heads * lq, keyPanels = TileProduct.packedBSize(dh, kdim);
+        float[] tile = w.tile;
+        float[] stacked = w.stacked = Scratch.atLeast(w.stacked, rows * kdim);
+        float[] queries = w.queries = Scratch.atLeast(w.queries, TileProduct.packedASize(lq, dh));
+        for (int h = 0; h < heads; h++) {
+            int first = h * lq;
+            TileProduct.packA(q, b * lq * e + h * dh, e, 1, lq, dh, queries);
+            TileProduct.multiply(lq, kdim, dh, queries, packed, h * keyPanels, tile,
+                    (t, row, col, n, m) -> store(t, n, m, scale, stacked, (first + row) * kdim + col, kdim));
+        }
+        float[] scores = w.scores = Scratch.atLeast(w.scores, rows * lk);
+        float[] packedStacked = w.packedStacked = Scratch.atLeast(w.packedStacked, TileProduct.packedASize(rows, kdim));
+        float[] packedKeys = w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedBSize(kdim, lk));
+        TileProduct.packA(stacked, 0, kdim, 1, rows, kdim, packedStacked);
+        TileProduct.packB(key, b * lk * kdim, 1, kdim, kdim, lk, packedKeys);
+        TileProduct.multiply(rows, lk, kdim, packedStacked, packedKeys, tile,
+                (t, row, col, n, m) -> store(t, n, m, 1f, scores, row * lk + col, lk));
+        boolean[] attends = w.attends.length >= rows ? w.attends : (w.attends = new boolean[rows]);
+        for (int r = 0; r < rows; r++) attends[r] = softmaxRow(scores, r * lk, lk, attend, b * lk);
+        return scores;
     }
 
     /** A finished tile's rows x cols, times {@code scale}, to c[at ..] with rows ldc apart. */

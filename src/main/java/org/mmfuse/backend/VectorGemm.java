@@ -393,25 +393,13 @@ final class VectorGemm {
             for (int i = 0; i < m; i++) {
                 if (transposed) {
                     for (int j = j0; j < j1; j++) {
-                        c[i * n + j] = dot(a, i * k, b, j * k, k) + (bias == null ? 0f : bias[j]);
+                        c[i * n + j] = VectorMath.dot(a, i * k, b, j * k, k) + (bias == null ? 0f : bias[j]);
                     }
                 } else {
                     rowTimesMatrix(a, i * k, b, n, k, j0, j1, bias, c, i * n);
                 }
             }
         });
-    }
-
-    private static float dot(float[] x, int xo, float[] y, int yo, int k) {
-        FloatVector acc0 = FloatVector.zero(S), acc1 = acc0;
-        int p = 0;
-        for (; p <= k - 2 * L; p += 2 * L) {
-            acc0 = FloatVector.fromArray(S, x, xo + p).fma(FloatVector.fromArray(S, y, yo + p), acc0);
-            acc1 = FloatVector.fromArray(S, x, xo + p + L).fma(FloatVector.fromArray(S, y, yo + p + L), acc1);
-        }
-        float sum = VectorMath.sum(acc0.add(acc1));
-        for (; p < k; p++) sum += x[xo + p] * y[yo + p];
-        return sum;
     }
 
     /** c[j0 .. j1) of one row = x · B[:, j0 .. j1) (+ bias): a sum of B's rows scaled by x. */

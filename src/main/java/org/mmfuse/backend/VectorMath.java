@@ -13,6 +13,7 @@ import org.mmfuse.Activation;
  */
 final class VectorMath {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
     private static final float LOG2E = 1.44269504088896341f;
     /** Adding and subtracting 1.5 * 2^23 rounds a float below 2^22 in magnitude to an integer. */
     private static final float ROUND = 0x1.8p23f;
@@ -140,5 +141,28 @@ final class VectorMath {
         VectorShuffle<Float>[] shuffles = v.species() == S ? HALVES : HALVES_256;
         for (VectorShuffle<Float> shuffle : shuffles) v = v.add(v.rearrange(shuffle));
         return v.lane(0);
+    }
+
+    /** x[xo .. xo + k) · y[yo .. yo + k), two accumulators, then the tail in order. */
+    static float dot(float[] x, int xo, float[] y, int yo, int k) {
+        FloatVector acc0 = FloatVector.zero(S), acc1 = acc0;
+        int p = 0;
+        for (; p <= k - 2 * L; p += 2 * L) {
+            acc0 = FloatVector.fromArray(S, x, xo + p).fma(FloatVector.fromArray(S, y, yo + p), acc0);
+            acc1 = FloatVector.fromArray(S, x, xo + p + L).fma(FloatVector.fromArray(S, y, yo + p + L), acc1);
+        }
+        float sum = sum(acc0.add(acc1));
+        for (; p < k; p++) sum += x[xo + p] * y[yo + p];
+        return sum;
+    }
+
+    /** y[yo .. yo + n) += a x[xo .. xo + n). */
+    static void axpy(float a, float[] x, int xo, float[] y, int yo, int n) {
+        FloatVector av = FloatVector.broadcast(S, a);
+        int j = 0;
+        for (; j <= n - L; j += L) {
+            FloatVector.fromArray(S, x, xo + j).fma(av, FloatVector.fromArray(S, y, yo + j)).intoArray(y, yo + j);
+        }
+        for (; j < n; j++) y[yo + j] += a * x[xo + j];
     }
 }

@@ -61,7 +61,9 @@ final class VectorOps extends HostOps {
     @Override
     protected AttentionResult foldedAttention(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value,
             Tensor vWeight, Tensor vBias, AttentionOptions options) {
-        if (!FoldedAttention.takes(q, key, kWeight, kBias, value, vWeight, vBias, options, device())) return null;
+        if (!FoldedAttention.takes(q, key, kWeight, kBias, value, vWeight, vBias, options, false, null, device())) {
+            return null;
+        }
         int batch = (int) q.size(0), lq = (int) q.size(1), lk = (int) key.size(1), heads = options.heads();
         int dh = (int) q.size(2) / heads, kdim = (int) key.size(2), vdim = (int) value.size(2);
         double scale = Double.isNaN(options.scale()) ? 1 / Math.sqrt(dh) : options.scale();
@@ -72,6 +74,23 @@ final class VectorOps extends HostOps {
                 value.array(), vWeight.array(), vBias == null ? null : vBias.array(), mask == null ? null : mask.array(),
                 out.array(), weights == null ? null : weights.array());
         return new AttentionResult(out, null, weights);
+    }
+
+    @Override
+    protected Tensor foldedAttentionMean(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value, Tensor vWeight,
+            Tensor vBias, Tensor queryMask, AttentionOptions options) {
+        if (!FoldedAttention.takes(q, key, kWeight, kBias, value, vWeight, vBias, options, true, queryMask, device())) {
+            return null;
+        }
+        int batch = (int) q.size(0), lq = (int) q.size(1), lk = (int) key.size(1), heads = options.heads();
+        int dh = (int) q.size(2) / heads, kdim = (int) key.size(2), vdim = (int) value.size(2);
+        double scale = Double.isNaN(options.scale()) ? 1 / Math.sqrt(dh) : options.scale();
+        Tensor mask = options.keyPaddingMask();
+        Tensor out = allocate(new long[] {batch, (long) heads * dh});
+        FoldedAttention.runMean(batch, lq, lk, heads, dh, kdim, vdim, (float) scale, q.array(), key.array(),
+                kWeight.array(), value.array(), vWeight.array(), vBias == null ? null : vBias.array(),
+                mask == null ? null : mask.array(), queryMask == null ? null : queryMask.array(), out.array());
+        return out;
     }
 
     @Override

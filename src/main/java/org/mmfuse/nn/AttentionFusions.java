@@ -39,6 +39,7 @@ final class AttentionFusions {
                 try (Temporaries t = new Temporaries()) {
                     Tensor x = Fusions.asSequence(xs.get(0)), y = Fusions.asSequence(xs.get(1));
                     Tensor xMask = masks.get(0), yMask = masks.get(1);
+                    if (!both && pool == SequencePooling.MEAN) return ab.forwardMean(x, y, y, yMask, xMask);
                     Tensor fromX = ops.poolSequence(t.add(ab.forwardAttending(x, y, y, yMask)), xMask, pool);
                     if (!both) return fromX;
                     t.add(fromX);

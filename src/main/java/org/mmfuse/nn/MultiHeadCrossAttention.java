@@ -6,6 +6,7 @@ import java.util.Objects;
 import org.mmfuse.AttentionOptions;
 import org.mmfuse.AttentionResult;
 import org.mmfuse.Ops;
+import org.mmfuse.SequencePooling;
 import org.mmfuse.Shapes;
 import org.mmfuse.Tensor;
 
@@ -131,6 +132,31 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
         checkLast("key", key, keyDim);
         checkLast("value", value, valueDim);
         return run(query, key, value, attendMask, false, false).output(); // no weights, no lse: nothing else to close
+    }
+
+    /**
+     * The output averaged over each batch element's queries that {@code queryMask} [B, Lq] keeps
+     * (non-zero; null keeps all), [B, E], zeros where it keeps none: what {@code poolSequence(...,
+     * MEAN)} of {@link #forwardAttending} gives, computed as the mean of the attention before the output
+     * projection (which is linear), through {@link Ops#projectedAttentionMean}.
+     */
+    Tensor forwardMean(Tensor query, Tensor key, Tensor value, Tensor attendMask, Tensor queryMask) {
+        checkLast("query", query, embedDim);
+        checkLast("key", key, keyDim);
+        checkLast("value", value, valueDim);
+        AttentionOptions options = AttentionOptions.DEFAULT.heads(heads).keyPaddingMask(attendMask);
+        Tensor out;
+        try (Tensor q = ops.linear(query, qWeight, qBias);
+                Tensor mean = ops.projectedAttentionMean(q, key, kWeight, kBias, value, vWeight, vBias, queryMask, options)) {
+            out = ops.linear(mean, outWeight, outBias);
+        }
+        if (queryMask == null || outBias == null) return out;
+        // a batch element with no kept query pools to zeros, not to the output bias: the largest kept mask
+        // entry (non-zero, or 0 when none is kept) marks the elements that have one
+        long batch = queryMask.size(0), length = queryMask.size(1);
+        try (out; Tensor any = ops.poolSequence(queryMask.view(batch, length, 1), queryMask, SequencePooling.MAX)) {
+            return ops.fillAbsent(out, any.view(batch), null);
+        }
     }
 
     private AttentionResult run(Tensor query, Tensor key, Tensor value, Tensor attend, boolean needWeights,
