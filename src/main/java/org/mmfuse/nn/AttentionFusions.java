@@ -30,6 +30,18 @@ final class AttentionFusions {
         Plan<Fusion> plan = new Plan<>(new Port(both && !product ? a + b : a, false));
         declareAttention(plan, both ? "a_to_b." : "attention.", a, b, bias);
         if (both) declareAttention(plan, "b_to_a.", b, a, bias);
+        if (!both && pool == SequencePooling.MEAN) {
+            // averaged over the queries, the attention needs one row of values per head: folding linear
+            // encoders into the projections then leaves the fusion fewer flops than encoding every position
+            plan.foldingEncoders((p, encoders) -> {
+                try (MultiHeadCrossAttention plain = MultiHeadCrossAttention.fromStateDict(p.ops,
+                        p.scope("attention").stateDict(), (int) a, heads, (int) b, (int) b, bias)) {
+                    MultiHeadCrossAttention folded = p.own(plain.afterEncoders(encoders.get(0), encoders.get(1)));
+                    return (ops, xs, masks, present) -> folded.forwardMean(Fusions.asSequence(xs.get(0)),
+                            Fusions.asSequence(xs.get(1)), Fusions.asSequence(xs.get(1)), masks.get(1), masks.get(0));
+                }
+            });
+        }
         return plan.builder(p -> {
             MultiHeadCrossAttention ab = p.own(MultiHeadCrossAttention.fromStateDict(p.ops,
                     p.scope(both ? "a_to_b" : "attention").stateDict(), (int) a, heads, (int) b, (int) b, bias));

@@ -25,6 +25,12 @@ import org.mmfuse.io.SafeTensors;
  * is replaced by zeros before its encoder (so NaN in it never spreads), and its encoder output, at the fusion's input, by the learned vector
  * {@code missing.<input>} if the weights have one, else by zeros; an absent sequence also has every
  * position masked. Late fusion instead drops the absent modality from that sample's weighted mean.
+ *
+ * <p>Folded encoders: on the Vector backend a fusion that can (cross_attention pooled by its mean) takes
+ * a sequence's encoder into itself when that encoder is a single linear layer, multiplying the weights
+ * together at build time (W_k W_enc and so on): it then reads the raw features, and its folded attention
+ * (see {@link org.mmfuse.Ops#projectedAttentionMean}) never encodes every position. Exact algebra, so the
+ * results differ from the other backends by float rounding only.
  */
 public final class Model implements AutoCloseable {
     private final Ops ops;
@@ -46,11 +52,16 @@ public final class Model implements AutoCloseable {
         Set<String> read = new HashSet<>();
         Params root = new Params(ops, state, owned, read);
         try {
+            List<Linear> folded = new ArrayList<>();
             for (ModelSpec.Input in : spec.inputs()) {
-                encoders.put(in.name(), plan.encoders.get(in.name()).build(root.scope("encoders").scope(in.name())));
+                Params encoder = root.scope("encoders").scope(in.name());
+                boolean folds = foldsEncoder(ops, in);
+                folded.add(folds ? encoder.linear("0") : null);
+                encoders.put(in.name(), folds ? Sequential.IDENTITY : plan.encoders.get(in.name()).build(encoder));
                 if (state.containsKey("missing." + in.name())) missing.put(in.name(), root.scope("missing").device(in.name()));
             }
-            fusion = plan.fusion.build(root.scope("fusion"));
+            fusion = folded.stream().anyMatch(l -> l != null) ? plan.fusion.build(root.scope("fusion"), folded)
+                    : plan.fusion.build(root.scope("fusion"));
             head = plan.head.build(root.scope("head"));
             // weights derived on the device (splits, joins) are queued on this thread's stream: finished
             // before any other thread may read them
@@ -65,6 +76,19 @@ public final class Model implements AutoCloseable {
             Params.closeAll(owned);
             throw new IllegalStateException("the model's layers did not use the tensors they declared: " + unread);
         }
+    }
+
+    /**
+     * Whether the fusion takes this input's encoder into itself (see {@link Plan.FoldingBuilder}): on the
+     * Vector backend, whose attention folds projections into its products, for a fusion that can, and a
+     * sequence whose encoder is one linear layer. Only sequences: an absent sequence is masked out
+     * whether encoded or not, while an absent vector's encoder output is replaced (by zeros or
+     * {@code missing.<input>}), which a folded encoder could not do.
+     */
+    private boolean foldsEncoder(Ops ops, ModelSpec.Input in) {
+        List<LayerSpec> encoder = spec.encoder(in.name());
+        return ops.backend() == org.mmfuse.Backend.VECTOR && plan.fusion.foldsEncoders() && in.sequence()
+                && encoder.size() == 1 && encoder.get(0).type().equals("linear");
     }
 
     /**

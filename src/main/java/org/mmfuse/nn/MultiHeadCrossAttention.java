@@ -30,15 +30,16 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
     private static final String NAME = "MultiHeadCrossAttention";
 
     private final Ops ops;
-    private final int embedDim, heads, keyDim, valueDim;
+    private final int embedDim, heads, queryDim, keyDim, valueDim; // queryDim: embedDim unless an encoder is folded in
     private final Tensor qWeight, kWeight, vWeight, outWeight;
     private final Tensor qBias, kBias, vBias, outBias; // null without bias
 
-    private MultiHeadCrossAttention(Ops ops, int embedDim, int heads, int keyDim, int valueDim, Tensor[] weights,
-            Tensor[] biases) {
+    private MultiHeadCrossAttention(Ops ops, int embedDim, int heads, int queryDim, int keyDim, int valueDim,
+            Tensor[] weights, Tensor[] biases) {
         this.ops = ops;
         this.embedDim = embedDim;
         this.heads = heads;
+        this.queryDim = queryDim;
         this.keyDim = keyDim;
         this.valueDim = valueDim;
         qWeight = weights[0];
@@ -86,11 +87,53 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
                 biases[3] = StateDicts.checked(NAME, state, "out_proj.bias", embedDim).to(ops.device());
             }
             ops.synchronize(); // the split weights are ready before another thread uses the module
-            return new MultiHeadCrossAttention(ops, embedDim, heads, keyDim, valueDim, weights, biases);
+            return new MultiHeadCrossAttention(ops, embedDim, heads, embedDim, keyDim, valueDim, weights, biases);
         } catch (RuntimeException e) {
             for (Tensor t : weights) if (t != null) t.close();
             for (Tensor t : biases) if (t != null) t.close();
             throw e;
+        }
+    }
+
+    /**
+     * This module with linear encoders folded into its input projections: a new module (this one stays as
+     * it is) whose queries come from the query encoder's inputs and whose keys and values from the
+     * context encoder's, W' = W W_enc and b' = W b_enc + b for each projection; either encoder may be
+     * null (not folded). One projection of the raw features instead of two (and, with the Vector
+     * backend's fold, products with the raw context in place of projecting every position).
+     */
+    MultiHeadCrossAttention afterEncoders(Linear queryEncoder, Linear contextEncoder) {
+        Tensor[] weights = new Tensor[4], biases = new Tensor[4];
+        try {
+            weights[0] = composed(qWeight, queryEncoder);
+            biases[0] = composedBias(qWeight, qBias, queryEncoder);
+            weights[1] = composed(kWeight, contextEncoder);
+            biases[1] = composedBias(kWeight, kBias, contextEncoder);
+            weights[2] = composed(vWeight, contextEncoder);
+            biases[2] = composedBias(vWeight, vBias, contextEncoder);
+            weights[3] = outWeight.to(ops.device());
+            biases[3] = outBias == null ? null : outBias.to(ops.device());
+            ops.synchronize(); // ready before another thread uses the module
+            int queries = (int) weights[0].size(1), keys = (int) weights[1].size(1), values = (int) weights[2].size(1);
+            return new MultiHeadCrossAttention(ops, embedDim, heads, queries, keys, values, weights, biases);
+        } catch (RuntimeException e) {
+            for (Tensor t : weights) if (t != null) t.close();
+            for (Tensor t : biases) if (t != null) t.close();
+            throw e;
+        }
+    }
+
+    /** W W_enc [E, encoder input], or a copy of W without an encoder. */
+    private Tensor composed(Tensor weight, Linear encoder) {
+        return encoder == null ? weight.to(ops.device()) : ops.matmul(weight, encoder.weight());
+    }
+
+    /** W b_enc + b [E], or a copy of b (null without a bias) without an encoder. */
+    private Tensor composedBias(Tensor weight, Tensor bias, Linear encoder) {
+        if (encoder == null || encoder.bias() == null) return bias == null ? null : bias.to(ops.device());
+        long out = weight.size(0);
+        try (Tensor row = ops.linear(encoder.bias().view(1, encoder.bias().size(0)), weight, bias)) {
+            return row.view(out).to(ops.device());
         }
     }
 
@@ -115,7 +158,7 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
      */
     public AttentionResult forward(Tensor query, Tensor key, Tensor value, Tensor keyPaddingMask, boolean needWeights,
             boolean averageWeights) {
-        checkLast("query", query, embedDim);
+        checkLast("query", query, queryDim);
         checkLast("key", key, keyDim);
         checkLast("value", value, valueDim);
         try (Tensor attend = keyPaddingMask == null ? null : invert(keyPaddingMask, ops)) {
@@ -128,7 +171,7 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
      * (non-zero = attend, used as given: no host round trip), for the fusion layers.
      */
     Tensor forwardAttending(Tensor query, Tensor key, Tensor value, Tensor attendMask) {
-        checkLast("query", query, embedDim);
+        checkLast("query", query, queryDim);
         checkLast("key", key, keyDim);
         checkLast("value", value, valueDim);
         return run(query, key, value, attendMask, false, false).output(); // no weights, no lse: nothing else to close
@@ -141,7 +184,7 @@ public final class MultiHeadCrossAttention implements AutoCloseable {
      * projection (which is linear), through {@link Ops#projectedAttentionMean}.
      */
     Tensor forwardMean(Tensor query, Tensor key, Tensor value, Tensor attendMask, Tensor queryMask) {
-        checkLast("query", query, embedDim);
+        checkLast("query", query, queryDim);
         checkLast("key", key, keyDim);
         checkLast("value", value, valueDim);
         AttentionOptions options = AttentionOptions.DEFAULT.heads(heads).keyPaddingMask(attendMask);

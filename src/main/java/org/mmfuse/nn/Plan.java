@@ -1,6 +1,7 @@
 package org.mmfuse.nn;
 
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.mmfuse.Shapes;
 
@@ -15,6 +16,15 @@ final class Plan<T> {
         T build(Params params);
     }
 
+    /**
+     * Builds a fusion with the linear encoders of some inputs folded into it: {@code encoders} holds, per
+     * input, that encoder's single {@code nn.Linear} (the fusion then gets the input's raw features) or
+     * null (the encoded input, as usual).
+     */
+    interface FoldingBuilder<T> {
+        T build(Params params, List<Linear> encoders);
+    }
+
     final Port output;
     final Map<String, long[]> parameters = new LinkedHashMap<>();
     /**
@@ -25,6 +35,7 @@ final class Plan<T> {
     /** The parameters that hold indices (hash buckets), read from integer or whole-number tensors. */
     final java.util.Set<String> indices = new java.util.HashSet<>();
     private Builder<T> builder;
+    private FoldingBuilder<T> foldingBuilder;
 
     Plan(Port output) {
         this.output = output;
@@ -69,6 +80,20 @@ final class Plan<T> {
 
     T build(Params params) {
         return builder.build(params);
+    }
+
+    /** Says that the layer can take the linear encoders of some inputs into itself (see {@link FoldingBuilder}). */
+    Plan<T> foldingEncoders(FoldingBuilder<T> b) {
+        this.foldingBuilder = b;
+        return this;
+    }
+
+    boolean foldsEncoders() {
+        return foldingBuilder != null;
+    }
+
+    T build(Params params, List<Linear> encoders) {
+        return foldingBuilder.build(params, encoders);
     }
 
     /** Adds another plan's tensors under {@code prefix}. */

@@ -14,6 +14,9 @@ final class Sequential {
         Tensor apply(Ops ops, Tensor x, Tensor mask);
     }
 
+    /** No step: the input itself. */
+    static final Sequential IDENTITY = new Sequential(List.of());
+
     private final List<Step> steps;
 
     private Sequential(List<Step> steps) {

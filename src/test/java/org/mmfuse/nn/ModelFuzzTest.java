@@ -117,6 +117,11 @@ class ModelFuzzTest {
             if (!type.endsWith("attention") && !type.equals("late") && rng.nextInt(3) == 0) {
                 steps.add(rng.nextBoolean() ? LayerSpec.layerNorm() : LayerSpec.activation(org.mmfuse.Activation.GELU));
             }
+            if (type.endsWith("attention") && rng.nextInt(3) == 0) {
+                // a linear encoder (which the Vector backend may fold into cross-attention), its output
+                // a width the fusion takes
+                steps.add(LayerSpec.linear(type.equals("co_attention") ? d : heads * (1 + rng.nextInt(4))));
+            }
             if (!steps.isEmpty()) b.encoder(name, steps.toArray(new LayerSpec[0]));
         }
         Map<String, Object> o = new LinkedHashMap<>();
