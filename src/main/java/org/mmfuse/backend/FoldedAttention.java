@@ -37,7 +37,7 @@ final class FoldedAttention {
 
     /** Per-thread arrays, grown on demand and reused. */
     private static final class Workspace {
-        float[] queries = new float[0], stacked = new float[0], packedStacked = new float[0], packedKeys = new float[0];
+        float[] queries = new float[0], packedQueries = new float[0], stackedT = new float[0], packedKeys = new float[0];
         float[] scores = new float[0], packedScores = new float[0], packedValues = new float[0], mixed = new float[0];
         float[] meanRows = new float[0];
         final float[] tile = new float[TileProduct.MR * NR];
@@ -113,7 +113,7 @@ final class FoldedAttention {
             float[] kWeight, float[] value, float[] vWeight, float[] vBias, float[] attend, float[] out, float[] weights) {
         int e = heads * dh, rows = heads * lq;
         float[] packed = packWeights(heads, dh, kdim, vdim, kWeight, vWeight);
-        int keyPanels = TileProduct.packedBSize(dh, kdim), valuePanels = TileProduct.packedBSize(vdim, dh);
+        int keyPanels = keyPanels(dh, kdim), valuePanels = TileProduct.packedBSize(vdim, dh);
         CpuThreads.SHARED.run(batch, b -> {
             Workspace w = WORKSPACE.get();
             float[] scores = probabilities(w, b, lq, lk, heads, dh, kdim, scale, q, key, packed, attend);
@@ -194,16 +194,21 @@ final class FoldedAttention {
         });
     }
 
+    /** Floats of one head's packed W_k,hᵀ. */
+    private static int keyPanels(int dh, int kdim) {
+        return TileProduct.packedASize(kdim, dh);
+    }
+
     /**
-     * The calling thread's packed weights: each head's W_k,h as B [Dh, kdim], then (for vdim > 0) each
+     * The calling thread's packed weights: each head's W_k,hᵀ as A [kdim, Dh], then (for vdim > 0) each
      * head's W_v,hᵀ as B [vdim, Dh].
      */
     private static float[] packWeights(int heads, int dh, int kdim, int vdim, float[] kWeight, float[] vWeight) {
-        int keyPanels = TileProduct.packedBSize(dh, kdim), valuePanels = vdim == 0 ? 0 : TileProduct.packedBSize(vdim, dh);
+        int keyPanels = keyPanels(dh, kdim), valuePanels = vdim == 0 ? 0 : TileProduct.packedBSize(vdim, dh);
         float[] packed = Scratch.atLeast(PACKED_WEIGHTS.get(), heads * (keyPanels + valuePanels));
         PACKED_WEIGHTS.set(packed);
         CpuThreads.SHARED.run(heads, h -> {
-            TileProduct.packB(kWeight, h * dh * kdim, kdim, 1, dh, kdim, packed, h * keyPanels);
+            TileProduct.packA(kWeight, h * dh * kdim, 1, kdim, kdim, dh, packed, h * keyPanels);
             if (vdim > 0) {
                 TileProduct.packB(vWeight, h * dh * vdim, 1, vdim, vdim, dh, packed, heads * keyPanels + h * valuePanels);
             }
@@ -213,31 +218,53 @@ final class FoldedAttention {
 
     /**
      * Batch element b's attention probabilities P [M = H Lq, Lk] in w.scores (rows of masked-out keys 0,
-     * a row with no key all 0, w.attends saying which rows have one): A = [scale q_h W_k,h] [M, kdim],
-     * S = A Xᵀ, P = softmax(S).
+     * a row with no key all 0, w.attends saying which rows have one), computed transposed so that no
+     * product's output needs repacking: Aᵀ = [W_k,hᵀ (scale q_h)ᵀ] [kdim, M] goes straight into the B
+     * panels of Sᵀ = X Aᵀ [Lk, M], whose tiles land transposed in S; then P = softmax(S).
      */
     private static float[] probabilities(Workspace w, int b, int lq, int lk, int heads, int dh, int kdim, float scale,
             float[] q, float[] key, float[] packed, float[] attend) {
-        int e = heads * dh, rows = heads * lq, keyPanels = TileProduct.packedBSize(dh, kdim);
+        int e = heads * dh, rows = heads * lq, keyPanels = keyPanels(dh, kdim);
         float[] tile = w.tile;
-        float[] stacked = w.stacked = Scratch.atLeast(w.stacked, rows * kdim);
-        float[] queries = w.queries = Scratch.atLeast(w.queries, TileProduct.packedASize(lq, dh));
+        float[] stackedT = w.stackedT = Scratch.atLeast(w.stackedT, TileProduct.packedBSize(kdim, rows));
+        float[] queries = w.packedQueries = Scratch.atLeast(w.packedQueries, TileProduct.packedBSize(dh, lq));
         for (int h = 0; h < heads; h++) {
             int first = h * lq;
-            TileProduct.packA(q, b * lq * e + h * dh, e, 1, lq, dh, queries);
-            TileProduct.multiply(lq, kdim, dh, queries, packed, h * keyPanels, tile,
-                    (t, row, col, n, m) -> store(t, n, m, scale, stacked, (first + row) * kdim + col, kdim));
+            TileProduct.packB(q, b * lq * e + h * dh, 1, e, dh, lq, queries);
+            TileProduct.multiply(kdim, lq, dh, packed, h * keyPanels, queries, 0, tile,
+                    (t, row, col, n, m) -> storeAsPanels(t, n, m, scale, stackedT, kdim, row, first + col));
         }
         float[] scores = w.scores = Scratch.atLeast(w.scores, rows * lk);
-        float[] packedStacked = w.packedStacked = Scratch.atLeast(w.packedStacked, TileProduct.packedASize(rows, kdim));
-        float[] packedKeys = w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedBSize(kdim, lk));
-        TileProduct.packA(stacked, 0, kdim, 1, rows, kdim, packedStacked);
-        TileProduct.packB(key, b * lk * kdim, 1, kdim, kdim, lk, packedKeys);
-        TileProduct.multiply(rows, lk, kdim, packedStacked, packedKeys, tile,
-                (t, row, col, n, m) -> store(t, n, m, 1f, scores, row * lk + col, lk));
+        float[] packedKeys = w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedASize(lk, kdim));
+        TileProduct.packA(key, b * lk * kdim, kdim, 1, lk, kdim, packedKeys);
+        TileProduct.multiply(lk, rows, kdim, packedKeys, stackedT, tile, (t, row, col, n, m) -> {
+            for (int j = 0; j < m; j++) {
+                for (int i = 0, to = (col + j) * lk + row; i < n; i++) scores[to + i] = t[i * NR + j];
+            }
+        });
         boolean[] attends = w.attends.length >= rows ? w.attends : (w.attends = new boolean[rows]);
         for (int r = 0; r < rows; r++) attends[r] = softmaxRow(scores, r * lk, lk, attend, b * lk);
         return scores;
+    }
+
+    /**
+     * A finished tile of Aᵀ (rows: kdim positions from {@code step}; columns: stacked queries from
+     * {@code column}), times {@code scale}, into B panels of NR columns over k = kdim steps.
+     */
+    private static void storeAsPanels(float[] tile, int rows, int cols, float scale, float[] panels, int kdim, int step,
+            int column) {
+        int lane = column % NR, panel = column / NR;
+        if (lane == 0 && cols == NR) {
+            // a whole panel row per tile row: the common case (Lq a multiple of NR)
+            for (int i = 0, to = (panel * kdim + step) * NR; i < rows; i++, to += NR) {
+                for (int j = 0; j < NR; j += L) FloatVector.fromArray(S, tile, i * NR + j).mul(scale).intoArray(panels, to + j);
+            }
+            return;
+        }
+        for (int j = 0; j < cols; j++) {
+            int g = column + j, at = (g / NR * kdim + step) * NR + g % NR;
+            for (int i = 0; i < rows; i++) panels[at + i * NR] = tile[i * NR + j] * scale;
+        }
     }
 
     /** A finished tile's rows x cols, times {@code scale}, to c[at ..] with rows ldc apart. */

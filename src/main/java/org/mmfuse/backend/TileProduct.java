@@ -47,7 +47,12 @@ final class TileProduct {
      * with a row's MR values together; rows past m are zero.
      */
     static void packA(float[] src, int at, int rowStride, int colStride, int m, int k, float[] dst) {
-        pack(src, at, rowStride, colStride, m, k, MR, dst, 0);
+        packA(src, at, rowStride, colStride, m, k, dst, 0);
+    }
+
+    /** As {@link #packA(float[], int, int, int, int, int, float[])}, the panels from dst[dstAt] on. */
+    static void packA(float[] src, int at, int rowStride, int colStride, int m, int k, float[] dst, int dstAt) {
+        pack(src, at, rowStride, colStride, m, k, MR, dst, dstAt);
     }
 
     /** B [k, n] with B[p, j] = src[at + p * rowStride + j * colStride] into panels of NR columns. */
@@ -167,10 +172,16 @@ final class TileProduct {
     /** As {@link #multiply(int, int, int, float[], float[], float[], Epilogue)}, B's panels from packedB[bFrom] on. */
     static void multiply(int m, int n, int k, float[] packedA, float[] packedB, int bFrom, float[] tile,
             Epilogue epilogue) {
+        multiply(m, n, k, packedA, 0, packedB, bFrom, tile, epilogue);
+    }
+
+    /** As {@link #multiply(int, int, int, float[], float[], float[], Epilogue)}, A's and B's panels from aFrom and bFrom on. */
+    static void multiply(int m, int n, int k, float[] packedA, int aFrom, float[] packedB, int bFrom, float[] tile,
+            Epilogue epilogue) {
         for (int col = 0; col < n; col += NR) {
             int bAt = bFrom + col / NR * k * NR;
             for (int row = 0; row < m; row += MR) {
-                VectorGemm.kernel(k, packedA, row / MR * k * MR, packedB, bAt, tile, 0, NR, false);
+                VectorGemm.kernel(k, packedA, aFrom + row / MR * k * MR, packedB, bAt, tile, 0, NR, false);
                 epilogue.accept(tile, row, col, Math.min(MR, m - row), Math.min(NR, n - col));
             }
         }
