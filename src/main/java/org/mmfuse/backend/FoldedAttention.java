@@ -41,12 +41,10 @@ final class FoldedAttention {
         float[] scores = new float[0], packedScores = new float[0], packedValues = new float[0], mixed = new float[0];
         float[] meanRows = new float[0];
         final float[] tile = new float[TileProduct.MR * NR];
-        /** Per stacked query row: whether it attends to any key (its output takes the value bias). */
-        boolean[] attends = new boolean[0];
     }
 
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
-    /** The calling thread's packed weights: each head's W_k,h as B [Dh, kdim] and W_v,hᵀ as B [vdim, Dh]. */
+    /** The calling thread's packed weights (see {@link #packWeights}). */
     private static final ThreadLocal<float[]> PACKED_WEIGHTS = ThreadLocal.withInitial(() -> new float[0]);
 
     private FoldedAttention() {}
@@ -54,8 +52,8 @@ final class FoldedAttention {
     /**
      * Whether the folded route takes the call: every argument well-formed for it (F32 on {@code device},
      * open, shapes that agree; no attention bias, causal mask or log-sum-exp), intermediates within
-     * bounds, and fewer flops per thread than projecting first (a thread takes a batch element, so a
-     * batch smaller than the thread count leaves threads idle). With {@code mean}, the call is
+     * bounds, and fewer flops per busy thread than projecting first (a thread takes a batch element, or
+     * with the mean and fewer elements than threads, a head). With {@code mean}, the call is
      * {@link org.mmfuse.Ops#projectedAttentionMean} over the queries {@code queryMask} keeps (null: all),
      * which averages the probabilities before the values. Anything else takes the projections and
      * attention one after the other, which check and report every argument.
@@ -88,9 +86,10 @@ final class FoldedAttention {
             return false;
         }
         int threads = CpuThreads.SHARED.threads();
+        long busy = mean && batch < threads ? Math.min(threads, heads) : Math.min(batch, threads);
         double projectFirst = 2.0 * batch * lk * e * (kdim + vdim) + 4.0 * batch * heads * lq * lk * dh;
         double folded = mean ? meanFlops(batch, lq, lk, heads, dh, kdim, vdim) : flops(batch, lq, lk, heads, dh, kdim, vdim);
-        return folded / Math.min(batch, threads) < CHEAPER * projectFirst / threads;
+        return folded / busy < CHEAPER * projectFirst / threads;
     }
 
     /** The folded route's flops (see the class comment). */
@@ -116,7 +115,9 @@ final class FoldedAttention {
         int keyPanels = keyPanels(dh, kdim), valuePanels = TileProduct.packedBSize(vdim, dh);
         CpuThreads.SHARED.run(batch, b -> {
             Workspace w = WORKSPACE.get();
-            float[] scores = probabilities(w, b, lq, lk, heads, dh, kdim, scale, q, key, packed, attend);
+            float[] packedKeys = packKeys(w, b, lk, kdim, key);
+            float[] scores = probabilities(w, packedKeys, b, 0, heads, lq, lk, e, dh, kdim, scale, q, packed, attend);
+            boolean biased = vBias != null && anyKey(attend, b, lk);
             if (weights != null) System.arraycopy(scores, 0, weights, b * rows * lk, rows * lk);
             // T = P X: M x vdim
             float[] mixed = w.mixed = Scratch.atLeast(w.mixed, rows * vdim);
@@ -127,7 +128,6 @@ final class FoldedAttention {
             TileProduct.multiply(rows, vdim, lk, packedScores, packedValues, w.tile,
                     (t, row, col, n, m) -> store(t, n, m, 1f, mixed, row * vdim + col, vdim));
             // out[b, i, h Dh ..] = T_h W_v,hᵀ + b_v,h
-            boolean[] attends = w.attends;
             float[] queries = w.queries = Scratch.atLeast(w.queries, TileProduct.packedASize(lq, vdim));
             for (int h = 0; h < heads; h++) {
                 int first = h * lq, column = h * dh;
@@ -136,7 +136,6 @@ final class FoldedAttention {
                         (t, row, col, n, m) -> {
                             for (int i = 0; i < n; i++) {
                                 int to = (b * lq + row + i) * e + column + col;
-                                boolean biased = vBias != null && attends[first + row + i];
                                 for (int j = 0; j < m; j++) out[to + j] = t[i * NR + j] + (biased ? vBias[column + col + j] : 0f);
                             }
                         });
@@ -148,50 +147,92 @@ final class FoldedAttention {
      * out [B, E] = {@link #run}'s output averaged over each batch element's queries that
      * {@code queryMask} [B, Lq] keeps (non-zero; null keeps all), zeros where it keeps none, computed as
      * p̄_h = the kept queries' mean probability row of head h, then (p̄_h X) W_v,hᵀ + b_v,h: one row of
-     * values per head instead of Lq.
+     * values per head instead of Lq. With fewer batch elements than threads, the elements go one at a
+     * time, their heads across the threads (batch 1 would leave all but one thread idle).
      */
     static void runMean(int batch, int lq, int lk, int heads, int dh, int kdim, int vdim, float scale, float[] q,
             float[] key, float[] kWeight, float[] value, float[] vWeight, float[] vBias, float[] attend,
             float[] queryMask, float[] out) {
-        int e = heads * dh;
         float[] packed = packWeights(heads, dh, kdim, 0, kWeight, null);
-        CpuThreads.SHARED.run(batch, b -> {
-            int kept = 0;
-            for (int i = 0; i < lq; i++) if (queryMask == null || queryMask[b * lq + i] != 0f) kept++;
+        int e = heads * dh;
+        MeanHeads mean = (w, packedKeys, b, h0, h1) -> meanHeads(w, packedKeys, b, h0, h1, lq, lk, e, dh, kdim, vdim,
+                scale, q, packed, value, vWeight, vBias, attend, queryMask, out);
+        if (batch >= CpuThreads.SHARED.threads()) {
+            CpuThreads.SHARED.run(batch, b -> {
+                Workspace w = WORKSPACE.get();
+                Arrays.fill(out, b * e, (b + 1) * e, 0f);
+                if (kept(queryMask, b, lq) > 0 && anyKey(attend, b, lk)) mean.heads(w, packKeys(w, b, lk, kdim, key), b, 0, heads);
+            });
+            return;
+        }
+        Workspace caller = WORKSPACE.get();
+        for (int b = 0; b < batch; b++) {
             Arrays.fill(out, b * e, (b + 1) * e, 0f);
-            if (kept == 0) return;
-            Workspace w = WORKSPACE.get();
-            float[] scores = probabilities(w, b, lq, lk, heads, dh, kdim, scale, q, key, packed, attend);
-            if (!w.attends[0]) return; // no key: every query, so the mean, is zeros (the mask is per batch element)
-            // p̄ [H, Lk]: each head's mean probability row over the kept queries
-            float[] meanRows = w.meanRows = Scratch.atLeast(w.meanRows, heads * lk);
-            Arrays.fill(meanRows, 0, heads * lk, 0f);
-            float share = 1f / kept;
+            if (kept(queryMask, b, lq) == 0 || !anyKey(attend, b, lk)) continue;
+            // the caller's packed keys, read by every thread; each task's other arrays are its own thread's
+            float[] packedKeys = packKeys(caller, b, lk, kdim, key);
+            int element = b;
+            CpuThreads.SHARED.run(heads, h -> mean.heads(WORKSPACE.get(), packedKeys, element, h, h + 1));
+        }
+    }
+
+    /** {@link #meanHeads} with the call's fixed arguments bound. */
+    private interface MeanHeads {
+        void heads(Workspace w, float[] packedKeys, int b, int h0, int h1);
+    }
+
+    /**
+     * Heads [h0, h1) of batch element b (which keeps a query and has a key) for {@link #runMean}: their
+     * probabilities, mean rows p̄_h, T_h = p̄_h X and out[b, h Dh ..].
+     */
+    private static void meanHeads(Workspace w, float[] packedKeys, int b, int h0, int h1, int lq, int lk, int e, int dh,
+            int kdim, int vdim, float scale, float[] q, float[] packed, float[] value, float[] vWeight, float[] vBias,
+            float[] attend, float[] queryMask, float[] out) {
+        int heads = h1 - h0;
+        float[] scores = probabilities(w, packedKeys, b, h0, h1, lq, lk, e, dh, kdim, scale, q, packed, attend);
+        // p̄ [heads, Lk]: each head's mean probability row over the kept queries
+        float[] meanRows = w.meanRows = Scratch.atLeast(w.meanRows, heads * lk);
+        Arrays.fill(meanRows, 0, heads * lk, 0f);
+        float share = 1f / kept(queryMask, b, lq);
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < lq; i++) {
+                if (queryMask == null || queryMask[b * lq + i] != 0f) {
+                    VectorMath.axpy(share, scores, (h * lq + i) * lk, meanRows, h * lk, lk);
+                }
+            }
+        }
+        // T = p̄ X [heads, vdim], reading each value row once
+        float[] mixed = w.mixed = Scratch.atLeast(w.mixed, heads * vdim);
+        Arrays.fill(mixed, 0, heads * vdim, 0f);
+        for (int j = 0; j < lk; j++) {
             for (int h = 0; h < heads; h++) {
-                for (int i = 0; i < lq; i++) {
-                    if (queryMask == null || queryMask[b * lq + i] != 0f) {
-                        VectorMath.axpy(share, scores, (h * lq + i) * lk, meanRows, h * lk, lk);
-                    }
-                }
+                float p = meanRows[h * lk + j];
+                if (p != 0f) VectorMath.axpy(p, value, (b * lk + j) * vdim, mixed, h * vdim, vdim);
             }
-            // T = p̄ X [H, vdim], reading each value row once
-            float[] mixed = w.mixed = Scratch.atLeast(w.mixed, heads * vdim);
-            Arrays.fill(mixed, 0, heads * vdim, 0f);
-            for (int j = 0; j < lk; j++) {
-                for (int h = 0; h < heads; h++) {
-                    float p = meanRows[h * lk + j];
-                    if (p != 0f) VectorMath.axpy(p, value, (b * lk + j) * vdim, mixed, h * vdim, vdim);
-                }
+        }
+        // out[b, h Dh + d] = T_h · W_v[h Dh + d] + b_v
+        for (int h = 0; h < heads; h++) {
+            for (int d = 0; d < dh; d++) {
+                int unit = (h0 + h) * dh + d;
+                out[b * e + unit] = VectorMath.dot(mixed, h * vdim, vWeight, unit * vdim, vdim)
+                        + (vBias == null ? 0f : vBias[unit]);
             }
-            // out[b, h Dh + d] = T_h · W_v[h Dh + d] + b_v
-            for (int h = 0; h < heads; h++) {
-                for (int d = 0; d < dh; d++) {
-                    int unit = h * dh + d;
-                    out[b * e + unit] = VectorMath.dot(mixed, h * vdim, vWeight, unit * vdim, vdim)
-                            + (vBias == null ? 0f : vBias[unit]);
-                }
-            }
-        });
+        }
+    }
+
+    /** How many of batch element b's queries the mask keeps (all without one). */
+    private static int kept(float[] queryMask, int b, int lq) {
+        if (queryMask == null) return lq;
+        int kept = 0;
+        for (int i = 0; i < lq; i++) if (queryMask[b * lq + i] != 0f) kept++;
+        return kept;
+    }
+
+    /** Whether batch element b attends to any key (the mask is per element: every query alike). */
+    private static boolean anyKey(float[] attend, int b, int lk) {
+        if (attend == null) return true;
+        for (int j = 0; j < lk; j++) if (attend[b * lk + j] != 0f) return true;
+        return false;
     }
 
     /** Floats of one head's packed W_k,hᵀ. */
@@ -216,34 +257,38 @@ final class FoldedAttention {
         return packed;
     }
 
+    /** Batch element b's keys X [Lk, kdim] as A panels, in w.packedKeys. */
+    private static float[] packKeys(Workspace w, int b, int lk, int kdim, float[] key) {
+        float[] packedKeys = w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedASize(lk, kdim));
+        TileProduct.packA(key, b * lk * kdim, kdim, 1, lk, kdim, packedKeys);
+        return packedKeys;
+    }
+
     /**
-     * Batch element b's attention probabilities P [M = H Lq, Lk] in w.scores (rows of masked-out keys 0,
-     * a row with no key all 0, w.attends saying which rows have one), computed transposed so that no
-     * product's output needs repacking: Aᵀ = [W_k,hᵀ (scale q_h)ᵀ] [kdim, M] goes straight into the B
-     * panels of Sᵀ = X Aᵀ [Lk, M], whose tiles land transposed in S; then P = softmax(S).
+     * The attention probabilities of batch element b's heads [h0, h1), P [(h1 - h0) Lq, Lk] in w.scores
+     * (masked-out keys 0, all 0 without a key), computed transposed so that no product's output needs
+     * repacking: Aᵀ = [W_k,hᵀ (scale q_h)ᵀ] [kdim, rows] goes straight into the B panels of
+     * Sᵀ = X Aᵀ [Lk, rows] (X from {@link #packKeys}), whose tiles land transposed in S; then P = softmax(S).
      */
-    private static float[] probabilities(Workspace w, int b, int lq, int lk, int heads, int dh, int kdim, float scale,
-            float[] q, float[] key, float[] packed, float[] attend) {
-        int e = heads * dh, rows = heads * lq, keyPanels = keyPanels(dh, kdim);
+    private static float[] probabilities(Workspace w, float[] packedKeys, int b, int h0, int h1, int lq, int lk, int e,
+            int dh, int kdim, float scale, float[] q, float[] packed, float[] attend) {
+        int rows = (h1 - h0) * lq, keyPanels = keyPanels(dh, kdim);
         float[] tile = w.tile;
         float[] stackedT = w.stackedT = Scratch.atLeast(w.stackedT, TileProduct.packedBSize(kdim, rows));
         float[] queries = w.packedQueries = Scratch.atLeast(w.packedQueries, TileProduct.packedBSize(dh, lq));
-        for (int h = 0; h < heads; h++) {
-            int first = h * lq;
+        for (int h = h0; h < h1; h++) {
+            int first = (h - h0) * lq;
             TileProduct.packB(q, b * lq * e + h * dh, 1, e, dh, lq, queries);
             TileProduct.multiply(kdim, lq, dh, packed, h * keyPanels, queries, 0, tile,
                     (t, row, col, n, m) -> storeAsPanels(t, n, m, scale, stackedT, kdim, row, first + col));
         }
         float[] scores = w.scores = Scratch.atLeast(w.scores, rows * lk);
-        float[] packedKeys = w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedASize(lk, kdim));
-        TileProduct.packA(key, b * lk * kdim, kdim, 1, lk, kdim, packedKeys);
         TileProduct.multiply(lk, rows, kdim, packedKeys, stackedT, tile, (t, row, col, n, m) -> {
             for (int j = 0; j < m; j++) {
                 for (int i = 0, to = (col + j) * lk + row; i < n; i++) scores[to + i] = t[i * NR + j];
             }
         });
-        boolean[] attends = w.attends.length >= rows ? w.attends : (w.attends = new boolean[rows]);
-        for (int r = 0; r < rows; r++) attends[r] = softmaxRow(scores, r * lk, lk, attend, b * lk);
+        for (int r = 0; r < rows; r++) softmaxRow(scores, r * lk, lk, attend, b * lk);
         return scores;
     }
 
@@ -278,9 +323,9 @@ final class FoldedAttention {
 
     /**
      * Softmax in place over a[at .. at + n), the keys with attend[maskAt + j] == 0 (when there is a mask)
-     * taking 0; returns whether any key was attended (a row without one is all zeros).
+     * taking 0; a row without a key is all zeros.
      */
-    private static boolean softmaxRow(float[] a, int at, int n, float[] attend, int maskAt) {
+    private static void softmaxRow(float[] a, int at, int n, float[] attend, int maskAt) {
         float max = Float.NEGATIVE_INFINITY;
         boolean any = false;
         for (int j = 0; j < n; j++) {
@@ -293,7 +338,7 @@ final class FoldedAttention {
         }
         if (!any) {
             Arrays.fill(a, at, at + n, 0f);
-            return false;
+            return;
         }
         FloatVector sums = FloatVector.zero(S);
         int j = 0;
@@ -308,6 +353,5 @@ final class FoldedAttention {
             sum += a[at + j];
         }
         VectorBilinear.scaleRange(a, at, n, 1f / sum);
-        return true;
     }
 }

@@ -17,10 +17,10 @@ import org.mmfuse.Tensor;
  * masked keys and a batch element whose keys are all masked.
  */
 class FoldedAttentionTest {
-    // {B, Lq, Lk, H, Dh, kdim, vdim, masked}
+    // {B, Lq, Lk, H, Dh, kdim, vdim, masked}; batch 1 (fewer elements than threads) spreads the mean's heads
     private static final int[][] SHAPES = {{2, 5, 37, 3, 7, 53, 41, 1}, {1, 1, 1, 1, 1, 1, 1, 0},
         {3, 32, 196, 8, 16, 200, 120, 1}, {2, 17, 9, 2, 13, 33, 16, 0}, {4, 1, 50, 4, 8, 64, 64, 1},
-        {2, 3, 5, 1, 3, 300, 7, 1}};
+        {2, 3, 5, 1, 3, 300, 7, 1}, {1, 7, 30, 5, 6, 40, 33, 0}};
 
     @Test
     void foldedEqualsProjectingFirst() {
