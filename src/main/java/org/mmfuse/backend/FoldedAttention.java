@@ -21,11 +21,14 @@ import org.mmfuse.Tensor;
  * out_h    = P_h (X W_vᵀ + b_v)_h   = (P_h X) W_v,hᵀ + b_v,h (times Σ_j P_h = 1, or 0 for a query with no key)
  * </pre>
  *
- * Per batch element, the heads' queries stacked as M = H Lq rows: A = [q_h W_k,h] [M, kdim], S = A Xᵀ,
- * P = softmax(S), T = P X [M, vdim], then each head's T_h W_v,hᵀ. That is 2 M (kdim (Dh + Lk) + vdim (Lk +
- * Dh)) flops against 2 Lk E (kdim + vdim) for projecting the keys and values ({@link #flops}): fewer when
- * Lq is short beside Lk and kdim, vdim wide (8 heads of 32 queries over 196 regions of 2048: 545 against
- * 835 MFLOP). Each thread takes whole batch elements; every product is a {@link TileProduct}.
+ * Per batch element, the heads' queries stacked as M = H Lq rows: A = [q_h W_k,h] [M, kdim], S = A Xᵀ
+ * (computed transposed, see {@link #probabilities}), P = softmax(S), T = P X [M, vdim], then each head's
+ * T_h W_v,hᵀ. That is 2 M (kdim (Dh + Lk) + vdim (Lk + Dh)) flops against 2 Lk E (kdim + vdim) for
+ * projecting the keys and values ({@link #flops}): fewer when Lq is short beside Lk and kdim, vdim wide
+ * (8 heads of 32 queries over 196 regions of 2048: 545 against 835 MFLOP). Averaged over the queries
+ * ({@link #runMean}), T needs one row per head, p̄_h X, instead of M. Threads take whole batch elements,
+ * or for the mean with fewer elements than threads and more heads than elements, heads; every product
+ * is a {@link TileProduct}.
  */
 final class FoldedAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -86,10 +89,15 @@ final class FoldedAttention {
             return false;
         }
         int threads = CpuThreads.SHARED.threads();
-        long busy = mean && batch < threads ? Math.min(threads, heads) : Math.min(batch, threads);
+        long busy = mean && spreadsHeads(batch, heads, threads) ? Math.min(threads, heads) : Math.min(batch, threads);
         double projectFirst = 2.0 * batch * lk * e * (kdim + vdim) + 4.0 * batch * heads * lq * lk * dh;
         double folded = mean ? meanFlops(batch, lq, lk, heads, dh, kdim, vdim) : flops(batch, lq, lk, heads, dh, kdim, vdim);
         return folded / busy < CHEAPER * projectFirst / threads;
+    }
+
+    /** Whether {@link #runMean} takes the batch elements one at a time, their heads across the threads. */
+    private static boolean spreadsHeads(long batch, long heads, int threads) {
+        return batch < threads && heads > batch;
     }
 
     /** The folded route's flops (see the class comment). */
@@ -147,8 +155,9 @@ final class FoldedAttention {
      * out [B, E] = {@link #run}'s output averaged over each batch element's queries that
      * {@code queryMask} [B, Lq] keeps (non-zero; null keeps all), zeros where it keeps none, computed as
      * p̄_h = the kept queries' mean probability row of head h, then (p̄_h X) W_v,hᵀ + b_v,h: one row of
-     * values per head instead of Lq. With fewer batch elements than threads, the elements go one at a
-     * time, their heads across the threads (batch 1 would leave all but one thread idle).
+     * values per head instead of Lq. With fewer batch elements than threads and more heads than elements,
+     * the elements go one at a time, their heads across the threads (batch 1 would leave all but one
+     * thread idle).
      */
     static void runMean(int batch, int lq, int lk, int heads, int dh, int kdim, int vdim, float scale, float[] q,
             float[] key, float[] kWeight, float[] value, float[] vWeight, float[] vBias, float[] attend,
@@ -157,7 +166,7 @@ final class FoldedAttention {
         int e = heads * dh;
         MeanHeads mean = (w, packedKeys, b, h0, h1) -> meanHeads(w, packedKeys, b, h0, h1, lq, lk, e, dh, kdim, vdim,
                 scale, q, packed, value, vWeight, vBias, attend, queryMask, out);
-        if (batch >= CpuThreads.SHARED.threads()) {
+        if (!spreadsHeads(batch, heads, CpuThreads.SHARED.threads())) {
             CpuThreads.SHARED.run(batch, b -> {
                 Workspace w = WORKSPACE.get();
                 Arrays.fill(out, b * e, (b + 1) * e, 0f);
@@ -248,6 +257,9 @@ final class FoldedAttention {
         int keyPanels = keyPanels(dh, kdim), valuePanels = vdim == 0 ? 0 : TileProduct.packedBSize(vdim, dh);
         float[] packed = Scratch.atLeast(PACKED_WEIGHTS.get(), heads * (keyPanels + valuePanels));
         PACKED_WEIGHTS.set(packed);
+        // Heads in parallel: a head's last full panel step, written as one vector, runs L - MR floats into
+        // the next head's first panel, with the very values that head writes there (W_k,hᵀ continues into
+        // W_k,h+1ᵀ): a race only in name.
         CpuThreads.SHARED.run(heads, h -> {
             TileProduct.packA(kWeight, h * dh * kdim, 1, kdim, kdim, dh, packed, h * keyPanels);
             if (vdim > 0) {

@@ -87,10 +87,15 @@ final class VectorOps extends HostOps {
         double scale = Double.isNaN(options.scale()) ? 1 / Math.sqrt(dh) : options.scale();
         Tensor mask = options.keyPaddingMask();
         Tensor out = allocate(new long[] {batch, (long) heads * dh});
-        FoldedAttention.runMean(batch, lq, lk, heads, dh, kdim, vdim, (float) scale, q.array(), key.array(),
-                kWeight.array(), value.array(), vWeight.array(), vBias == null ? null : vBias.array(),
-                mask == null ? null : mask.array(), queryMask == null ? null : queryMask.array(), out.array());
-        return out;
+        try {
+            FoldedAttention.runMean(batch, lq, lk, heads, dh, kdim, vdim, (float) scale, q.array(), key.array(),
+                    kWeight.array(), value.array(), vWeight.array(), vBias == null ? null : vBias.array(),
+                    mask == null ? null : mask.array(), queryMask == null ? null : queryMask.array(), out.array());
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
     }
 
     @Override

@@ -31,15 +31,26 @@ final class AttentionFusions {
         declareAttention(plan, both ? "a_to_b." : "attention.", a, b, bias);
         if (both) declareAttention(plan, "b_to_a.", b, a, bias);
         if (!both && pool == SequencePooling.MEAN) {
-            // averaged over the queries, the attention needs one row of values per head: folding linear
-            // encoders into the projections then leaves the fusion fewer flops than encoding every position
+            // Averaged over the queries, the attention needs one row of values per head: with linear
+            // encoders folded into the projections it reads the raw features, a few queries' worth of
+            // products instead of encoding every position. Which costs less depends on the lengths, so
+            // both forms are kept and each call takes the cheaper.
             plan.foldingEncoders((p, encoders) -> {
-                try (MultiHeadCrossAttention plain = MultiHeadCrossAttention.fromStateDict(p.ops,
-                        p.scope("attention").stateDict(), (int) a, heads, (int) b, (int) b, bias)) {
-                    MultiHeadCrossAttention folded = p.own(plain.afterEncoders(encoders.get(0), encoders.get(1)));
-                    return (ops, xs, masks, present) -> folded.forwardMean(Fusions.asSequence(xs.get(0)),
-                            Fusions.asSequence(xs.get(1)), Fusions.asSequence(xs.get(1)), masks.get(1), masks.get(0));
-                }
+                MultiHeadCrossAttention plain = p.own(MultiHeadCrossAttention.fromStateDict(p.ops,
+                        p.scope("attention").stateDict(), (int) a, heads, (int) b, (int) b, bias));
+                MultiHeadCrossAttention folded = p.own(plain.afterEncoders(encoders.get(0), encoders.get(1)));
+                Linear queryEncoder = encoders.get(0), contextEncoder = encoders.get(1);
+                return (ops, xs, masks, present) -> {
+                    Tensor x = Fusions.asSequence(xs.get(0)), y = Fusions.asSequence(xs.get(1));
+                    if (foldingPays(x, y, queryEncoder, contextEncoder, a, b, heads)) {
+                        return folded.forwardMean(x, y, y, masks.get(1), masks.get(0));
+                    }
+                    try (Temporaries t = new Temporaries()) {
+                        Tensor queries = queryEncoder == null ? x : t.add(queryEncoder.apply(ops, x));
+                        Tensor context = contextEncoder == null ? y : t.add(contextEncoder.apply(ops, y));
+                        return plain.forwardMean(queries, context, context, masks.get(1), masks.get(0));
+                    }
+                };
             });
         }
         return plan.builder(p -> {
@@ -60,6 +71,23 @@ final class AttentionFusions {
                 }
             };
         });
+    }
+
+    /**
+     * Whether the folded form of a mean-pooled cross-attention costs fewer multiply-adds per batch element
+     * than encoding first, for queries x [B, Lq, ...] over context y [B, Lk, ...] (raw where an encoder is
+     * folded). Folded: the query projection from the raw queries, then per head Lq (Dh + Lk) products of
+     * the raw context's width, and one row of values per head. Encoding first: the encoders, the query
+     * projection, then the cheaper of the same fold at the encoded width and projecting every position.
+     */
+    private static boolean foldingPays(Tensor x, Tensor y, Linear queryEncoder, Linear contextEncoder, long embed,
+            long encoded, int heads) {
+        double lq = x.size(1), lk = y.size(1), queryWidth = x.size(2), width = y.size(2), dh = embed / heads;
+        double folded = lq * queryWidth * embed + heads * lq * width * (dh + lk) + heads * width * (lk + dh);
+        double encoders = (queryEncoder == null ? 0 : lq * queryWidth * embed) + (contextEncoder == null ? 0 : lk * width * encoded);
+        double attention = Math.min(heads * lq * encoded * (dh + lk) + heads * encoded * (lk + dh),
+                2 * lk * embed * encoded + 2 * heads * lq * lk * dh);
+        return folded <= encoders + lq * embed * embed + attention;
     }
 
     /** nn.MultiheadAttention(embed, heads, kdim=vdim=context)'s tensors: packed in_proj_weight when context == embed. */

@@ -256,9 +256,10 @@ public final class Model implements AutoCloseable {
                 Prepared p = prepare(in, input, (int) batch, length, t);
                 Tensor encoded = encoders.get(in.name()).apply(ops, p.x, p.mask);
                 if (encoded != p.x) t.add(encoded);
-                if (p.present != null && !plan.isLate()) {
+                Tensor fill = encoded.rank() == 2 ? missing.get(in.name()) : null;
+                // prepare zeroed the absent samples of x: an encoder's output, or a learned fill, still needs it
+                if (p.present != null && !plan.isLate() && (encoded != p.x || fill != null)) {
                     long rest = encoded.numel() / batch;
-                    Tensor fill = encoded.rank() == 2 ? missing.get(in.name()) : null;
                     encoded = t.add(ops.fillAbsent(encoded.view(batch, rest), p.presentTensor, fill)).view(encoded.shape());
                 }
                 fused.add(encoded);
