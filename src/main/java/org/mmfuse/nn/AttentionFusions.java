@@ -62,11 +62,14 @@ final class AttentionFusions {
                 try (Temporaries t = new Temporaries()) {
                     Tensor x = Fusions.asSequence(xs.get(0)), y = Fusions.asSequence(xs.get(1));
                     Tensor xMask = masks.get(0), yMask = masks.get(1);
-                    if (!both && pool == SequencePooling.MEAN) return ab.forwardMean(x, y, y, yMask, xMask);
-                    Tensor fromX = ops.poolSequence(t.add(ab.forwardAttending(x, y, y, yMask)), xMask, pool);
+                    // a mean commutes with the output projection and the values: the modules pool first
+                    boolean mean = pool == SequencePooling.MEAN;
+                    Tensor fromX = mean ? ab.forwardMean(x, y, y, yMask, xMask)
+                            : ops.poolSequence(t.add(ab.forwardAttending(x, y, y, yMask)), xMask, pool);
                     if (!both) return fromX;
                     t.add(fromX);
-                    Tensor fromY = t.add(ops.poolSequence(t.add(ba.forwardAttending(y, x, x, xMask)), yMask, pool));
+                    Tensor fromY = t.add(mean ? ba.forwardMean(y, x, x, xMask, yMask)
+                            : ops.poolSequence(t.add(ba.forwardAttending(y, x, x, xMask)), yMask, pool));
                     return product ? ops.multiply(fromX, fromY) : ops.concat(List.of(fromX, fromY), 1);
                 }
             };
