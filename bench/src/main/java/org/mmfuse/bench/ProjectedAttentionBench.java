@@ -28,8 +28,11 @@ import org.openjdk.jmh.annotations.TearDown;
  * Lq text tokens over Lk regions of kdim features, keys and values from the same regions. The Vector
  * backend's {@link Ops#projectedAttention} (which folds the projections in at these shapes), the same
  * backend projecting first ({@code linear}, {@code linear}, {@code attention}), and libtorch's
- * {@code linear}, {@code linear}, {@code scaled_dot_product_attention}. Shapes {@code B,Lq,Lk,kdim}: the
- * cross-attention model's (regions encoded to 512 first) at batch 32 and 256, and raw 2048-wide regions.
+ * {@code linear}, {@code linear}, {@code scaled_dot_product_attention}. Then the same averaged over the
+ * queries, as a mean-pooled cross-attention fusion needs it: {@link Ops#projectedAttentionMean} (which
+ * averages the probabilities before the values) beside libtorch's composite followed by {@code mean}.
+ * Shapes {@code B,Lq,Lk,kdim}: the cross-attention model's (regions encoded to 512 first) at batch 32 and
+ * 256, and raw 2048-wide regions.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -107,6 +110,23 @@ public class ProjectedAttentionBench {
             org.bytedeco.pytorch.Tensor k = torch.linear(tRegions, tkWeight, new TensorOptional(tkBias));
             org.bytedeco.pytorch.Tensor v = torch.linear(tRegions, tvWeight, new TensorOptional(tvBias));
             torch.scaled_dot_product_attention(heads(tq, lq), heads(k, lk), heads(v, lk));
+        }
+    }
+
+    @Benchmark
+    public float foldedMean() {
+        try (Tensor mean = vector.projectedAttentionMean(q, regions, kWeight, kBias, regions, vWeight, vBias, null,
+                AttentionOptions.DEFAULT.heads(HEADS))) {
+            return mean.array()[0];
+        }
+    }
+
+    @Benchmark
+    public void torchMean() {
+        try (PointerScope scope = new PointerScope()) {
+            org.bytedeco.pytorch.Tensor k = torch.linear(tRegions, tkWeight, new TensorOptional(tkBias));
+            org.bytedeco.pytorch.Tensor v = torch.linear(tRegions, tvWeight, new TensorOptional(tvBias));
+            torch.scaled_dot_product_attention(heads(tq, lq), heads(k, lk), heads(v, lk)).mean(new long[] {2});
         }
     }
 

@@ -78,16 +78,19 @@ public final class QuickBench {
         System.out.println();
         System.out.println("Attention over projected keys and values (see ProjectedAttentionBench; B,Lq,Lk,kdim, 8 heads of 64)."
                 + " GFLOP/s = projecting-first flops / median time [min-max].");
-        System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s %8s %8s%n", "shape", "folded", "project first", "torch",
-                "tor/fold", "1st/fold");
+        System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s %8s %8s %21s %21s %8s%n", "shape", "folded", "project first",
+                "torch", "tor/fold", "1st/fold", "mean: folded", "mean: torch", "tor/fold");
         for (Map.Entry<String, Map<String, RunResult>> e : table.entrySet()) {
             double flops = ProjectedAttentionBench.flops(e.getKey());
             RunResult folded = e.getValue().get("folded"), first = e.getValue().get("projectFirst");
             RunResult peer = e.getValue().get("torch");
-            System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s %8s %8s%n", e.getKey(), rate(folded, flops),
-                    rate(first, flops), rate(peer, flops), ratio(peer, folded), ratio(first, folded));
+            RunResult foldedMean = e.getValue().get("foldedMean"), peerMean = e.getValue().get("torchMean");
+            System.out.printf(Locale.ROOT, "%-20s %21s %21s %21s %8s %8s %21s %21s %8s%n", e.getKey(), rate(folded, flops),
+                    rate(first, flops), rate(peer, flops), ratio(peer, folded), ratio(first, folded),
+                    rate(foldedMean, flops), rate(peerMean, flops), ratio(peerMean, foldedMean));
         }
-        System.out.println("tor/fold, 1st/fold: libtorch's (projecting first's) median time / the folded route's.");
+        System.out.println("tor/fold, 1st/fold: libtorch's (projecting first's) median time / the folded route's; mean: the"
+                + " same averaged over the queries (projectedAttentionMean; libtorch's composite, then mean).");
     }
 
     private static void printModels(Collection<RunResult> results) {
