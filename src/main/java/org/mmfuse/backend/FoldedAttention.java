@@ -27,8 +27,8 @@ import org.mmfuse.Tensor;
  * projecting the keys and values ({@link #flops}): fewer when Lq is short beside Lk and kdim, vdim wide
  * (8 heads of 32 queries over 196 regions of 2048: 545 against 835 MFLOP). Averaged over the queries
  * ({@link #runMean}), T needs one row per head, p̄_h X, instead of M. Threads take whole batch elements,
- * or for the mean with fewer elements than threads and more heads than elements, heads; every product
- * is a {@link TileProduct}.
+ * or with fewer elements than threads and more heads than elements, heads; every product is a
+ * {@link TileProduct}.
  */
 final class FoldedAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -56,7 +56,7 @@ final class FoldedAttention {
      * Whether the folded route takes the call: every argument well-formed for it (F32 on {@code device},
      * open, shapes that agree; no attention bias, causal mask or log-sum-exp), intermediates within
      * bounds, and fewer flops per busy thread than projecting first (a thread takes a batch element, or
-     * with the mean and fewer elements than threads, a head). With {@code mean}, the call is
+     * with fewer elements than threads and more heads than elements, a head). With {@code mean}, the call is
      * {@link org.mmfuse.Ops#projectedAttentionMean} over the queries {@code queryMask} keeps (null: all),
      * which averages the probabilities before the values. Anything else takes the projections and
      * attention one after the other, which check and report every argument.
@@ -89,13 +89,13 @@ final class FoldedAttention {
             return false;
         }
         int threads = CpuThreads.SHARED.threads();
-        long busy = mean && spreadsHeads(batch, heads, threads) ? Math.min(threads, heads) : Math.min(batch, threads);
+        long busy = spreadsHeads(batch, heads, threads) ? Math.min(threads, heads) : Math.min(batch, threads);
         double projectFirst = 2.0 * batch * lk * e * (kdim + vdim) + 4.0 * batch * heads * lq * lk * dh;
         double folded = mean ? meanFlops(batch, lq, lk, heads, dh, kdim, vdim) : flops(batch, lq, lk, heads, dh, kdim, vdim);
         return folded / busy < CHEAPER * projectFirst / threads;
     }
 
-    /** Whether {@link #runMean} takes the batch elements one at a time, their heads across the threads. */
+    /** Whether {@link #run} and {@link #runMean} take the batch elements one at a time, their heads across the threads. */
     private static boolean spreadsHeads(long batch, long heads, int threads) {
         return batch < threads && heads > batch;
     }
@@ -118,37 +118,61 @@ final class FoldedAttention {
      */
     static void run(int batch, int lq, int lk, int heads, int dh, int kdim, int vdim, float scale, float[] q, float[] key,
             float[] kWeight, float[] value, float[] vWeight, float[] vBias, float[] attend, float[] out, float[] weights) {
-        int e = heads * dh, rows = heads * lq;
         float[] packed = packWeights(heads, dh, kdim, vdim, kWeight, vWeight);
+        OutputHeads output = (w, packedKeys, packedValues, b, h0, h1) -> outputHeads(w, packedKeys, packedValues, b, h0,
+                h1, heads, lq, lk, dh, kdim, vdim, scale, q, packed, vBias, attend, out, weights);
+        if (!spreadsHeads(batch, heads, CpuThreads.SHARED.threads())) {
+            CpuThreads.SHARED.run(batch, b -> {
+                Workspace w = WORKSPACE.get();
+                output.heads(w, packKeys(w, b, lk, kdim, key), packValues(w, b, lk, vdim, value), b, 0, heads);
+            });
+            return;
+        }
+        Workspace caller = WORKSPACE.get();
+        for (int b = 0; b < batch; b++) {
+            // the caller's packed keys and values, read by every thread; each task's other arrays are its own thread's
+            float[] packedKeys = packKeys(caller, b, lk, kdim, key), packedValues = packValues(caller, b, lk, vdim, value);
+            int element = b;
+            CpuThreads.SHARED.run(heads, h -> output.heads(WORKSPACE.get(), packedKeys, packedValues, element, h, h + 1));
+        }
+    }
+
+    /** {@link #outputHeads} with the call's fixed arguments bound. */
+    private interface OutputHeads {
+        void heads(Workspace w, float[] packedKeys, float[] packedValues, int b, int h0, int h1);
+    }
+
+    /**
+     * Heads [h0, h1) of batch element b for {@link #run}: their probabilities (into weights unless null),
+     * T = P X and out[b, i, h Dh ..] = T_h W_v,hᵀ + b_v,h.
+     */
+    private static void outputHeads(Workspace w, float[] packedKeys, float[] packedValues, int b, int h0, int h1,
+            int heads, int lq, int lk, int dh, int kdim, int vdim, float scale, float[] q, float[] packed, float[] vBias,
+            float[] attend, float[] out, float[] weights) {
+        int e = heads * dh, rows = (h1 - h0) * lq;
         int keyPanels = keyPanels(dh, kdim), valuePanels = TileProduct.packedBSize(vdim, dh);
-        CpuThreads.SHARED.run(batch, b -> {
-            Workspace w = WORKSPACE.get();
-            float[] packedKeys = packKeys(w, b, lk, kdim, key);
-            float[] scores = probabilities(w, packedKeys, b, 0, heads, lq, lk, e, dh, kdim, scale, q, packed, attend);
-            boolean biased = vBias != null && anyKey(attend, b, lk);
-            if (weights != null) System.arraycopy(scores, 0, weights, b * rows * lk, rows * lk);
-            // T = P X: M x vdim
-            float[] mixed = w.mixed = Scratch.atLeast(w.mixed, rows * vdim);
-            float[] packedScores = w.packedScores = Scratch.atLeast(w.packedScores, TileProduct.packedASize(rows, lk));
-            float[] packedValues = w.packedValues = Scratch.atLeast(w.packedValues, TileProduct.packedBSize(lk, vdim));
-            TileProduct.packA(scores, 0, lk, 1, rows, lk, packedScores);
-            TileProduct.packB(value, b * lk * vdim, vdim, 1, lk, vdim, packedValues);
-            TileProduct.multiply(rows, vdim, lk, packedScores, packedValues, w.tile,
-                    (t, row, col, n, m) -> store(t, n, m, 1f, mixed, row * vdim + col, vdim));
-            // out[b, i, h Dh ..] = T_h W_v,hᵀ + b_v,h
-            float[] queries = w.queries = Scratch.atLeast(w.queries, TileProduct.packedASize(lq, vdim));
-            for (int h = 0; h < heads; h++) {
-                int first = h * lq, column = h * dh;
-                TileProduct.packA(mixed, first * vdim, vdim, 1, lq, vdim, queries);
-                TileProduct.multiply(lq, dh, vdim, queries, packed, heads * keyPanels + h * valuePanels, w.tile,
-                        (t, row, col, n, m) -> {
-                            for (int i = 0; i < n; i++) {
-                                int to = (b * lq + row + i) * e + column + col;
-                                for (int j = 0; j < m; j++) out[to + j] = t[i * NR + j] + (biased ? vBias[column + col + j] : 0f);
-                            }
-                        });
-            }
-        });
+        float[] scores = probabilities(w, packedKeys, b, h0, h1, lq, lk, e, dh, kdim, scale, q, packed, attend);
+        boolean biased = vBias != null && anyKey(attend, b, lk);
+        if (weights != null) System.arraycopy(scores, 0, weights, (b * heads + h0) * lq * lk, rows * lk);
+        // T = P X: rows x vdim
+        float[] mixed = w.mixed = Scratch.atLeast(w.mixed, rows * vdim);
+        float[] packedScores = w.packedScores = Scratch.atLeast(w.packedScores, TileProduct.packedASize(rows, lk));
+        TileProduct.packA(scores, 0, lk, 1, rows, lk, packedScores);
+        TileProduct.multiply(rows, vdim, lk, packedScores, packedValues, w.tile,
+                (t, row, col, n, m) -> store(t, n, m, 1f, mixed, row * vdim + col, vdim));
+        // out[b, i, h Dh ..] = T_h W_v,hᵀ + b_v,h
+        float[] queries = w.queries = Scratch.atLeast(w.queries, TileProduct.packedASize(lq, vdim));
+        for (int h = h0; h < h1; h++) {
+            int first = (h - h0) * lq, column = h * dh;
+            TileProduct.packA(mixed, first * vdim, vdim, 1, lq, vdim, queries);
+            TileProduct.multiply(lq, dh, vdim, queries, packed, heads * keyPanels + h * valuePanels, w.tile,
+                    (t, row, col, n, m) -> {
+                        for (int i = 0; i < n; i++) {
+                            int to = (b * lq + row + i) * e + column + col;
+                            for (int j = 0; j < m; j++) out[to + j] = t[i * NR + j] + (biased ? vBias[column + col + j] : 0f);
+                        }
+                    });
+        }
     }
 
     /**
@@ -267,6 +291,13 @@ final class FoldedAttention {
             }
         });
         return packed;
+    }
+
+    /** Batch element b's values X [Lk, vdim] as B panels, in w.packedValues. */
+    private static float[] packValues(Workspace w, int b, int lk, int vdim, float[] value) {
+        float[] packedValues = w.packedValues = Scratch.atLeast(w.packedValues, TileProduct.packedBSize(lk, vdim));
+        TileProduct.packB(value, b * lk * vdim, vdim, 1, lk, vdim, packedValues);
+        return packedValues;
     }
 
     /** Batch element b's keys X [Lk, kdim] as A panels, in w.packedKeys. */
