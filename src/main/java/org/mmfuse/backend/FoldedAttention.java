@@ -119,27 +119,43 @@ final class FoldedAttention {
     static void run(int batch, int lq, int lk, int heads, int dh, int kdim, int vdim, float scale, float[] q, float[] key,
             float[] kWeight, float[] value, float[] vWeight, float[] vBias, float[] attend, float[] out, float[] weights) {
         float[] packed = packWeights(heads, dh, kdim, vdim, kWeight, vWeight);
-        OutputHeads output = (w, packedKeys, packedValues, b, h0, h1) -> outputHeads(w, packedKeys, packedValues, b, h0,
-                h1, heads, lq, lk, dh, kdim, vdim, scale, q, packed, vBias, attend, out, weights);
+        forEachElement(batch, heads, (w, b) -> {
+            packKeys(w, b, lk, kdim, key);
+            packValues(w, b, lk, vdim, value);
+            return true;
+        }, (w, shared, b, h0, h1) -> outputHeads(w, shared.packedKeys, shared.packedValues, b, h0, h1, heads, lq, lk, dh,
+                kdim, vdim, scale, q, packed, vBias, attend, out, weights));
+    }
+
+    /** Packs what batch element b's heads share into w; false when the element has nothing to compute. */
+    private interface ElementSetup {
+        boolean prepare(Workspace w, int b);
+    }
+
+    /** Heads [h0, h1) of batch element b, in the thread's own workspace, reading what setup packed in shared. */
+    private interface HeadRange {
+        void compute(Workspace own, Workspace shared, int b, int h0, int h1);
+    }
+
+    /**
+     * Every batch element through setup, then its heads: each thread takes whole elements, or with fewer
+     * elements than threads and more heads than elements ({@link #spreadsHeads}), the elements go one at
+     * a time, set up in the caller's workspace, which every thread's heads read (and none writes).
+     */
+    private static void forEachElement(int batch, int heads, ElementSetup setup, HeadRange body) {
         if (!spreadsHeads(batch, heads, CpuThreads.SHARED.threads())) {
             CpuThreads.SHARED.run(batch, b -> {
                 Workspace w = WORKSPACE.get();
-                output.heads(w, packKeys(w, b, lk, kdim, key), packValues(w, b, lk, vdim, value), b, 0, heads);
+                if (setup.prepare(w, b)) body.compute(w, w, b, 0, heads);
             });
             return;
         }
         Workspace caller = WORKSPACE.get();
         for (int b = 0; b < batch; b++) {
-            // the caller's packed keys and values, read by every thread; each task's other arrays are its own thread's
-            float[] packedKeys = packKeys(caller, b, lk, kdim, key), packedValues = packValues(caller, b, lk, vdim, value);
+            if (!setup.prepare(caller, b)) continue;
             int element = b;
-            CpuThreads.SHARED.run(heads, h -> output.heads(WORKSPACE.get(), packedKeys, packedValues, element, h, h + 1));
+            CpuThreads.SHARED.run(heads, h -> body.compute(WORKSPACE.get(), caller, element, h, h + 1));
         }
-    }
-
-    /** {@link #outputHeads} with the call's fixed arguments bound. */
-    private interface OutputHeads {
-        void heads(Workspace w, float[] packedKeys, float[] packedValues, int b, int h0, int h1);
     }
 
     /**
@@ -188,30 +204,13 @@ final class FoldedAttention {
             float[] queryMask, float[] out) {
         float[] packed = packWeights(heads, dh, kdim, 0, kWeight, null);
         int e = heads * dh;
-        MeanHeads mean = (w, packedKeys, b, h0, h1) -> meanHeads(w, packedKeys, b, h0, h1, lq, lk, e, dh, kdim, vdim,
-                scale, q, packed, value, vWeight, vBias, attend, queryMask, out);
-        if (!spreadsHeads(batch, heads, CpuThreads.SHARED.threads())) {
-            CpuThreads.SHARED.run(batch, b -> {
-                Workspace w = WORKSPACE.get();
-                Arrays.fill(out, b * e, (b + 1) * e, 0f);
-                if (kept(queryMask, b, lq) > 0 && anyKey(attend, b, lk)) mean.heads(w, packKeys(w, b, lk, kdim, key), b, 0, heads);
-            });
-            return;
-        }
-        Workspace caller = WORKSPACE.get();
-        for (int b = 0; b < batch; b++) {
+        forEachElement(batch, heads, (w, b) -> {
             Arrays.fill(out, b * e, (b + 1) * e, 0f);
-            if (kept(queryMask, b, lq) == 0 || !anyKey(attend, b, lk)) continue;
-            // the caller's packed keys, read by every thread; each task's other arrays are its own thread's
-            float[] packedKeys = packKeys(caller, b, lk, kdim, key);
-            int element = b;
-            CpuThreads.SHARED.run(heads, h -> mean.heads(WORKSPACE.get(), packedKeys, element, h, h + 1));
-        }
-    }
-
-    /** {@link #meanHeads} with the call's fixed arguments bound. */
-    private interface MeanHeads {
-        void heads(Workspace w, float[] packedKeys, int b, int h0, int h1);
+            if (kept(queryMask, b, lq) == 0 || !anyKey(attend, b, lk)) return false; // zeros
+            packKeys(w, b, lk, kdim, key);
+            return true;
+        }, (w, shared, b, h0, h1) -> meanHeads(w, shared.packedKeys, b, h0, h1, lq, lk, e, dh, kdim, vdim, scale, q,
+                packed, value, vWeight, vBias, attend, queryMask, out));
     }
 
     /**
@@ -294,17 +293,15 @@ final class FoldedAttention {
     }
 
     /** Batch element b's values X [Lk, vdim] as B panels, in w.packedValues. */
-    private static float[] packValues(Workspace w, int b, int lk, int vdim, float[] value) {
-        float[] packedValues = w.packedValues = Scratch.atLeast(w.packedValues, TileProduct.packedBSize(lk, vdim));
-        TileProduct.packB(value, b * lk * vdim, vdim, 1, lk, vdim, packedValues);
-        return packedValues;
+    private static void packValues(Workspace w, int b, int lk, int vdim, float[] value) {
+        w.packedValues = Scratch.atLeast(w.packedValues, TileProduct.packedBSize(lk, vdim));
+        TileProduct.packB(value, b * lk * vdim, vdim, 1, lk, vdim, w.packedValues);
     }
 
     /** Batch element b's keys X [Lk, kdim] as A panels, in w.packedKeys. */
-    private static float[] packKeys(Workspace w, int b, int lk, int kdim, float[] key) {
-        float[] packedKeys = w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedASize(lk, kdim));
-        TileProduct.packA(key, b * lk * kdim, kdim, 1, lk, kdim, packedKeys);
-        return packedKeys;
+    private static void packKeys(Workspace w, int b, int lk, int kdim, float[] key) {
+        w.packedKeys = Scratch.atLeast(w.packedKeys, TileProduct.packedASize(lk, kdim));
+        TileProduct.packA(key, b * lk * kdim, kdim, 1, lk, kdim, w.packedKeys);
     }
 
     /**
