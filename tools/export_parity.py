@@ -3,9 +3,11 @@
 PythonExportTest to load in Java and compare: usage `export_parity.py OUT_DIR`; writes OUT_DIR/cases.json.
 
 The encoders and heads use real torch.nn modules (Linear, LayerNorm, GELU, Tanh, Dropout, Bilinear,
-MultiheadAttention with kdim != embed_dim). block.bootstrap is not installed here, so its MFB, Tucker
-and MCB are stood in for by small modules written from their published forward (same attribute and
-parameter names); the pooling step is a module with a `pool_mode`.
+MultiheadAttention with kdim != embed_dim). block.bootstrap is not installed here, so each of its fusions
+(LinearSum, MLB, MFB, MFH, Mutan, Tucker, Block, BlockTucker, MCB, ConcatMLP and its MLP) is stood in for
+by a small module written from its published forward, with the same attribute and parameter names and
+the same quirks (Mutan's and Block's rank-major sums, get_sizes_list's uneven chunks); the pooling step
+is a module with a `pool_mode`.
 """
 import json
 import os
@@ -64,6 +66,168 @@ class Tucker(nn.Module):
         if self.normalize:
             z = F.normalize(torch.sqrt(F.relu(z)) - torch.sqrt(F.relu(-z)), p=2)
         return self.linear_out(z)
+
+
+def signed_sqrt_l2(z):
+    """block.bootstrap's power normalisation: signed square root, then L2 over the last dimension."""
+    return F.normalize(torch.sqrt(F.relu(z)) - torch.sqrt(F.relu(-z)), p=2)
+
+
+def activate(name, x):
+    return getattr(F, name)(x) if name else x
+
+
+class LinearSum(nn.Module):
+    def __init__(self, input_dims, output_dim, mm_dim=1200, activ_input="relu", activ_output="relu", normalize=False):
+        super().__init__()
+        self.input_dims, self.output_dim, self.mm_dim = input_dims, output_dim, mm_dim
+        self.activ_input, self.activ_output, self.normalize = activ_input, activ_output, normalize
+        self.linear0 = nn.Linear(input_dims[0], mm_dim)
+        self.linear1 = nn.Linear(input_dims[1], mm_dim)
+        self.linear_out = nn.Linear(mm_dim, output_dim)
+
+    def combine(self, x0, x1):
+        return x0 + x1
+
+    def forward(self, x):
+        z = self.combine(activate(self.activ_input, self.linear0(x[0])), activate(self.activ_input, self.linear1(x[1])))
+        if self.normalize:
+            z = signed_sqrt_l2(z)
+        return activate(self.activ_output, self.linear_out(z))
+
+
+class MLB(LinearSum):
+    def combine(self, x0, x1):
+        return x0 * x1
+
+
+class MFH(nn.Module):
+    """Two MFB stages; the second multiplies in the first's product before its sum pooling."""
+
+    def __init__(self, input_dims, output_dim, mm_dim=1200, factor=2, activ_input="relu", activ_output="relu",
+                 normalize=False):
+        super().__init__()
+        self.input_dims, self.output_dim, self.mm_dim, self.factor = input_dims, output_dim, mm_dim, factor
+        self.activ_input, self.activ_output, self.normalize = activ_input, activ_output, normalize
+        self.linear0_0 = nn.Linear(input_dims[0], mm_dim * factor)
+        self.linear1_0 = nn.Linear(input_dims[1], mm_dim * factor)
+        self.linear0_1 = nn.Linear(input_dims[0], mm_dim * factor)
+        self.linear1_1 = nn.Linear(input_dims[1], mm_dim * factor)
+        self.linear_out = nn.Linear(2 * mm_dim, output_dim)
+
+    def pool(self, product):
+        z = product.view(product.size(0), self.mm_dim, self.factor).sum(2)
+        return signed_sqrt_l2(z) if self.normalize else z
+
+    def forward(self, x):
+        skip = activate(self.activ_input, self.linear0_0(x[0])) * activate(self.activ_input, self.linear1_0(x[1]))
+        second = activate(self.activ_input, self.linear0_1(x[0])) * activate(self.activ_input, self.linear1_1(x[1])) * skip
+        z = torch.cat([self.pool(skip), self.pool(second)], 1)
+        return activate(self.activ_output, self.linear_out(z))
+
+
+class Mutan(nn.Module):
+    def __init__(self, input_dims, output_dim, mm_dim=1600, rank=15, shared=False, normalize=False):
+        super().__init__()
+        self.input_dims, self.output_dim, self.mm_dim, self.rank = input_dims, output_dim, mm_dim, rank
+        self.shared, self.normalize = shared, normalize
+        self.linear0 = nn.Linear(input_dims[0], mm_dim)
+        self.merge_linear0 = nn.Linear(mm_dim, mm_dim * rank)
+        self.linear1 = self.linear0 if shared else nn.Linear(input_dims[1], mm_dim)
+        self.merge_linear1 = self.merge_linear0 if shared else nn.Linear(mm_dim, mm_dim * rank)
+        self.linear_out = nn.Linear(mm_dim, output_dim)
+
+    def forward(self, x):
+        m = self.merge_linear0(self.linear0(x[0])) * self.merge_linear1(self.linear1(x[1]))
+        z = m.view(-1, self.rank, self.mm_dim).sum(1)  # rank-major: the rank copies are mm_dim apart
+        if self.normalize:
+            z = signed_sqrt_l2(z)
+        return self.linear_out(z)
+
+
+def chunk_sizes(dim, chunks):
+    """Chunks of ceil(dim / chunks); when the last would be negative, it takes the size of the one before
+    and each of the last ones gives up one (block.bootstrap's get_sizes_list)."""
+    size = (dim + chunks - 1) // chunks
+    sizes = [size] * chunks
+    sizes[-1] -= sum(sizes) - dim
+    if sizes[-1] < 0:
+        missing = sizes[-2] - sizes[-1]
+        sizes[-1] = sizes[-2]
+        for j in range(missing):
+            sizes[-j - 1] -= 1
+    assert sum(sizes) == dim and min(sizes) > 0
+    return sizes
+
+
+class Block(nn.Module):
+    def __init__(self, input_dims, output_dim, mm_dim=1600, chunks=20, rank=15, shared=False, pos_norm="before_cat"):
+        super().__init__()
+        self.input_dims, self.output_dim, self.mm_dim, self.chunks, self.rank = input_dims, output_dim, mm_dim, chunks, rank
+        self.shared, self.pos_norm = shared, pos_norm
+        self.linear0 = nn.Linear(input_dims[0], mm_dim)
+        self.linear1 = self.linear0 if shared else nn.Linear(input_dims[1], mm_dim)
+        self.sizes_list = chunk_sizes(mm_dim, chunks)
+        self.merge_linears0 = nn.ModuleList(nn.Linear(s, s * rank) for s in self.sizes_list)
+        self.merge_linears1 = self.merge_linears0 if shared else nn.ModuleList(nn.Linear(s, s * rank) for s in self.sizes_list)
+        self.linear_out = nn.Linear(mm_dim, output_dim)
+
+    def chunk(self, c, x0, x1):
+        m = self.merge_linears0[c](x0) * self.merge_linears1[c](x1)
+        return m.view(m.size(0), self.rank, -1).sum(1)
+
+    def forward(self, x):
+        x0, x1 = self.linear0(x[0]), self.linear1(x[1])
+        zs = []
+        for c, (a, b) in enumerate(zip(x0.split(self.sizes_list, 1), x1.split(self.sizes_list, 1))):
+            z = self.chunk(c, a, b)
+            zs.append(signed_sqrt_l2(z) if self.pos_norm == "before_cat" else z)
+        z = torch.cat(zs, 1)
+        if self.pos_norm == "after_cat":
+            z = signed_sqrt_l2(z)
+        return self.linear_out(z)
+
+
+class BlockTucker(Block):
+    def __init__(self, input_dims, output_dim, mm_dim=1600, chunks=20, shared=False, pos_norm="before_cat"):
+        nn.Module.__init__(self)
+        self.input_dims, self.output_dim, self.mm_dim, self.chunks = input_dims, output_dim, mm_dim, chunks
+        self.shared, self.pos_norm = shared, pos_norm
+        self.linear0 = nn.Linear(input_dims[0], mm_dim)
+        self.linear1 = self.linear0 if shared else nn.Linear(input_dims[1], mm_dim)
+        self.sizes_list = chunk_sizes(mm_dim, chunks)
+        self.bilinears = nn.ModuleList(nn.Bilinear(s, s, s) for s in self.sizes_list)
+        self.linear_out = nn.Linear(mm_dim, output_dim)
+
+    def chunk(self, c, x0, x1):
+        return self.bilinears[c](x0, x1)
+
+
+class MLP(nn.Module):
+    """block.bootstrap's MLP: linears.0 .. linears.n, the activation between them, none after the last."""
+
+    def __init__(self, input_dim, dimensions, activation="relu"):
+        super().__init__()
+        self.input_dim, self.dimensions, self.activation = input_dim, dimensions, activation
+        self.linears = nn.ModuleList(nn.Linear(i, o) for i, o in zip([input_dim] + dimensions[:-1], dimensions))
+
+    def forward(self, x):
+        for i, linear in enumerate(self.linears):
+            x = linear(x)
+            if i < len(self.linears) - 1:
+                x = getattr(F, self.activation)(x)
+        return x
+
+
+class ConcatMLP(nn.Module):
+    def __init__(self, input_dims, output_dim, dimensions=(500, 500), activation="relu"):
+        super().__init__()
+        self.input_dims, self.output_dim, self.activation = input_dims, output_dim, activation
+        self.dimensions = list(dimensions) + [output_dim]
+        self.mlp = MLP(sum(input_dims), self.dimensions, activation)
+
+    def forward(self, x):
+        return self.mlp(torch.cat(x, 1))
 
 
 class CountSketch(nn.Module):
@@ -176,6 +340,24 @@ def main(out_dir):
                             nn.Sequential(nn.Linear(8, 3)), output="softmax")
     case("cross_attention", attention, {"text": text, "image": image}, {"text": text_mask, "image": image_mask},
          [("text", 10, True), ("image", 12, True)], fusion={"type": "cross_attention", "num_heads": 2})
+
+    # vector inputs of two widths through each remaining block.bootstrap fusion, odd sizes throughout
+    pair = {"image": image[:, 5], "text": text[:, 3]}
+    pair_dims = [("image", 12, False), ("text", 10, False)]
+    square = {"image": image[:, 5, :10], "text": text[:, 3]}  # shared weights need one width
+    square_dims = [("image", 10, False), ("text", 10, False)]
+    for name, fusion, inputs, dims in [
+            ("linear_sum", LinearSum([12, 10], 5, mm_dim=7, activ_input="tanh", normalize=True), pair, pair_dims),
+            ("mlb", MLB([12, 10], 5, mm_dim=7), pair, pair_dims),
+            ("mfh", MFH([12, 10], 5, mm_dim=4, factor=3, normalize=True), pair, pair_dims),
+            ("mutan", Mutan([12, 10], 5, mm_dim=6, rank=3, normalize=True), pair, pair_dims),
+            ("mutan_shared", Mutan([10, 10], 5, mm_dim=6, rank=2, shared=True), square, square_dims),
+            ("block", Block([12, 10], 5, mm_dim=7, chunks=5, rank=2), pair, pair_dims),  # chunks 2, 2, 1, 1, 1
+            ("block_after_cat_shared", Block([10, 10], 5, mm_dim=10, chunks=3, rank=3, shared=True, pos_norm="after_cat"),
+             square, square_dims),
+            ("block_tucker", BlockTucker([12, 10], 5, mm_dim=9, chunks=2), pair, pair_dims),
+            ("concat_mlp", ConcatMLP([12, 10], 5, dimensions=[9, 7], activation="tanh"), pair, pair_dims)]:
+        case(name, FusionModel({}, fusion, nn.Sequential()), inputs, {}, dims)
 
     with open(os.path.join(out_dir, "cases.json"), "w") as f:
         json.dump(cases, f)

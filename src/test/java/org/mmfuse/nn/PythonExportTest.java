@@ -21,9 +21,9 @@ import org.mmfuse.io.Npy;
 
 /**
  * Parity with PyTorch itself: tools/export_parity.py builds models from torch.nn modules (Linear,
- * LayerNorm, GELU, Bilinear, MultiheadAttention with kdim != embed_dim, FFT-based compact pooling),
- * exports them with tools/export_model.py, and saves inputs and PyTorch's outputs; each model file
- * must load here and give those outputs on every backend. Needs a Python with torch (MMFUSE_PYTHON,
+ * LayerNorm, GELU, Bilinear, MultiheadAttention with kdim != embed_dim, FFT-based compact pooling) and
+ * every block.bootstrap fusion, exports them with tools/export_model.py, and saves inputs and PyTorch's
+ * outputs; each model file must load here and give those outputs on every backend. Needs a Python with torch (MMFUSE_PYTHON,
  * else python3, else /usr/bin/python3); skipped where there is none.
  */
 class PythonExportTest {
@@ -40,7 +40,7 @@ class PythonExportTest {
         assertEquals(0, p.exitValue(), log);
         @SuppressWarnings("unchecked")
         List<Map<String, Object>> cases = (List<Map<String, Object>>) Json.parse(Files.readString(dir.resolve("cases.json")));
-        assertEquals(4, cases.size());
+        assertEquals(13, cases.size());
         for (Ops ops : FusionModelsTest.backends().toList()) {
             for (Map<String, Object> c : cases) check(ops, c);
         }
