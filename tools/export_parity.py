@@ -264,16 +264,42 @@ class MCB(nn.Module):
         return getattr(F, self.activ_output)(z) if self.activ_output else z
 
 
-class CrossAttention(nn.Module):
-    """The cross_attention fusion: nn.MultiheadAttention, then the mean over the querying positions."""
+class MaskedMax(nn.Module):
+    """Maximum over the positions a mask keeps (every sample here keeps one)."""
+    pool_mode = "max"
 
-    def __init__(self, embed, context, heads):
+    def forward(self, x, mask):
+        return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
+
+
+def attend(attention, queries, context, context_mask):
+    return attention(queries, context, context, key_padding_mask=~context_mask)[0]
+
+
+class CrossAttention(nn.Module):
+    """The cross_attention fusion: nn.MultiheadAttention, then a pooling over the querying positions."""
+
+    def __init__(self, embed, context, heads, pool=MaskedMean):
         super().__init__()
         self.attention = nn.MultiheadAttention(embed, heads, kdim=context, vdim=context, batch_first=True)
+        self.pool = pool()
 
     def forward(self, x, masks):
-        out, _ = self.attention(x[0], x[1], x[1], key_padding_mask=~masks[1])
-        return MaskedMean()(out, masks[0])
+        return self.pool(attend(self.attention, x[0], x[1], masks[1]), masks[0])
+
+
+class CoAttention(nn.Module):
+    """The co_attention fusion: each input attends to the other (ViLBERT), both mean-pooled, concatenated."""
+
+    def __init__(self, a, b, heads):
+        super().__init__()
+        self.a_to_b = nn.MultiheadAttention(a, heads, kdim=b, vdim=b, batch_first=True)
+        self.b_to_a = nn.MultiheadAttention(b, heads, kdim=a, vdim=a, batch_first=True)
+
+    def forward(self, x, masks):
+        pool = MaskedMean()
+        return torch.cat([pool(attend(self.a_to_b, x[0], x[1], masks[1]), masks[0]),
+                          pool(attend(self.b_to_a, x[1], x[0], masks[0]), masks[1])], 1)
 
 
 class FusionModel(nn.Module):
@@ -287,7 +313,7 @@ class FusionModel(nn.Module):
             for m in self.encoders[name] if name in self.encoders else []:
                 x = m(x, masks[name]) if hasattr(m, "pool_mode") else m(x)
             xs.append(x)
-        z = self.fusion(xs, [masks.get(n) for n in inputs]) if isinstance(self.fusion, CrossAttention) else self.fusion(xs)
+        z = self.fusion(xs, [masks.get(n) for n in inputs]) if isinstance(self.fusion, (CrossAttention, CoAttention)) else self.fusion(xs)
         z = self.head(z)
         return {"softmax": lambda t: t.softmax(-1), "sigmoid": torch.sigmoid}.get(self.output, lambda t: t)(z)
 
@@ -340,6 +366,24 @@ def main(out_dir):
                             nn.Sequential(nn.Linear(8, 3)), output="softmax")
     case("cross_attention", attention, {"text": text, "image": image}, {"text": text_mask, "image": image_mask},
          [("text", 10, True), ("image", 12, True)], fusion={"type": "cross_attention", "num_heads": 2})
+
+    attention_max = FusionModel({}, CrossAttention(10, 12, heads=5, pool=MaskedMax), nn.Sequential())
+    case("cross_attention_max", attention_max, {"text": text, "image": image}, {"text": text_mask, "image": image_mask},
+         [("text", 10, True), ("image", 12, True)], fusion={"type": "cross_attention", "num_heads": 5, "pool": "max"})
+
+    co_attention = FusionModel({}, CoAttention(10, 12, heads=2), nn.Sequential(nn.Linear(22, 3)))
+    case("co_attention", co_attention, {"text": text, "image": image}, {"text": text_mask, "image": image_mask},
+         [("text", 10, True), ("image", 12, True)], fusion={"type": "co_attention", "num_heads": 2})
+
+    # Many narrow regions through one Linear encoder: the Vector backend folds that encoder into the
+    # attention's projections (AttentionFusions.foldingPays), here with 40 regions of 6 widened to 16.
+    regions_mask = torch.rand(batch, 40) < 0.7
+    regions_mask[:, 0] = True
+    folded = FusionModel({"text": nn.Sequential(nn.Linear(10, 8)), "image": nn.Sequential(nn.Linear(6, 16))},
+                         CrossAttention(8, 16, heads=2), nn.Sequential())
+    case("cross_attention_folded", folded, {"text": text, "image": torch.randn(batch, 40, 6)},
+         {"text": text_mask, "image": regions_mask}, [("text", 10, True), ("image", 6, True)],
+         fusion={"type": "cross_attention", "num_heads": 2})
 
     # vector inputs of two widths through each remaining block.bootstrap fusion, odd sizes throughout
     pair = {"image": image[:, 5], "text": text[:, 3]}

@@ -40,7 +40,7 @@ class PythonExportTest {
         assertEquals(0, p.exitValue(), log);
         @SuppressWarnings("unchecked")
         List<Map<String, Object>> cases = (List<Map<String, Object>>) Json.parse(Files.readString(dir.resolve("cases.json")));
-        assertEquals(13, cases.size());
+        assertEquals(16, cases.size());
         for (Ops ops : FusionModelsTest.backends().toList()) {
             for (Map<String, Object> c : cases) check(ops, c);
         }
