@@ -2,12 +2,15 @@
 // row reductions (fixed-order sums: bit-identical results run to run).
 #include <math.h>
 
+#include <algorithm>
+
 #include "common.cuh"
 
 namespace mmf {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int64_t kMaxGridX = 2147483647;  // gridDim.x's limit
 
 __global__ void activation_kernel(const float* x, int64_t n, int activation, float* out) {
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
@@ -167,13 +170,19 @@ cudaError_t launch_activation(const float* x, int64_t n, int activation, float* 
 cudaError_t launch_layer_norm(const float* x, int64_t rows, int dim, const float* weight, const float* bias, float eps,
                               float* out, cudaStream_t stream) {
     if (rows == 0 || dim == 0) return cudaSuccess;
-    layer_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, dim, weight, bias, eps, out);
+    for (int64_t start = 0; start < rows; start += kMaxGridX) {  // one block a row, in slabs of gridDim.x's limit
+        const auto slab = static_cast<unsigned>(std::min(kMaxGridX, rows - start));
+        layer_norm_kernel<<<slab, kThreads, 0, stream>>>(x + start * dim, dim, weight, bias, eps, out + start * dim);
+    }
     return cudaGetLastError();
 }
 
 cudaError_t launch_softmax(const float* x, int64_t rows, int dim, float* out, cudaStream_t stream) {
     if (rows == 0 || dim == 0) return cudaSuccess;
-    softmax_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, dim, out);
+    for (int64_t start = 0; start < rows; start += kMaxGridX) {
+        const auto slab = static_cast<unsigned>(std::min(kMaxGridX, rows - start));
+        softmax_kernel<<<slab, kThreads, 0, stream>>>(x + start * dim, dim, out + start * dim);
+    }
     return cudaGetLastError();
 }
 

@@ -163,7 +163,7 @@ int mmf_activate(const float* x, int64_t n, int activation, float* out, void* st
 int mmf_layer_norm(const float* x, int64_t rows, int dim, const float* weight, const float* bias, float eps, float* out,
                    void* stream);
 
-/* Softmax over the last dimension of x [rows, dim] (rows < 2^31); a row holding NaN gives NaN. */
+/* Softmax over the last dimension of x [rows, dim]; a row holding NaN gives NaN. */
 int mmf_softmax(const float* x, int64_t rows, int dim, float* out, void* stream);
 
 /* ---- fusion helpers ----------------------------------------------------------------------------------- */

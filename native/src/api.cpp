@@ -401,7 +401,7 @@ int mmf_activate(const float* x, int64_t n, int activation, float* out, void* st
 
 int mmf_layer_norm(const float* x, int64_t rows, int dim, const float* weight, const float* bias, float eps, float* out,
                    void* stream) {
-    if (rows < 0 || rows > INT32_MAX || dim < 0 || !(eps > 0.f))
+    if (rows < 0 || dim < 0 || !(eps > 0.f) || (dim > 0 && rows > INT64_MAX / dim))
         return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_layer_norm: rows = %lld, dim = %d, eps = %g", (long long)rows, dim, eps);
     if (missing(x, rows * dim) || missing(out, rows * dim))
         return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_layer_norm: x or out is NULL");
@@ -410,7 +410,7 @@ int mmf_layer_norm(const float* x, int64_t rows, int dim, const float* weight, c
 }
 
 int mmf_softmax(const float* x, int64_t rows, int dim, float* out, void* stream) {
-    if (rows < 0 || rows > INT32_MAX || dim < 0)
+    if (rows < 0 || dim < 0 || (dim > 0 && rows > INT64_MAX / dim))
         return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_softmax: rows = %lld, dim = %d", (long long)rows, dim);
     if (missing(x, rows * dim) || missing(out, rows * dim)) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_softmax: x or out is NULL");
     return launched(mmf::launch_softmax(x, rows, dim, out, static_cast<cudaStream_t>(stream)), "mmf_softmax");

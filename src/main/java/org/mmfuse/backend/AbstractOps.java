@@ -442,7 +442,10 @@ public abstract class AbstractOps implements Ops {
                         + "] for x " + Shapes.toString(x.shape()) + ", got " + Shapes.toString(t.shape()));
             }
         }
-        if (!(eps > 0) || Double.isInfinite(eps)) throw new IllegalArgumentException("layerNorm: eps must be finite and > 0, got " + eps);
+        // the kernels take eps as a float: it must stay positive and finite there
+        if (!((float) eps > 0) || Float.isInfinite((float) eps)) {
+            throw new IllegalArgumentException("layerNorm: eps must be a positive finite float32, got " + eps);
+        }
         long rows = Shapes.product(x.shape(), 0, x.rank() - 1);
         return compute(x.shape(), out -> layerNorm(x, rows, (int) dim, weight, bias, (float) eps, out));
     }

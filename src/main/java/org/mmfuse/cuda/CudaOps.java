@@ -271,6 +271,9 @@ public final class CudaOps extends AbstractOps {
     private DeviceMemory workspace(long bytes) {
         CudaMemory current = workspace.get();
         if (current == null || current.bytes() < bytes) {
+            // forget the old buffer before freeing it: if the larger one cannot be had, no later call
+            // may be handed memory the pool has given to someone else
+            workspace.remove();
             if (current != null) current.close();
             current = CudaMemory.allocate(device, Math.max(bytes, 4096));
             workspace.set(current);
@@ -317,6 +320,7 @@ public final class CudaOps extends AbstractOps {
      */
     private void outerProductSums(PoolShape s, int samples, long x, long y, long z, float alpha, String op) {
         long width = (long) s.xDim() * s.yDim();
+        if (width == 0) return; // cuBLAS refuses the leading dimension 0 of an empty operand
         if (s.locations() == 0) {
             Cuda.check(cudaMemsetAsync(Cuda.at(z), 0, samples * width * 4, Cuda.stream()), "cudaMemsetAsync");
             return;
@@ -436,14 +440,24 @@ public final class CudaOps extends AbstractOps {
             for (int u = 0; u < d; u++) start[u + 1] += start[u];
             int[] next = java.util.Arrays.copyOf(start, d);
             for (int i = 0; i < n; i++) order[next[h[i]]++] = i;
-            hash = CudaMemory.allocate(device, n * 4L);
-            sign = CudaMemory.allocate(device, n * 4L);
-            offsets = CudaMemory.allocate(device, (d + 1) * 4L);
-            units = CudaMemory.allocate(device, n * 4L);
-            hash.copyFromHost(h);
-            sign.copyFromHost(sketch.signs());
-            offsets.copyFromHost(start);
-            units.copyFromHost(order);
+            CudaMemory[] made = new CudaMemory[4];
+            try {
+                made[0] = CudaMemory.allocate(device, n * 4L);
+                made[1] = CudaMemory.allocate(device, n * 4L);
+                made[2] = CudaMemory.allocate(device, (d + 1) * 4L);
+                made[3] = CudaMemory.allocate(device, n * 4L);
+                made[0].copyFromHost(h);
+                made[1].copyFromHost(sketch.signs());
+                made[2].copyFromHost(start);
+                made[3].copyFromHost(order);
+            } catch (RuntimeException e) { // out of device memory part way: free what was had
+                for (CudaMemory m : made) if (m != null) m.close();
+                throw e;
+            }
+            hash = made[0];
+            sign = made[1];
+            offsets = made[2];
+            units = made[3];
         }
 
         /** out [items, d] = this sketch of x [items, dim]. */
