@@ -126,6 +126,10 @@ class ElementwiseTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ops.layerNorm(x, w, null, 1e-5));
             assertTrue(e.getMessage().contains("[5]") && e.getMessage().contains("[3, 4]"), e.getMessage());
             assertThrows(IllegalArgumentException.class, () -> ops.layerNorm(x, null, null, 0));
+            for (double eps : new double[] {1e-50, 1e300}) { // positive and finite, but 0 and inf as the float the kernels take
+                assertTrue(assertThrows(IllegalArgumentException.class, () -> ops.layerNorm(x, null, null, eps)).getMessage()
+                        .contains("eps"));
+            }
             assertThrows(IllegalArgumentException.class, () -> ops.layerNorm(scalar, null, null, 1e-5));
             assertThrows(IllegalArgumentException.class, () -> ops.softmax(scalar));
             assertThrows(NullPointerException.class, () -> ops.activation(x, null));

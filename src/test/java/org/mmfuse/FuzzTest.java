@@ -449,7 +449,7 @@ class FuzzTest {
         if (!valid) {
             switch (rng.nextInt(3)) {
                 case 0: w = tensor(dim + 1); break;
-                case 1: eps = rng.nextBoolean() ? 0 : -1; break;
+                case 1: eps = new double[] {0, -1, Double.NaN, 1e-50, 1e300}[rng.nextInt(5)]; break; // the last two as float32: 0, inf
                 default: x = spoil(x, 2, 2, 2);
             }
             if (x != null && !x.isClosed() && x.rank() == 3 && x.size(2) == dim && eps > 0 && (w == null || w.size(0) == dim)) {
