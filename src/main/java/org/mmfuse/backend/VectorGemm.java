@@ -33,9 +33,10 @@ final class VectorGemm {
      * Rows of the micro-kernel: as many as the vector registers hold accumulators for. On AVX-512 (32
      * registers) 13 x 2 rather than 14 x 2: JDK 25's C2 keeps three broadcasts live and spilled two of
      * 14 x 2's 28 accumulators to the stack in the loop (153 GFLOP/s of a 195 GFLOP/s core; 13 x 2 has
-     * no spill, 175; JDK 17 runs both at 193-197). 4 x 2 on AVX2's 16 (see kernel4).
+     * no spill, 175; JDK 17 runs both at 193-197). On AVX2's 16, which JDK compiles the kernel decides
+     * (see kernel4 and kernel5): 5 x 2 from JDK 25, 4 x 2 before.
      */
-    static final int MR = S.vectorBitSize() >= 512 ? 13 : 4;
+    static final int MR = S.vectorBitSize() >= 512 ? 13 : Runtime.version().feature() >= 25 ? 5 : 4;
     static final int NR = 2 * L;
     /**
      * Steps of k per packed block. 1024 on AVX2, where fewer passes over C beat keeping the B micro-panel
@@ -323,10 +324,11 @@ final class VectorGemm {
     }
 
     /**
-     * The 4 x 2 micro-kernel for 16 vector registers (AVX2). 6 x 2 would fill them (12 accumulators), but
-     * JDK 25's C2 keeps three broadcasts live and spills an accumulator through the stack in the loop:
-     * 36-39 GFLOP/s of a 70-80 GFLOP/s core (Zen 4, AVX2), against 70-83 for 4 x 2 on JDK 17 and 25 alike
-     * (one core, L1-resident panels, 2026-11-23; 3 x 3 and 2 x 5 ran close, 6 x 2 on JDK 17 70-76).
+     * The 4 x 2 micro-kernel for 16 vector registers (AVX2) before JDK 25. 6 x 2 would fill them (12
+     * accumulators), but JDK 25's C2 keeps three broadcasts live and spills an accumulator through the
+     * stack in the loop: 36-39 GFLOP/s of a 70-80 GFLOP/s core (Zen 4, AVX2), against 70-83 for 4 x 2 on
+     * JDK 17 and 25 alike (one core, L1-resident panels, 2026-11-23; 3 x 3 and 2 x 5 ran close, 6 x 2 on
+     * JDK 17 70-76).
      */
     private static void kernel4(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc,
             boolean accumulate) {
@@ -368,6 +370,60 @@ final class VectorGemm {
     }
 
     /**
+     * The 5 x 2 micro-kernel for 16 vector registers on JDK 25 and later: ten accumulators leave room for
+     * the broadcasts C2 hoists, and two more FMA chains than 4 x 2 hide more of the FMA latency. Measured
+     * 2026-11-24 (Zen 4, AVX2, 2 cores), 5 x 2 against 4 x 2 in one JVM (medians of 15, GFLOP/s): on JDK 25
+     * matmul 512^3 85 vs 78, 1024^3 105 vs 94, 2048^3 110 vs 103, bilinear pooling 8 x 49 x 2048 x 768 71
+     * vs 64; on JDK 17 the reverse, 99 vs 113, 66 vs 74, 71 vs 86, hence 4 x 2 there. Not measured on the
+     * JDKs between.
+     */
+    private static void kernel5(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc,
+            boolean accumulate) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00;
+        FloatVector c31 = c00, c40 = c00, c41 = c00;
+        for (int p = 0; p < kc; p++, ao += 5, bo += ldb) {
+            FloatVector b0 = FloatVector.fromArray(S, pb, bo), b1 = FloatVector.fromArray(S, pb, bo + L);
+            FloatVector x = FloatVector.broadcast(S, pa[ao]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, pa[ao + 1]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, pa[ao + 2]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(S, pa[ao + 3]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(S, pa[ao + 4]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+        }
+        if (accumulate) {
+            c00 = c00.add(FloatVector.fromArray(S, c, co));
+            c01 = c01.add(FloatVector.fromArray(S, c, co + L));
+            c10 = c10.add(FloatVector.fromArray(S, c, co + ldc));
+            c11 = c11.add(FloatVector.fromArray(S, c, co + ldc + L));
+            c20 = c20.add(FloatVector.fromArray(S, c, co + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
+            c30 = c30.add(FloatVector.fromArray(S, c, co + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
+            c40 = c40.add(FloatVector.fromArray(S, c, co + 4 * ldc));
+            c41 = c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L));
+        }
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + L);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + L);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + L);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + L);
+        c40.intoArray(c, co + 4 * ldc);
+        c41.intoArray(c, co + 4 * ldc + L);
+    }
+
+    /**
      * The micro-kernel: C[MR, NR] at co += A panel · B micro-panel over kc. Its stores are written out
      * in the kernels, not in a helper: past C2's node-count cutoff a helper is not inlined, and
      * accumulators passed to a call are boxed, which made the kernel ten times slower.
@@ -380,6 +436,8 @@ final class VectorGemm {
     static void kernel(int kc, float[] pa, int ao, float[] pb, int bo, float[] c, int co, int ldc, boolean accumulate) {
         if (MR == 13) {
             kernel13(kc, pa, ao, pb, bo, NR, c, co, ldc, accumulate);
+        } else if (MR == 5) {
+            kernel5(kc, pa, ao, pb, bo, NR, c, co, ldc, accumulate);
         } else {
             kernel4(kc, pa, ao, pb, bo, NR, c, co, ldc, accumulate);
         }
