@@ -17,7 +17,7 @@ import jdk.incubator.vector.VectorSpecies;
  * scalars, so the output accumulates in its own layout [QL, Dv]. Taken without weights from
  * {@link FewQueryAttention#QUERIES} queries (see {@link #takes}).
  *
- * <p>Two register-tiled micro-kernels, 8 x 2 vectors each (4 x 2 on AVX2): {@code scores8} (8 keys x QL queries,
+ * <p>Two register-tiled micro-kernels, 8 x 2 vectors each (5 x 2 and 4 x 2 on AVX2): {@code scores8} (8 keys x QL queries,
  * over Dh) and {@code values8} (8 queries x 2L output columns, over a block's keys). Written out
  * without helpers taking vectors, which C2 would not inline at this size (see VectorGemm).
  */
@@ -28,9 +28,13 @@ final class QueryLaneAttention {
     private static final int QL = 2 * L;
     /**
      * Key rows of a scores kernel call and query rows of a values kernel call: 8 (x 2 vectors) where there
-     * are 32 vector registers (AVX-512), 4 where there are 16 (AVX2), so that no accumulator spills.
+     * are 32 vector registers (AVX-512); where there are 16 (AVX2), 5 keys and 4 queries, so that no
+     * accumulator spills. Five keys rather than four: one-JVM A/B (2026-11-24, Zen 4, JDK 25), 32,8,32,196
+     * 58 -> 65 GFLOP/s, 64,12,128,128 79 -> 88, 4,8,1024,1024,128 82 -> 90; JDK 17 37 -> 43 and 68 -> 72.
+     * Six keys (a block of 126) ran 20% slower inside the kernel, although faster alone; five queries
+     * do not divide a tile's 16.
      */
-    private static final int KEY_ROWS = L >= 16 ? 8 : 4, QUERY_ROWS = KEY_ROWS;
+    private static final int KEY_ROWS = L >= 16 ? 8 : 5, QUERY_ROWS = L >= 16 ? 8 : 4;
     /**
      * Keys per softmax block at most: the scores of a block are exponentiated and applied together. An 8 KiB
      * block of scores whatever the width (64 keys x 32 lanes on AVX-512, 128 x 16 on AVX2): fewer blocks
@@ -51,7 +55,8 @@ final class QueryLaneAttention {
     /** Per-thread scratch, grown on demand and reused (fresh arrays are zeroed in cold memory). */
     private static final class Workspace {
         float[] queriesT = new float[0], output = new float[0], keys = new float[0], values = new float[0];
-        final float[] scoresT = new float[KEY_BLOCK * QL];
+        /** A block's scores, pᵀ [keys, QL]; its last call of the scores kernel may write past KEY_BLOCK keys. */
+        final float[] scoresT = new float[(KEY_BLOCK + KEY_ROWS - 1) * QL];
         /** Per query lane: the running maximum and denominator, and the last block's rescaling. */
         final float[] max = new float[QL], sum = new float[QL], alpha = new float[QL];
         final int[] keyRows = new int[KEY_ROWS];
@@ -165,7 +170,7 @@ final class QueryLaneAttention {
                     scores8(dh, qT, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], keyRows[4], keyRows[5],
                             keyRows[6], keyRows[7], sT, j * QL);
                 } else {
-                    scores4(dh, qT, 0, QL, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], sT, j * QL, QL);
+                    scores5(dh, qT, k, keyRows[0], keyRows[1], keyRows[2], keyRows[3], keyRows[4], sT, j * QL);
                 }
             }
             maskBlock(s, b, h, i0, j0, n, mask, bias, sT, w);
@@ -339,10 +344,43 @@ final class QueryLaneAttention {
         a71.intoArray(sT, at + 7 * QL + L);
     }
 
+    /** scores8 for 5 key rows (16 vector registers: ten accumulators, two query vectors, a broadcast). */
+    private static void scores5(int dh, float[] qT, float[] k, int k0, int k1, int k2, int k3, int k4, float[] sT, int at) {
+        FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00, a40 = a00, a41 = a00;
+        for (int d = 0; d < dh; d++) {
+            FloatVector q0 = FloatVector.fromArray(S, qT, d * QL), q1 = FloatVector.fromArray(S, qT, d * QL + L);
+            FloatVector x = FloatVector.broadcast(S, k[k0 + d]);
+            a00 = x.fma(q0, a00);
+            a01 = x.fma(q1, a01);
+            x = FloatVector.broadcast(S, k[k1 + d]);
+            a10 = x.fma(q0, a10);
+            a11 = x.fma(q1, a11);
+            x = FloatVector.broadcast(S, k[k2 + d]);
+            a20 = x.fma(q0, a20);
+            a21 = x.fma(q1, a21);
+            x = FloatVector.broadcast(S, k[k3 + d]);
+            a30 = x.fma(q0, a30);
+            a31 = x.fma(q1, a31);
+            x = FloatVector.broadcast(S, k[k4 + d]);
+            a40 = x.fma(q0, a40);
+            a41 = x.fma(q1, a41);
+        }
+        a00.intoArray(sT, at);
+        a01.intoArray(sT, at + L);
+        a10.intoArray(sT, at + QL);
+        a11.intoArray(sT, at + QL + L);
+        a20.intoArray(sT, at + 2 * QL);
+        a21.intoArray(sT, at + 2 * QL + L);
+        a30.intoArray(sT, at + 3 * QL);
+        a31.intoArray(sT, at + 3 * QL + L);
+        a40.intoArray(sT, at + 4 * QL);
+        a41.intoArray(sT, at + 4 * QL + L);
+    }
+
     /**
-     * scores8 for 4 key rows, for 16 vector registers (see VectorGemm's kernel4), written for any layout:
+     * A 4 x 2 scores kernel for 16 vector registers (see VectorGemm's kernel4), written for any layout:
      * out[outAt + x outStride ..+ 2L) = Σ_{d < dh} rows[rx + d] · panel[panelAt + d panelStride ..+ 2L) for the 4
-     * rows x. Here the rows are keys and the panel qᵀ; VectorAttention's weights path passes queries and kᵀ.
+     * rows x. VectorAttention's weights path passes its queries as the rows and kᵀ as the panel.
      */
     static void scores4(int dh, float[] panel, int panelAt, int panelStride, float[] rows, int r0, int r1, int r2,
             int r3, float[] out, int outAt, int outStride) {
