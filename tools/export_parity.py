@@ -31,6 +31,15 @@ class MaskedMean(nn.Module):
         return (x * m).sum(1) / m.sum(1).clamp(min=1)
 
 
+def signed_sqrt_l2(z):
+    """block.bootstrap's power normalisation: signed square root, then L2 over the last dimension."""
+    return F.normalize(torch.sqrt(F.relu(z)) - torch.sqrt(F.relu(-z)), p=2)
+
+
+def activate(name, x):
+    return getattr(F, name)(x) if name else x
+
+
 class MFB(nn.Module):
     def __init__(self, input_dims, output_dim, mm_dim=1200, factor=2, activ_input="relu", activ_output="relu",
                  normalize=False):
@@ -42,14 +51,11 @@ class MFB(nn.Module):
         self.linear_out = nn.Linear(mm_dim, output_dim)
 
     def forward(self, x):
-        x0, x1 = self.linear0(x[0]), self.linear1(x[1])
-        if self.activ_input:
-            x0, x1 = getattr(F, self.activ_input)(x0), getattr(F, self.activ_input)(x1)
+        x0, x1 = activate(self.activ_input, self.linear0(x[0])), activate(self.activ_input, self.linear1(x[1]))
         z = (x0 * x1).view(x0.size(0), self.mm_dim, self.factor).sum(2)
         if self.normalize:
-            z = F.normalize(torch.sqrt(F.relu(z)) - torch.sqrt(F.relu(-z)), p=2)
-        z = self.linear_out(z)
-        return getattr(F, self.activ_output)(z) if self.activ_output else z
+            z = signed_sqrt_l2(z)
+        return activate(self.activ_output, self.linear_out(z))
 
 
 class Tucker(nn.Module):
@@ -64,17 +70,8 @@ class Tucker(nn.Module):
     def forward(self, x):
         z = self.bilinear(self.linear0(x[0]), self.linear1(x[1]))
         if self.normalize:
-            z = F.normalize(torch.sqrt(F.relu(z)) - torch.sqrt(F.relu(-z)), p=2)
+            z = signed_sqrt_l2(z)
         return self.linear_out(z)
-
-
-def signed_sqrt_l2(z):
-    """block.bootstrap's power normalisation: signed square root, then L2 over the last dimension."""
-    return F.normalize(torch.sqrt(F.relu(z)) - torch.sqrt(F.relu(-z)), p=2)
-
-
-def activate(name, x):
-    return getattr(F, name)(x) if name else x
 
 
 class LinearSum(nn.Module):
@@ -260,8 +257,7 @@ class MCB(nn.Module):
         self.linear_out = nn.Linear(mm_dim, output_dim)
 
     def forward(self, x):
-        z = self.linear_out(self.mcb(x[0], x[1]))
-        return getattr(F, self.activ_output)(z) if self.activ_output else z
+        return activate(self.activ_output, self.linear_out(self.mcb(x[0], x[1])))
 
 
 class MaskedMax(nn.Module):

@@ -346,7 +346,8 @@ final class QueryLaneAttention {
 
     /** scores8 for 5 key rows (16 vector registers: ten accumulators, two query vectors, a broadcast). */
     private static void scores5(int dh, float[] qT, float[] k, int k0, int k1, int k2, int k3, int k4, float[] sT, int at) {
-        FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00, a40 = a00, a41 = a00;
+        FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00;
+        FloatVector a31 = a00, a40 = a00, a41 = a00;
         for (int d = 0; d < dh; d++) {
             FloatVector q0 = FloatVector.fromArray(S, qT, d * QL), q1 = FloatVector.fromArray(S, qT, d * QL + L);
             FloatVector x = FloatVector.broadcast(S, k[k0 + d]);
