@@ -309,7 +309,8 @@ class FusionModel(nn.Module):
             for m in self.encoders[name] if name in self.encoders else []:
                 x = m(x, masks[name]) if hasattr(m, "pool_mode") else m(x)
             xs.append(x)
-        z = self.fusion(xs, [masks.get(n) for n in inputs]) if isinstance(self.fusion, (CrossAttention, CoAttention)) else self.fusion(xs)
+        reads_masks = isinstance(self.fusion, (CrossAttention, CoAttention))
+        z = self.fusion(xs, [masks.get(n) for n in inputs]) if reads_masks else self.fusion(xs)
         z = self.head(z)
         return {"softmax": lambda t: t.softmax(-1), "sigmoid": torch.sigmoid}.get(self.output, lambda t: t)(z)
 
