@@ -13,13 +13,14 @@ namespace {
 constexpr int kThreads = 256;
 
 // Block-wide sum in a fixed order: warp shuffles, then warp 0 over the warps' sums. All threads call it;
-// thread 0 gets the total.
-__device__ __forceinline__ float block_sum(float v, float* shared) {
+// thread 0 gets the total. shared holds blockDim.x / 32 values.
+template <typename T>
+__device__ __forceinline__ T block_sum(T v, T* shared) {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (lane == 0) shared[warp] = v;
     __syncthreads();
-    v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.f;
+    v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : T(0);
     if (warp == 0) {
         for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
     }
@@ -32,35 +33,39 @@ __device__ __forceinline__ float signed_sqrt(float v, float eps) {
 }
 
 // Pass 1 of finishing: each block scales (and roots) one chunk of one row in place and writes the
-// chunk's sum of squares to partial[row * chunks + chunk]. grid (chunks, rows).
+// chunk's sum of squares to partial[row * chunks + chunk]. grid (chunks, rows). The squares are summed in
+// double: a float's square overflows float from |v| = 1.8e19, and the norm of such a row is still finite.
 __global__ void finish_chunks(float* z, int64_t cols, int64_t chunk_cols, float scale, int root, float eps,
-                              float* partial) {
-    __shared__ float shared[32];
+                              double* partial) {
+    __shared__ double shared[32];
     const int64_t row = blockIdx.y, first = blockIdx.x * chunk_cols;
     const int64_t last = min(cols, first + chunk_cols);
-    float squares = 0.f;
+    double squares = 0;
     for (int64_t c = first + threadIdx.x; c < last; c += blockDim.x) {
         float v = z[row * cols + c] * scale;
         if (root) v = signed_sqrt(v, eps);
         z[row * cols + c] = v;
-        squares += v * v;
+        squares += static_cast<double>(v) * v;
     }
     squares = block_sum(squares, shared);
     if (partial != nullptr && threadIdx.x == 0) partial[row * gridDim.x + blockIdx.x] = squares;
 }
 
-// Pass 2: every block sums its row's partials in order and divides its chunk by max(norm, 1e-12).
-__global__ void normalize_chunks(float* z, int64_t cols, int64_t chunk_cols, const float* partial) {
-    __shared__ float inverse;
+// Pass 2: every block sums its row's partials in order and divides its chunk by max(norm, 1e-12). The
+// inverse stays a double: past a norm of 8.5e37 it is a float subnormal, short of bits.
+__global__ void normalize_chunks(float* z, int64_t cols, int64_t chunk_cols, const double* partial) {
+    __shared__ double inverse;
     const int64_t row = blockIdx.y, first = blockIdx.x * chunk_cols;
     if (threadIdx.x == 0) {
         double sum = 0;
         for (unsigned i = 0; i < gridDim.x; ++i) sum += partial[row * gridDim.x + i];
-        inverse = static_cast<float>(1.0 / fmax(sqrt(sum), 1e-12));
+        inverse = 1.0 / fmax(sqrt(sum), 1e-12);
     }
     __syncthreads();
     const int64_t last = min(cols, first + chunk_cols);
-    for (int64_t c = first + threadIdx.x; c < last; c += blockDim.x) z[row * cols + c] *= inverse;
+    for (int64_t c = first + threadIdx.x; c < last; c += blockDim.x) {
+        z[row * cols + c] = static_cast<float>(z[row * cols + c] * inverse);
+    }
 }
 
 // y[r * ldy + k] = x1[r, :] . t[r, k, :] + bias[k], one warp per output; t is x2 W^T viewed [rows, outs, in1].
@@ -171,13 +176,13 @@ unsigned blocks_for(int64_t threads) { return static_cast<unsigned>((threads + k
 int64_t finish_chunks_per_row(int64_t cols) { return cols == 0 ? 1 : (cols + kFinishChunk - 1) / kFinishChunk; }
 
 cudaError_t launch_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int root, float eps, int l2,
-                               float* partial, cudaStream_t stream) {
+                               double* partial, cudaStream_t stream) {
     if (rows == 0 || cols == 0) return cudaSuccess;
     const int64_t chunks = finish_chunks_per_row(cols), max_rows = 65535;  // gridDim.y's limit: slabs of rows
     for (int64_t start = 0; start < rows; start += max_rows) {
         const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(std::min(max_rows, rows - start)));
         float* slab = z + start * cols;
-        float* sums = l2 ? partial + start * chunks : nullptr;
+        double* sums = l2 ? partial + start * chunks : nullptr;
         finish_chunks<<<grid, kThreads, 0, stream>>>(slab, cols, kFinishChunk, scale, root, eps, sums);
         if (l2) normalize_chunks<<<grid, kThreads, 0, stream>>>(slab, cols, kFinishChunk, sums);
         const cudaError_t error = cudaGetLastError();

@@ -120,13 +120,13 @@ constexpr int64_t kFinishChunk = 8192;
 // Activations (the values of mmf_activation in mmfuse.h).
 constexpr int kActivationNone = 0, kActivationRelu = 1, kActivationTanh = 2, kActivationSigmoid = 3, kActivationGelu = 4;
 
-// Blocks per row of launch_finish_rows: its partial buffer holds rows * this many floats.
+// Blocks per row of launch_finish_rows: its partial buffer holds rows * this many doubles.
 int64_t finish_chunks_per_row(int64_t cols);
 
 // In place on z [rows, cols]: v = scale * z, then sign(v) sqrt(|v| + eps) if root, then (if l2) each row
-// divided by max(its L2 norm, 1e-12); partial: rows * finish_chunks_per_row(cols) floats of scratch.
+// divided by max(its L2 norm, 1e-12); partial: rows * finish_chunks_per_row(cols) doubles of scratch.
 cudaError_t launch_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int root, float eps, int l2,
-                               float* partial, cudaStream_t stream);
+                               double* partial, cudaStream_t stream);
 
 // y[r * ldy + k] = x1[r, :in1] . t[r, k, :in1] + bias[k] for r < rows, k < outs (bias may be NULL).
 cudaError_t launch_row_dots(const float* x1, const float* t, const float* bias, float* y, int64_t ldy, int64_t rows,

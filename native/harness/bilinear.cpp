@@ -54,39 +54,42 @@ void invert(const std::vector<int>& hash, int d, std::vector<int>& offsets, std:
 
 void check_finish(int& failures, int& checks) {
     const int64_t shapes[][2] = {{1, 1}, {3, 7}, {2, 8192}, {2, 8193}, {5, 20000}, {0, 5}, {4, 0}, {1, 100003}};
-    for (const auto& shape : shapes) {
-        for (int mode = 0; mode < 4; ++mode) {
-            const int64_t rows = shape[0], cols = shape[1];
-            const int root = mode & 1, l2 = mode >> 1;
-            const float scale = 0.37f, eps = 1e-6f;
-            std::vector<float> z = random_floats(rows * cols, 3.f);
-            if (rows * cols > 2) z[1] = 0.f;  // zeros stay zero
-            float* dz = upload(z);
-            const size_t bytes = mmf_finish_rows_workspace_bytes(rows, cols);
-            void* ws = nullptr;
-            CUDA_OK(cudaMalloc(&ws, std::max<size_t>(bytes, 4)));
-            MMF_OK_(mmf_finish_rows(dz, rows, cols, scale, root, eps, l2, ws, bytes, nullptr));
-            std::vector<float> got = download(dz, rows * cols);
-            for (int64_t r = 0; r < rows; ++r) {
-                std::vector<double> v(cols);
-                double squares = 0;
-                for (int64_t c = 0; c < cols; ++c) {
-                    double x = static_cast<double>(z[r * cols + c]) * scale;
-                    if (root) x = x > 0 ? std::sqrt(x + eps) : x < 0 ? -std::sqrt(-x + eps) : 0;
-                    v[c] = x;
-                    squares += x * x;
+    // A spread of 3e20 squares past float's range: the norm must still come out right.
+    for (const float spread : {3.f, 3e20f}) {
+        for (const auto& shape : shapes) {
+            for (int mode = 0; mode < 4; ++mode) {
+                const int64_t rows = shape[0], cols = shape[1];
+                const int root = mode & 1, l2 = mode >> 1;
+                const float scale = 0.37f, eps = 1e-6f;
+                std::vector<float> z = random_floats(rows * cols, spread);
+                if (rows * cols > 2) z[1] = 0.f;  // zeros stay zero
+                float* dz = upload(z);
+                const size_t bytes = mmf_finish_rows_workspace_bytes(rows, cols);
+                void* ws = nullptr;
+                CUDA_OK(cudaMalloc(&ws, std::max<size_t>(bytes, 4)));
+                MMF_OK_(mmf_finish_rows(dz, rows, cols, scale, root, eps, l2, ws, bytes, nullptr));
+                std::vector<float> got = download(dz, rows * cols);
+                for (int64_t r = 0; r < rows; ++r) {
+                    std::vector<double> v(cols);
+                    double squares = 0;
+                    for (int64_t c = 0; c < cols; ++c) {
+                        double x = static_cast<double>(z[r * cols + c]) * scale;
+                        if (root) x = x > 0 ? std::sqrt(x + eps) : x < 0 ? -std::sqrt(-x + eps) : 0;
+                        v[c] = x;
+                        squares += x * x;
+                    }
+                    const double divide = l2 ? std::max(std::sqrt(squares), 1e-12) : 1;
+                    for (int64_t c = 0; c < cols; ++c) {
+                        close(got[r * cols + c], v[c] / divide, 1e-5 * std::fabs(v[c] / divide) + 1e-7,
+                              "finish rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) + " mode=" +
+                                  std::to_string(mode) + " spread=" + std::to_string(spread),
+                              failures);
+                    }
                 }
-                const double divide = l2 ? std::max(std::sqrt(squares), 1e-12) : 1;
-                for (int64_t c = 0; c < cols; ++c) {
-                    close(got[r * cols + c], v[c] / divide, 1e-5 * std::fabs(v[c] / divide) + 1e-7,
-                          "finish rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) + " mode=" +
-                              std::to_string(mode),
-                          failures);
-                }
+                ++checks;
+                CUDA_OK(cudaFree(dz));
+                CUDA_OK(cudaFree(ws));
             }
-            ++checks;
-            CUDA_OK(cudaFree(dz));
-            CUDA_OK(cudaFree(ws));
         }
     }
 }

@@ -304,7 +304,7 @@ int launched(cudaError_t error, const char* operation) {
 
 size_t mmf_finish_rows_workspace_bytes(int64_t rows, int64_t cols) {
     if (rows <= 0 || cols < 0) return 0;
-    return static_cast<size_t>(rows) * mmf::finish_chunks_per_row(cols) * sizeof(float);
+    return static_cast<size_t>(rows) * mmf::finish_chunks_per_row(cols) * sizeof(double);
 }
 
 int mmf_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int signed_sqrt, float eps, int l2,
@@ -316,7 +316,7 @@ int mmf_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int signe
     if (l2 && rows * cols > 0 && (workspace == nullptr || workspace_bytes < mmf_finish_rows_workspace_bytes(rows, cols)))
         return fail(MMF_ERR_WORKSPACE, "mmf_finish_rows: needs %zu bytes of workspace, got %zu",
                     mmf_finish_rows_workspace_bytes(rows, cols), workspace_bytes);
-    return launched(mmf::launch_finish_rows(z, rows, cols, scale, signed_sqrt, eps, l2, static_cast<float*>(workspace),
+    return launched(mmf::launch_finish_rows(z, rows, cols, scale, signed_sqrt, eps, l2, static_cast<double*>(workspace),
                                             static_cast<cudaStream_t>(stream)),
                     "mmf_finish_rows");
 }

@@ -142,6 +142,48 @@ class BilinearTest {
         }
     }
 
+    /**
+     * Sums of squares past float's range (|v| from 1.8e19) while the norm is finite: the vector still comes
+     * out normalised, not zero. Inputs of 1e10 pool to 1e20; rows of 3e37 have norms past 2^126.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void hugeValuesStillNormalise(Ops ops) {
+        Random rng = new Random(13);
+        PoolingOptions l2 = PoolingOptions.NONE.l2Normalize(true);
+        for (int[] sh : new int[][] {{2, 3, 7, 9}, {1, 5, 40, 33}, {2, 4, 24, 24}}) {
+            int b = sh[0], n = sh[1], c1 = sh[2], c2 = sh[3];
+            Tensor x = TestSupport.random(rng, b, n, c1), y = TestSupport.random(rng, b, n, c2);
+            for (float[] a : new float[][] {x.array(), y.array()}) {
+                for (int i = 0; i < a.length; i++) a[i] *= 1e9f;
+            }
+            for (boolean self : new boolean[] {false, true}) {
+                Tensor second = self ? x : y;
+                int width = self ? c1 : c2;
+                try (Tensor dx = x.to(ops.device()); Tensor dy = second.to(ops.device());
+                        Tensor z = ops.bilinearPool(dx, self ? dx : dy, l2)) {
+                    float[] got = z.toArray();
+                    for (int s = 0; s < b; s++) {
+                        assertFinished(outerSums(x.array(), second.array(), s, n, c1, width), n, l2, got, s * c1 * width, 0,
+                                ops.backend() + " " + java.util.Arrays.toString(sh) + " self " + self + " sample " + s);
+                    }
+                }
+            }
+        }
+        Tensor rows = TestSupport.random(rng, 3, 101);
+        for (int i = 0; i < rows.array().length; i++) rows.array()[i] *= 3e36f;
+        for (PoolingOptions o : new PoolingOptions[] {l2, PoolingOptions.NONE.signedSqrt(0).l2Normalize(true)}) {
+            try (Tensor d = rows.to(ops.device()); Tensor z = ops.normalizeRows(d, o)) {
+                float[] got = z.toArray();
+                for (int r = 0; r < 3; r++) {
+                    Raw raw = new Raw(101);
+                    for (int j = 0; j < 101; j++) raw.add(j, rows.array()[r * 101 + j]);
+                    assertFinished(raw, 1, o, got, r * 101, 0, ops.backend() + " normalizeRows row " + r + " " + o);
+                }
+            }
+        }
+    }
+
     // ---- nn.Bilinear -------------------------------------------------------------------------------------
 
     @ParameterizedTest

@@ -77,16 +77,14 @@ final class VectorBilinear {
             TileProduct.multiplyByRows(rows, c2, n, pa, pb, tile(), symmetric ? row0 : -1, e);
             squares[t] = e.squares;
             // A whole sample: scale it now, while its last tiles are still in cache.
-            if (pieces == 1 && o.l2Normalize()) {
-                scaleRange(out, b * c1 * c2, c1 * c2, (float) (1 / Math.max(Math.sqrt(e.squares), 1e-12)));
-            }
+            if (pieces == 1 && o.l2Normalize()) divideByNorm(out, b * c1 * c2, c1 * c2, e.squares);
         });
         if (!o.l2Normalize() || pieces == 1) return;
         int length = c1 * c2;
         CpuThreads.SHARED.run(s.batch(), b -> {
             double sum = 0;
             for (int piece = 0; piece < pieces; piece++) sum += squares[b * pieces + piece];
-            scaleRange(out, b * length, length, (float) (1 / Math.max(Math.sqrt(sum), 1e-12)));
+            divideByNorm(out, b * length, length, sum);
         });
     }
 
@@ -181,6 +179,25 @@ final class VectorBilinear {
         return root.blend(root.neg(), v.compare(VectorOperators.LT, 0f)).blend(0f, v.compare(VectorOperators.EQ, 0f));
     }
 
+    /**
+     * a[at .. at + length) divided by max(its L2 norm, 1e-12), given {@code squares}, the sum of its squares
+     * as the caller's float lanes added them up. Those overflow from |v| = 1.8e19 although the norm is
+     * finite, so an infinite sum is redone here in double (a sum past 1e308 would need 2^31 values of
+     * float's maximum). Norms past 8.5e37 divide in double: their inverse is a float subnormal, short of bits.
+     */
+    static void divideByNorm(float[] a, int at, int length, double squares) {
+        if (squares == Double.POSITIVE_INFINITY) {
+            squares = 0;
+            for (int i = at; i < at + length; i++) squares += (double) a[i] * a[i];
+        }
+        double norm = Math.max(Math.sqrt(squares), 1e-12);
+        if (norm < 0x1p126) {
+            scaleRange(a, at, length, (float) (1 / norm));
+        } else {
+            for (int i = at; i < at + length; i++) a[i] = (float) (a[i] / norm);
+        }
+    }
+
     /** a[at .. at + length) *= factor. */
     static void scaleRange(float[] a, int at, int length, float factor) {
         int i = 0;
@@ -204,10 +221,7 @@ final class VectorBilinear {
             v.intoArray(a, at + i, m);
             squares = v.fma(v, squares).blend(squares, m.not());
         }
-        if (o.l2Normalize()) {
-            double norm = Math.sqrt(VectorMath.sum(squares));
-            scaleRange(a, at, length, (float) (1 / Math.max(norm, 1e-12)));
-        }
+        if (o.l2Normalize()) divideByNorm(a, at, length, VectorMath.sum(squares));
     }
 
     // ---- bilinear layer ---------------------------------------------------------------------------------
