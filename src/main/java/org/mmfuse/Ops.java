@@ -23,6 +23,19 @@ public interface Ops {
      */
     void synchronize();
 
+    /** The precision this backend's matrix products may use (see {@link #withMatmulPrecision}). */
+    MatmulPrecision matmulPrecision();
+
+    /**
+     * This backend with its matrix products allowed to run at {@code precision}: on CUDA, cuBLAS on
+     * tensor cores with fp32 accumulation for {@link #matmul}, {@link #linear} (and so every layer built
+     * on them), {@link #bilinearPool}, {@link #bilinear} and the outer products of
+     * {@link #compactBilinearPool}. Attention has its own switch,
+     * {@link AttentionOptions#allowTf32}. The CPU backends compute in fp32 whatever is asked, and return
+     * themselves. This backend is unchanged; both share the device and its per-thread streams and scratch.
+     */
+    Ops withMatmulPrecision(MatmulPrecision precision);
+
     /**
      * {@code torch.cat(inputs, axis)}: a new tensor joining the inputs along {@code axis} (negative counts
      * from the end). All inputs have the same rank and the same sizes off the axis; as in torch, a

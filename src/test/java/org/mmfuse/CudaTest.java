@@ -156,6 +156,63 @@ class CudaTest {
         }
     }
 
+    /**
+     * Linear and bilinear pooling at each matmul precision against a double reference, the error measured
+     * against the sum of |terms| of each element: rounding the inputs to an m-bit mantissa moves each
+     * term by at most 2^-m of its size (2 ^ -(m - 1) for the two factors), fp32 accumulation adds little.
+     */
+    @Test
+    void reducedMatmulPrecisionsStayWithinTheirRounding() {
+        Ops fp32 = cuda();
+        assertEquals(MatmulPrecision.FP32, fp32.matmulPrecision());
+        assertTrue(fp32.withMatmulPrecision(MatmulPrecision.FP32) == fp32, "FP32 asked of an FP32 backend returns it");
+        Random rng = new Random(6);
+        int rows = 70, in = 300, out = 45, n = 13, c1 = 33, c2 = 21;
+        Tensor x = TestSupport.random(rng, rows, in), w = TestSupport.random(rng, out, in), bias = TestSupport.random(rng, out);
+        Tensor px = TestSupport.random(rng, 2, n, c1), py = TestSupport.random(rng, 2, n, c2);
+        Map<MatmulPrecision, Double> bound = Map.of(MatmulPrecision.FP32, 1e-5, MatmulPrecision.TF32, 2.5e-3,
+                MatmulPrecision.FP16, 2.5e-3, MatmulPrecision.BF16, 1e-2);
+        for (MatmulPrecision precision : MatmulPrecision.values()) {
+            Ops ops = fp32.withMatmulPrecision(precision);
+            assertEquals(precision, ops.matmulPrecision());
+            assertEquals(MatmulPrecision.FP32, fp32.matmulPrecision(), "the original is unchanged");
+            double worst = 0;
+            try (Tensor dx = x.to(ops.device()); Tensor dw = w.to(ops.device()); Tensor db = bias.to(ops.device());
+                    Tensor y = ops.linear(dx, dw, db)) {
+                float[] got = y.toArray();
+                for (int r = 0; r < rows; r++) {
+                    for (int o = 0; o < out; o++) {
+                        double sum = bias.array()[o], size = Math.abs(sum);
+                        for (int i = 0; i < in; i++) {
+                            double term = (double) x.array()[r * in + i] * w.array()[o * in + i];
+                            sum += term;
+                            size += Math.abs(term);
+                        }
+                        worst = Math.max(worst, Math.abs(got[r * out + o] - sum) / size);
+                    }
+                }
+            }
+            try (Tensor dx = px.to(ops.device()); Tensor dy = py.to(ops.device());
+                    Tensor z = ops.bilinearPool(dx, dy, PoolingOptions.NONE)) {
+                float[] got = z.toArray();
+                for (int s = 0; s < 2; s++) {
+                    for (int i = 0; i < c1; i++) {
+                        for (int j = 0; j < c2; j++) {
+                            double sum = 0, size = 0;
+                            for (int l = 0; l < n; l++) {
+                                double term = (double) px.array()[(s * n + l) * c1 + i] * py.array()[(s * n + l) * c2 + j];
+                                sum += term;
+                                size += Math.abs(term);
+                            }
+                            worst = Math.max(worst, Math.abs(got[(s * c1 + i) * c2 + j] - sum) / size);
+                        }
+                    }
+                }
+            }
+            assertTrue(worst < bound.get(precision), precision + ": worst relative error " + worst);
+        }
+    }
+
     @Test
     void attentionHeadDimensionsPastTheKernelsAreRefusedBeforeLaunch() {
         Ops ops = cuda();

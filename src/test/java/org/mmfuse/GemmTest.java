@@ -1,6 +1,8 @@
 package org.mmfuse;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -125,6 +127,18 @@ class GemmTest {
         checkLinear(ops, rng, new long[] {3, 0}, 5, true);        // in = 0: the bias alone
         checkLinear(ops, rng, new long[] {0, 8}, 5, true);        // no rows
         checkLinear(ops, rng, new long[] {9}, 4, true);           // a single vector
+    }
+
+    /** The CPU backends take any matmul precision and stay fp32 (CudaTest checks the CUDA ones). */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void cpuBackendsComputeInFp32WhateverPrecisionIsAllowed(Ops ops) {
+        if (ops.backend() == Backend.CUDA) return;
+        for (MatmulPrecision precision : MatmulPrecision.values()) {
+            assertSame(ops, ops.withMatmulPrecision(precision));
+            assertEquals(MatmulPrecision.FP32, ops.withMatmulPrecision(precision).matmulPrecision());
+        }
+        assertThrows(NullPointerException.class, () -> ops.withMatmulPrecision(null));
     }
 
     @ParameterizedTest

@@ -12,6 +12,7 @@ import org.mmfuse.CountSketch;
 import org.mmfuse.DType;
 import org.mmfuse.Device;
 import org.mmfuse.FactorizedPoolOptions;
+import org.mmfuse.MatmulPrecision;
 import org.mmfuse.Ops;
 import org.mmfuse.PoolingOptions;
 import org.mmfuse.SequencePooling;
@@ -28,6 +29,18 @@ public abstract class AbstractOps implements Ops {
     /** One line for reports: the backend and what it runs on. */
     public String description() {
         return backend().name().toLowerCase() + " on " + device();
+    }
+
+    /** fp32: what the CPU backends compute whatever is asked (CUDA overrides both). */
+    @Override
+    public MatmulPrecision matmulPrecision() {
+        return MatmulPrecision.FP32;
+    }
+
+    @Override
+    public Ops withMatmulPrecision(MatmulPrecision precision) {
+        Objects.requireNonNull(precision, "withMatmulPrecision: precision is null");
+        return this;
     }
 
     /** A new F32 tensor on this backend's device, contents unspecified: the caller overwrites it whole. */

@@ -12,6 +12,7 @@ import java.util.Locale;
 import java.util.Map;
 import org.mmfuse.Backend;
 import org.mmfuse.MMFuse;
+import org.mmfuse.MatmulPrecision;
 import org.mmfuse.Ops;
 import org.mmfuse.Tensor;
 import org.mmfuse.backend.AbstractOps;
@@ -29,8 +30,10 @@ final class Predict {
 
     static final String USAGE = "predict --model M.safetensors [--spec ARCH.json] --input NAME=X.npy ... [--mask NAME=M.npy ...]\n"
             + "          [--present NAME=P.npy ...] --out Y.npy [--batch N] [--backend scalar|vector|cuda]\n"
+            + "          [--precision fp32|tf32|bf16|fp16]\n"
             + "          the model's output for every sample, written as float32 .npy; masks are [B, N] (0 = padding),\n"
-            + "          presence arrays [B] (0 = the sample lacks that input); --spec for a plain state dict";
+            + "          presence arrays [B] (0 = the sample lacks that input); --spec for a plain state dict;\n"
+            + "          --precision: what the matrix products may round their inputs to on CUDA (the CPU stays fp32)";
 
     /** Runs the command; returns the exit code (0 ok, 1 failure, 2 usage). */
     static int run(String[] args, PrintStream out, PrintStream err) {
@@ -38,6 +41,7 @@ final class Predict {
         Map<String, Path> inputs = new LinkedHashMap<>(), masks = new LinkedHashMap<>(), present = new LinkedHashMap<>();
         int batch = 256;
         Backend backend = null;
+        MatmulPrecision precision = MatmulPrecision.FP32;
         try {
             for (int i = 1; i < args.length; i++) {
                 String flag = args[i];
@@ -52,6 +56,7 @@ final class Predict {
                     case "--present": named(present, value, flag); break;
                     case "--batch": batch = Integer.parseInt(value); break;
                     case "--backend": backend = Backend.valueOf(value.toUpperCase(Locale.ROOT)); break;
+                    case "--precision": precision = MatmulPrecision.valueOf(value.toUpperCase(Locale.ROOT)); break;
                     default: throw new IllegalArgumentException("unknown option " + flag);
                 }
             }
@@ -62,7 +67,7 @@ final class Predict {
             err.println("usage: mmfuse " + USAGE);
             return 2;
         }
-        Ops ops = backend == null ? MMFuse.ops() : MMFuse.ops(backend);
+        Ops ops = (backend == null ? MMFuse.ops() : MMFuse.ops(backend)).withMatmulPrecision(precision);
         Map<String, Tensor> x = new LinkedHashMap<>(), m = new LinkedHashMap<>(), p = new LinkedHashMap<>();
         try (Model net = load(ops, model, spec)) {
             for (Map.Entry<String, Path> e : inputs.entrySet()) x.put(e.getKey(), Npy.read(e.getValue()));
@@ -104,8 +109,9 @@ final class Predict {
             }
             Npy.write(output, Tensor.of(all, samples, width));
             double seconds = (System.nanoTime() - start) / 1e9;
-            out.printf(Locale.ROOT, "%d samples in %.3f s (%.0f samples/s) on %s; output [%d, %d] written to %s%n", samples,
-                    seconds, samples / Math.max(seconds, 1e-9), ((AbstractOps) ops).description(), samples, width, output);
+            out.printf(Locale.ROOT, "%d samples in %.3f s (%.0f samples/s) on %s, %s products; output [%d, %d] written to %s%n",
+                    samples, seconds, samples / Math.max(seconds, 1e-9), ((AbstractOps) ops).description(),
+                    ops.matmulPrecision(), samples, width, output);
             return 0;
         } catch (IOException | RuntimeException e) {
             err.println("mmfuse predict: " + e.getMessage());

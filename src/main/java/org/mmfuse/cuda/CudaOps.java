@@ -1,13 +1,18 @@
 package org.mmfuse.cuda;
 
+import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F_FAST_16BF;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F_FAST_16F;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F_FAST_TF32;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_GEMM_DEFAULT;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_T;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_STATUS_SUCCESS;
 import static org.bytedeco.cuda.global.cublas.cublasCreate_v2;
 import static org.bytedeco.cuda.global.cublas.cublasGetStatusName;
 import static org.bytedeco.cuda.global.cublas.cublasSetStream_v2;
-import static org.bytedeco.cuda.global.cublas.cublasSgemmStridedBatched;
-import static org.bytedeco.cuda.global.cublas.cublasSgemm_v2;
+import static org.bytedeco.cuda.global.cublas.cublasGemmEx;
+import static org.bytedeco.cuda.global.cublas.cublasGemmStridedBatchedEx;
 import static org.bytedeco.cuda.global.cufft.CUFFT_C2R;
 import static org.bytedeco.cuda.global.cufft.CUFFT_R2C;
 import static org.bytedeco.cuda.global.cufft.CUFFT_SUCCESS;
@@ -16,6 +21,7 @@ import static org.bytedeco.cuda.global.cufft.cufftExecC2R;
 import static org.bytedeco.cuda.global.cufft.cufftExecR2C;
 import static org.bytedeco.cuda.global.cufft.cufftPlan1d;
 import static org.bytedeco.cuda.global.cufft.cufftSetStream;
+import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
 import static org.bytedeco.cuda.global.cudart.cudaGetDeviceProperties;
 import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
@@ -39,6 +45,8 @@ import org.mmfuse.CudaException;
 import org.mmfuse.DType;
 import org.mmfuse.Device;
 import org.mmfuse.FactorizedPoolOptions;
+import org.mmfuse.MatmulPrecision;
+import org.mmfuse.Ops;
 import org.mmfuse.PoolingOptions;
 import org.mmfuse.SequencePooling;
 import org.mmfuse.DeviceMemory;
@@ -62,14 +70,46 @@ import org.mmfuse.backend.PoolShape;
  */
 public final class CudaOps extends AbstractOps {
     private final Device device;
+    private final MatmulPrecision precision;
+    /** cuBLAS's compute type for {@link #precision}. */
+    private final int computeType;
     /** Scratch device memory per thread (concat tables, attention's split-KV partials and lse); safe to reuse
-     *  since each thread has one stream. */
-    private final ThreadLocal<CudaMemory> workspace = new ThreadLocal<>();
-    /** cuBLAS handles per thread, each bound to that thread's stream. */
-    private final ThreadLocal<cublasContext> cublas = new ThreadLocal<>();
+     *  since each thread has one stream. Shared with the other precisions' instances. */
+    private final ThreadLocal<CudaMemory> workspace;
+    /** cuBLAS handles per thread, each bound to that thread's stream; shared as the workspace is. */
+    private final ThreadLocal<cublasContext> cublas;
+    /** cuFFT plans per thread, by size and batch; shared as the workspace is. */
+    private final ThreadLocal<java.util.Map<String, Integer>> fftPlans;
 
     public CudaOps(int deviceIndex) {
-        this.device = Device.cuda(deviceIndex);
+        this(Device.cuda(deviceIndex), MatmulPrecision.FP32, new ThreadLocal<>(), new ThreadLocal<>(),
+                ThreadLocal.withInitial(CudaOps::newPlanCache));
+    }
+
+    private CudaOps(Device device, MatmulPrecision precision, ThreadLocal<CudaMemory> workspace,
+            ThreadLocal<cublasContext> cublas, ThreadLocal<java.util.Map<String, Integer>> fftPlans) {
+        this.device = device;
+        this.precision = precision;
+        this.computeType = switch (precision) {
+            case FP32 -> CUBLAS_COMPUTE_32F;
+            case TF32 -> CUBLAS_COMPUTE_32F_FAST_TF32;
+            case BF16 -> CUBLAS_COMPUTE_32F_FAST_16BF;
+            case FP16 -> CUBLAS_COMPUTE_32F_FAST_16F;
+        };
+        this.workspace = workspace;
+        this.cublas = cublas;
+        this.fftPlans = fftPlans;
+    }
+
+    @Override
+    public MatmulPrecision matmulPrecision() {
+        return precision;
+    }
+
+    @Override
+    public Ops withMatmulPrecision(MatmulPrecision precision) {
+        java.util.Objects.requireNonNull(precision, "withMatmulPrecision: precision is null");
+        return precision == this.precision ? this : new CudaOps(device, precision, workspace, cublas, fftPlans);
     }
 
     /** New device memory of {@code bytes} on {@code device}, owned by the caller. */
@@ -153,9 +193,10 @@ public final class CudaOps extends AbstractOps {
     }
 
     /**
-     * cuBLAS SGEMM (fp32, no TF32) through the presets. cuBLAS is column-major: a row-major C [m, n]
-     * is a column-major [n, m] matrix, Cᵀ = Bᵀ · Aᵀ, so B goes first. The bias is written into C's
-     * rows first (copies doubling the filled rows) and the product is added with beta = 1.
+     * cuBLAS GEMM through the presets, in fp32 or at the allowed {@link #matmulPrecision}. cuBLAS is
+     * column-major: a row-major C [m, n] is a column-major [n, m] matrix, Cᵀ = Bᵀ · Aᵀ, so B goes first.
+     * The bias is written into C's rows first (copies doubling the filled rows) and the product is added
+     * with beta = 1.
      */
     @Override
     protected void gemm(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c) {
@@ -173,10 +214,11 @@ public final class CudaOps extends AbstractOps {
         }
         if (k == 0) return;
         try (FloatPointer one = new FloatPointer(1f); FloatPointer beta = new FloatPointer(bias == null ? 0f : 1f)) {
-            int status = cublasSgemm_v2(cublasHandle(), g.transposedB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, n, m, k,
-                    one, Cuda.floatsAt(b.deviceMemory().address()), g.transposedB ? k : n,
-                    Cuda.floatsAt(a.deviceMemory().address()), k, beta, Cuda.floatsAt(cAddress), n);
-            checkCublas(status, g.transposedB ? "linear (cublasSgemm)" : "matmul (cublasSgemm)");
+            int status = cublasGemmEx(cublasHandle(), g.transposedB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, n, m, k,
+                    one, Cuda.at(b.deviceMemory().address()), CUDA_R_32F, g.transposedB ? k : n,
+                    Cuda.at(a.deviceMemory().address()), CUDA_R_32F, k, beta, Cuda.at(cAddress), CUDA_R_32F, n,
+                    computeType, CUBLAS_GEMM_DEFAULT);
+            checkCublas(status, (g.transposedB ? "linear" : "matmul") + " (cublasGemmEx, " + precision + ")");
         }
     }
 
@@ -299,7 +341,7 @@ public final class CudaOps extends AbstractOps {
     // ---- bilinear family: cuBLAS products and cuFFT transforms around libmmfuse's kernels ----------------
 
     /**
-     * Σ_n x_n y_nᵀ per sample as one strided-batched SGEMM straight into out (mean folded into alpha), then
+     * Σ_n x_n y_nᵀ per sample as one strided-batched GEMM straight into out (mean folded into alpha), then
      * the finishing kernels in place. The symmetric case computes the full product here (a SYRK half and
      * a mirror would save half the flops: not done yet).
      */
@@ -326,10 +368,11 @@ public final class CudaOps extends AbstractOps {
             return;
         }
         try (FloatPointer a = new FloatPointer(alpha); FloatPointer zero = new FloatPointer(0f)) {
-            int status = cublasSgemmStridedBatched(cublasHandle(), CUBLAS_OP_N, CUBLAS_OP_T, s.yDim(), s.xDim(),
-                    s.locations(), a, Cuda.floatsAt(y), s.yDim(), (long) s.locations() * s.yDim(), Cuda.floatsAt(x),
-                    s.xDim(), (long) s.locations() * s.xDim(), zero, Cuda.floatsAt(z), s.yDim(), width, samples);
-            checkCublas(status, op + " (cublasSgemmStridedBatched)");
+            int status = cublasGemmStridedBatchedEx(cublasHandle(), CUBLAS_OP_N, CUBLAS_OP_T, s.yDim(), s.xDim(),
+                    s.locations(), a, Cuda.at(y), CUDA_R_32F, s.yDim(), (long) s.locations() * s.yDim(), Cuda.at(x),
+                    CUDA_R_32F, s.xDim(), (long) s.locations() * s.xDim(), zero, Cuda.at(z), CUDA_R_32F, s.yDim(), width,
+                    samples, computeType, CUBLAS_GEMM_DEFAULT);
+            checkCublas(status, op + " (cublasGemmStridedBatchedEx, " + precision + ")");
         }
     }
 
@@ -345,7 +388,7 @@ public final class CudaOps extends AbstractOps {
     private static final long BILINEAR_CHUNK_FLOATS = 16L << 20;
 
     /**
-     * nn.Bilinear as t = x2 Wᵀ for W viewed [K * in1, in2] (one SGEMM per group of outputs, t [rows,
+     * nn.Bilinear as t = x2 Wᵀ for W viewed [K * in1, in2] (one GEMM per group of outputs, t [rows,
      * group, in1] in a temporary of at most 64 MB), then y[r, k] = x1[r] · t[r, k] + b[k] by one warp each.
      */
     @Override
@@ -361,10 +404,11 @@ public final class CudaOps extends AbstractOps {
             for (int k0 = 0; k0 < outs; k0 += group) {
                 int count = Math.min(group, outs - k0);
                 if (in1 > 0 && in2 > 0) {
-                    int status = cublasSgemm_v2(cublasHandle(), CUBLAS_OP_T, CUBLAS_OP_N, count * in1, rows, in2, one,
-                            Cuda.floatsAt(w + (long) k0 * in1 * in2 * 4), in2, Cuda.floatsAt(x2.deviceMemory().address()),
-                            in2, zero, Cuda.floatsAt(t.address()), count * in1);
-                    checkCublas(status, "bilinear (cublasSgemm)");
+                    int status = cublasGemmEx(cublasHandle(), CUBLAS_OP_T, CUBLAS_OP_N, count * in1, rows, in2, one,
+                            Cuda.at(w + (long) k0 * in1 * in2 * 4), CUDA_R_32F, in2, Cuda.at(x2.deviceMemory().address()),
+                            CUDA_R_32F, in2, zero, Cuda.at(t.address()), CUDA_R_32F, count * in1, computeType,
+                            CUBLAS_GEMM_DEFAULT);
+                    checkCublas(status, "bilinear (cublasGemmEx, " + precision + ")");
                 }
                 // with an empty input dimension the sum is empty: the bias alone, as on the CPU (no 0 * NaN)
                 checkStatus(MmfNative.mmf_bilinear_row_dots(at(x1), Cuda.at(t.address()),
@@ -377,7 +421,7 @@ public final class CudaOps extends AbstractOps {
     /**
      * Vectors by transforms: both count sketches gathered (no atomics), batched R2C FFTs, the spectrum
      * product, one C2R FFT into out. Maps by the outer-product route, as on the CPU: Σ_n x_n y_nᵀ per
-     * sample by a batched SGEMM (samples taken in groups whose products fit 256 MB) and its count sketch
+     * sample by a batched GEMM (samples taken in groups whose products fit 256 MB) and its count sketch
      * gathered bucket by bucket; no [B, N, d] tensor in either.
      */
     @Override
@@ -479,18 +523,19 @@ public final class CudaOps extends AbstractOps {
     /** Plans kept per thread: each holds its own device work area, so the least recently used are destroyed. */
     private static final int FFT_PLANS_KEPT = 8;
 
-    /** cuFFT plans per thread, by length, batch and type, bound to the thread's stream. */
-    private final ThreadLocal<java.util.Map<String, Integer>> fftPlans = ThreadLocal.withInitial(
-            () -> new java.util.LinkedHashMap<>(16, 0.75f, true) {
-                @Override
-                protected boolean removeEldestEntry(java.util.Map.Entry<String, Integer> eldest) {
-                    if (size() <= FFT_PLANS_KEPT) return false;
-                    // transforms queued with the plan may still run: wait for them before its work area goes
-                    Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
-                    cufftDestroy(eldest.getValue());
-                    return true;
-                }
-            });
+    /** A thread's cuFFT plans, by length, batch and type, bound to its stream; the least recently used go. */
+    private static java.util.Map<String, Integer> newPlanCache() {
+        return new java.util.LinkedHashMap<>(16, 0.75f, true) {
+            @Override
+            protected boolean removeEldestEntry(java.util.Map.Entry<String, Integer> eldest) {
+                if (size() <= FFT_PLANS_KEPT) return false;
+                // transforms queued with the plan may still run: wait for them before its work area goes
+                Cuda.check(cudaStreamSynchronize(Cuda.stream()), "cudaStreamSynchronize");
+                cufftDestroy(eldest.getValue());
+                return true;
+            }
+        };
+    }
 
     private int fftPlan(int d, int batch, int type) {
         return fftPlans.get().computeIfAbsent(d + "x" + batch + "/" + type, key -> {

@@ -51,10 +51,12 @@ class PredictTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
         int code = Predict.run(new String[] {"predict", "--model", file.toString(), "--input", "image=" + dir.resolve("image.npy"),
                 "--input", "text=" + dir.resolve("text.npy"), "--mask", "image=" + dir.resolve("mask.npy"), "--present",
-                "text=" + dir.resolve("present.npy"), "--out", dir.resolve("y.npy").toString(), "--batch", "5", "--backend", "scalar"},
+                "text=" + dir.resolve("present.npy"), "--out", dir.resolve("y.npy").toString(), "--batch", "5", "--backend", "scalar", "--precision", "bf16"},
                 new PrintStream(out), new PrintStream(err));
         assertEquals(0, code, err.toString(StandardCharsets.UTF_8));
         assertTrue(out.toString(StandardCharsets.UTF_8).contains("23 samples"), out.toString(StandardCharsets.UTF_8));
+        // bf16 is a permission: the CPU backends compute fp32 products, and say so
+        assertTrue(out.toString(StandardCharsets.UTF_8).contains("FP32 products"), out.toString(StandardCharsets.UTF_8));
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("batch 5/5"), err.toString(StandardCharsets.UTF_8));
         boolean[] flags = new boolean[samples];
         for (int i = 0; i < samples; i++) flags[i] = present[i] != 0;
@@ -90,6 +92,10 @@ class PredictTest {
         assertEquals(2, Predict.run(new String[] {"predict", "--model", "m"}, new PrintStream(new ByteArrayOutputStream()),
                 new PrintStream(err)));
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("usage"));
+        err.reset();
+        assertEquals(2, Predict.run(new String[] {"predict", "--model", "m", "--input", "a=b.npy", "--out", "y.npy",
+                "--precision", "fp8"}, new PrintStream(new ByteArrayOutputStream()), new PrintStream(err)));
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("FP8"), err.toString(StandardCharsets.UTF_8));
         err.reset();
         assertEquals(1, Predict.run(new String[] {"predict", "--model", dir.resolve("none").toString(), "--input", "a=b.npy",
                 "--out", "y.npy"}, new PrintStream(new ByteArrayOutputStream()), new PrintStream(err)));

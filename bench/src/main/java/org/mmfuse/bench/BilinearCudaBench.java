@@ -3,6 +3,7 @@ package org.mmfuse.bench;
 import java.util.concurrent.TimeUnit;
 import org.mmfuse.Backend;
 import org.mmfuse.MMFuse;
+import org.mmfuse.MatmulPrecision;
 import org.mmfuse.Ops;
 import org.mmfuse.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -32,12 +33,13 @@ public class BilinearCudaBench {
         BilinearShapes.COMPACT_MAPS, BilinearShapes.MFB})
     public String shape;
 
-    private Ops cuda;
+    private Ops cuda, cudaBf16;
     private BilinearShapes.Inputs inputs;
 
     @Setup(Level.Trial)
     public void setUp() {
         cuda = MMFuse.ops(Backend.CUDA);
+        cudaBf16 = cuda.withMatmulPrecision(MatmulPrecision.BF16);
         inputs = new BilinearShapes.Inputs(shape).on(cuda.device());
     }
 
@@ -50,6 +52,14 @@ public class BilinearCudaBench {
     public void cuda() {
         try (Tensor z = inputs.run(cuda)) {
             cuda.synchronize();
+        }
+    }
+
+    /** The same with the cuBLAS products on tensor cores in bf16 (fp32 sums). */
+    @Benchmark
+    public void cudaBf16() {
+        try (Tensor z = inputs.run(cudaBf16)) {
+            cudaBf16.synchronize();
         }
     }
 }
