@@ -181,7 +181,7 @@ final class QueryLaneAttention {
             for (; c + 2 * L <= dv; c += 2 * L) {
                 for (int g = 0; g < rows; g += QUERY_ROWS) {
                     if (QUERY_ROWS == 8) values8(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
-                    else values4(n, sT, g, QL, 1, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha, g);
+                    else valuesLanes4(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
                 }
             }
             if (c < dv) valuesTail(n, sT, rows, v, vAt, vRow, c, dv, o, ldo, alpha);
@@ -509,6 +509,46 @@ final class QueryLaneAttention {
             o20 = x.fma(v0, o20);
             o21 = x.fma(v1, o21);
             x = FloatVector.broadcast(S, p[p3 + pj]);
+            o30 = x.fma(v0, o30);
+            o31 = x.fma(v1, o31);
+        }
+        o00.intoArray(o, oAt);
+        o01.intoArray(o, oAt + L);
+        o10.intoArray(o, oAt + ldo);
+        o11.intoArray(o, oAt + ldo + L);
+        o20.intoArray(o, oAt + 2 * ldo);
+        o21.intoArray(o, oAt + 2 * ldo + L);
+        o30.intoArray(o, oAt + 3 * ldo);
+        o31.intoArray(o, oAt + 3 * ldo + L);
+    }
+
+    /**
+     * values4 on pᵀ [keys, QL]: the probabilities indexed by the loop's own counter times a constant, which
+     * lets C2 drop their range checks from the loop (values4's general strides keep one per load).
+     */
+    private static void valuesLanes4(int n, float[] pT, int g, float[] v, int vAt, int vRow, float[] o, int oAt, int ldo,
+            float[] alpha) {
+        FloatVector o00 = FloatVector.fromArray(S, o, oAt).mul(alpha[g]);
+        FloatVector o01 = FloatVector.fromArray(S, o, oAt + L).mul(alpha[g]);
+        FloatVector o10 = FloatVector.fromArray(S, o, oAt + ldo).mul(alpha[g + 1]);
+        FloatVector o11 = FloatVector.fromArray(S, o, oAt + ldo + L).mul(alpha[g + 1]);
+        FloatVector o20 = FloatVector.fromArray(S, o, oAt + 2 * ldo).mul(alpha[g + 2]);
+        FloatVector o21 = FloatVector.fromArray(S, o, oAt + 2 * ldo + L).mul(alpha[g + 2]);
+        FloatVector o30 = FloatVector.fromArray(S, o, oAt + 3 * ldo).mul(alpha[g + 3]);
+        FloatVector o31 = FloatVector.fromArray(S, o, oAt + 3 * ldo + L).mul(alpha[g + 3]);
+        for (int j = 0; j < n; j++) {
+            int at = vAt + j * vRow;
+            FloatVector v0 = FloatVector.fromArray(S, v, at), v1 = FloatVector.fromArray(S, v, at + L);
+            FloatVector x = FloatVector.broadcast(S, pT[g + j * QL]);
+            o00 = x.fma(v0, o00);
+            o01 = x.fma(v1, o01);
+            x = FloatVector.broadcast(S, pT[g + 1 + j * QL]);
+            o10 = x.fma(v0, o10);
+            o11 = x.fma(v1, o11);
+            x = FloatVector.broadcast(S, pT[g + 2 + j * QL]);
+            o20 = x.fma(v0, o20);
+            o21 = x.fma(v1, o21);
+            x = FloatVector.broadcast(S, pT[g + 3 + j * QL]);
             o30 = x.fma(v0, o30);
             o31 = x.fma(v1, o31);
         }
