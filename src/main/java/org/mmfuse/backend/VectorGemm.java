@@ -376,6 +376,9 @@ final class VectorGemm {
      * matmul 512^3 85 vs 78, 1024^3 105 vs 94, 2048^3 110 vs 103, bilinear pooling 8 x 49 x 2048 x 768 71
      * vs 64; on JDK 17 the reverse, 99 vs 113, 66 vs 74, 71 vs 86, hence 4 x 2 there. Not measured on the
      * JDKs between.
+     * <p>Keep ldb a parameter: stepping B by the constant NR lets C2 drop the B loads' range checks, and then
+     * it hoists all five broadcasts together, spills an accumulator to the stack and runs at half speed
+     * (JDK 25, 2026-11-24: 1024^3 52 against 102 GFLOP/s). The checks are what keep its schedule in registers.
      */
     private static void kernel5(int kc, float[] pa, int ao, float[] pb, int bo, int ldb, float[] c, int co, int ldc,
             boolean accumulate) {
