@@ -19,7 +19,8 @@ import org.openjdk.jmh.runner.options.TimeValue;
 /**
  * {@code ./mmfuse bench}: a short JMH run of the benchmarks, then one table per benchmark class with
  * GB/s or GFLOP/s (at the median of the measured iterations, and their min-max spread) and the ratios
- * the goals are stated in. {@code --long} measures longer; any other argument is a JMH include regex.
+ * the goals are stated in. {@code --long} measures longer; {@code -p shape=A,B} runs only those values of a
+ * parameter (as JMH's own -p); any other argument is a JMH include regex.
  *
  * <p>Benchmark classes are named by string, not class literal, so that a run without libtorch on the
  * class path (a GPU machine's bundle) never loads the classes that need it.
@@ -30,11 +31,16 @@ public final class QuickBench {
     public static void main(String[] args) throws RunnerException {
         boolean longRun = false;
         List<String> includes = new ArrayList<>();
-        for (String a : args) {
+        Map<String, String[]> params = new TreeMap<>();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
             if (a.equals("--long")) {
                 longRun = true;
-            } else if (a.equals("--help")) {
-                System.out.println("usage: mmfuse bench [--long] [JMH include regex ...]");
+            } else if (a.equals("-p") && i + 1 < args.length && args[i + 1].indexOf('=') > 0) {
+                String[] pair = args[++i].split("=", 2);
+                params.put(pair[0], pair[1].split(","));
+            } else if (a.equals("--help") || a.equals("-p")) {
+                System.out.println("usage: mmfuse bench [--long] [-p PARAM=V1,V2 ...] [JMH include regex ...]");
                 return;
             } else {
                 includes.add(a);
@@ -61,6 +67,7 @@ public final class QuickBench {
                 .measurementIterations(longRun ? 10 : 5).measurementTime(TimeValue.milliseconds(longRun ? 1000 : 300))
                 .forks(1);
         for (String include : includes) options.include(include);
+        params.forEach(options::param);
         Collection<RunResult> results = new Runner(options.build()).run();
         System.out.println();
         System.out.println(MMFuse.report());
