@@ -13,10 +13,12 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link #KEY_BLOCK}, all its heads at once, so that it reads consecutive rows (one task per head, the
  * keys transposed by gathers, ran 256,8,1,577,64 at 3.6 GFLOP/s; this runs it at 9).
  *
- * <p>Per head and block: each query's scores for the block's keys (where vectors have 16 lanes, sums of
- * products over d added up by a tree of lane exchanges, {@link #dotScores}; else from the keys
+ * <p>Per head and block: each query's scores for the block's keys (where vectors have 16 or 8 lanes, sums
+ * of products over d added up by a tree of lane exchanges, {@link #dotScores}; else from the keys
  * transposed), the online softmax step (running maximum, denominator, rescaling of what was
- * accumulated), then P V with lanes over Dv. With so few queries the per-query steps, chains of
+ * accumulated), then P V with lanes over Dv. On AVX2 the trees (they replaced an 8 x 8 transposition per
+ * 8 keys) and four FMA chains in P V instead of one took 256,8,1,577,64 from 4.0 to 8.7 GFLOP/s and
+ * 2,8,1,577,64 from 11 to 15 (2026-11-24, JDK 25, one JVM). With so few queries the per-query steps, chains of
  * dependent reductions and exponentials, cost as much as the products: 32,8,4,196,64 runs no faster
  * with its inputs in L2 than from memory.
  */
@@ -25,9 +27,9 @@ final class FewQueryAttention {
     private static final int L = S.length();
     /** Queries from which {@link QueryLaneAttention} (2L query lanes, whatever Lq) is faster: measured at L / 2. */
     static final int QUERIES = Math.max(2, L / 2);
-    /** Scores by sums of products over d ({@link #dotScores}) where vectors have 16 lanes and divide Dh (a masked
+    /** Scores by sums of products over d ({@link #dotScores}) where vectors have 16 or 8 lanes and divide Dh (a masked
      *  last vector in that method made C2 give up its vector intrinsics: 20 times slower), else from transposed keys. */
-    private static final boolean SUM_TREES = L == 16;
+    private static final boolean SUM_TREES = L == 16 || L == 8;
     private static final VectorShuffle<Float> SWAP8 = swap(8), SWAP4 = swap(4), SWAP2 = swap(2), SWAP1 = swap(1);
     private static final VectorMask<Float> BIT8 = bitSet(8), BIT4 = bitSet(4), BIT2 = bitSet(2), BIT1 = bitSet(1);
     /** Keys per block: one transposition's worth. */
@@ -36,12 +38,19 @@ final class FewQueryAttention {
     private static final int TASKS_PER_THREAD = 4;
     /** Below this many flops one thread finishes before a second would have started. */
     private static final long PARALLEL_FLOPS = 1 << 18;
+    /**
+     * From this many bytes of keys and values a task copies each block's rows in memory order before using
+     * them (see {@link #heads}). Measured 2026-11-24 (Zen 4, AVX2, 2 cores, 32 MB L3, JDK 25, one JVM),
+     * GFLOP/s in place vs copied, B,8,1,577,64: B = 2 (4.7 MB) 25.7 vs 16.2; 4 (9.4 MB) 10.7 vs 7.3; 8
+     * (19 MB) 9.8 vs 10.0; 256 (605 MB) 8.0 vs 9.8; and 16,12,2,256,64 (25 MB) 15.6 vs 17.7.
+     */
+    private static final long COPY_FROM_BYTES = 16L << 20;
 
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
 
     /** Per-thread scratch, grown on demand and reused. */
     private static final class Workspace {
-        float[] keysT = new float[0], scores = new float[0], alpha = new float[0];
+        float[] keysT = new float[0], scores = new float[0], alpha = new float[0], keys = new float[0], values = new float[0];
         float[] output = new float[0], max = new float[0], sum = new float[0];
     }
 
@@ -75,17 +84,22 @@ final class FewQueryAttention {
         int groups = Math.min(s.heads, Math.max(1, (wanted + s.batch - 1) / s.batch));
         int perGroup = (s.heads + groups - 1) / groups, tasks = s.batch * groups;
         boolean parallel = s.flops() >= PARALLEL_FLOPS;
+        boolean copy = (long) s.batch * s.keys * s.heads * (s.headDim + s.valueDim) * Float.BYTES >= COPY_FROM_BYTES;
         CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
             for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
                 int b = task / groups, h0 = task % groups * perGroup, h1 = Math.min(s.heads, h0 + perGroup);
-                if (h0 < h1) heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, WORKSPACE.get());
+                if (h0 < h1) heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, copy, WORKSPACE.get());
             }
         });
     }
 
-    /** Heads [h0, h1) of batch element b, key block after key block. */
+    /**
+     * Heads [h0, h1) of batch element b, key block after key block. With {@code copy} each block's rows of
+     * these heads are first copied in memory order: read head by head in place, a head's rows lie H Dh
+     * floats apart, a pattern the prefetchers miss when the rows come from memory.
+     */
     private static void heads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
-            float[] bias, float[] out, float[] lse, Workspace w) {
+            float[] bias, float[] out, float[] lse, boolean copy, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, lq = s.queries, states = (h1 - h0) * lq;
         float[] kT = w.keysT = Scratch.atLeast(w.keysT, dh * KEY_BLOCK);
         float[] sc = w.scores = Scratch.atLeast(w.scores, lq * KEY_BLOCK), alpha = w.alpha = Scratch.atLeast(w.alpha, lq);
@@ -96,16 +110,35 @@ final class FewQueryAttention {
         Arrays.fill(sum, 0, states, 0f);
         int lastKey = s.lastKey(lq - 1); // the last query sees the most keys
         boolean trees = SUM_TREES && dh % L == 0;
+        // where the block's rows are read from: the copies (rows of h1 - h0 heads) or k and v in place
+        int kRow = copy ? (h1 - h0) * dh : s.heads * dh, vRow = copy ? (h1 - h0) * dv : s.heads * dv;
+        float[] kc = k, vc = v;
+        if (copy) {
+            kc = w.keys = Scratch.atLeast(w.keys, KEY_BLOCK * kRow);
+            vc = w.values = Scratch.atLeast(w.values, KEY_BLOCK * vRow);
+        }
         for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
+            int kFirst = ((b * s.keys + j0) * s.heads + h0) * dh, vFirst = ((b * s.keys + j0) * s.heads + h0) * dv;
+            if (copy) {
+                copyRows(k, kFirst, s.heads * dh, kRow, n, kc);
+                copyRows(v, vFirst, s.heads * dv, vRow, n, vc);
+                kFirst = 0;
+                vFirst = 0;
+            }
             for (int h = h0; h < h1; h++) {
-                int kAt = ((b * s.keys + j0) * s.heads + h) * dh, vAt = ((b * s.keys + j0) * s.heads + h) * dv;
-                if (!trees) transposeKeys(k, kAt, s.heads * dh, n, dh, kT);
+                int kAt = kFirst + (h - h0) * dh, vAt = vFirst + (h - h0) * dv;
+                if (!trees) transposeKeys(kc, kAt, kRow, n, dh, kT);
                 // in three passes over the queries, each query's scores in their own row of sc: a query's
                 // steps are a chain of dependent reductions, and the queries' chains may then overlap
                 for (int i = 0; i < lq; i++) {
                     int qAt = ((b * lq + i) * s.heads + h) * dh;
-                    if (trees) dotScores(q, qAt, s.scale, k, kAt, s.heads * dh, n, dh, sc, i * KEY_BLOCK);
+                    if (trees && L == 16) {
+                        dotScores(q, qAt, s.scale, kc, kAt, kRow, n, dh, sc, i * KEY_BLOCK);
+                    } else if (trees) { // two trees of 8 keys
+                        dotScores8(q, qAt, s.scale, kc, kAt, kRow, 0, n, dh, sc, i * KEY_BLOCK);
+                        dotScores8(q, qAt, s.scale, kc, kAt, kRow, 8, n, dh, sc, i * KEY_BLOCK + 8);
+                    }
                     else scores(q, qAt, s.scale, dh, kT, sc, i * KEY_BLOCK);
                     maskScores(s, b, h, i, j0, n, mask, bias, sc, i * KEY_BLOCK);
                 }
@@ -118,7 +151,7 @@ final class FewQueryAttention {
                     max[state] = newMax;
                 }
                 for (int i = 0; i < lq; i++) {
-                    addValues(n, sc, i * KEY_BLOCK, v, vAt, s.heads * dv, dv, acc, ((h - h0) * lq + i) * dv, alpha[i]);
+                    addValues(n, sc, i * KEY_BLOCK, vc, vAt, vRow, dv, acc, ((h - h0) * lq + i) * dv, alpha[i]);
                 }
             }
         }
@@ -134,6 +167,15 @@ final class FewQueryAttention {
                 }
             }
         }
+    }
+
+    /** n rows of {@code width} floats, {@code stride} apart from src[from], to dst's first n * width floats. */
+    private static void copyRows(float[] src, int from, int stride, int width, int n, float[] dst) {
+        if (width == stride) {
+            System.arraycopy(src, from, dst, 0, n * width); // all the heads: one run
+            return;
+        }
+        for (int j = 0; j < n; j++) System.arraycopy(src, from + j * stride, dst, j * width, width);
     }
 
     /** kT[d * KEY_BLOCK + j] = k[first + j * rowStride + d] for j < n, 0 for j in [n, KEY_BLOCK). */
@@ -213,6 +255,41 @@ final class FewQueryAttention {
         v0.mul(scale).intoArray(sc, scAt);
     }
 
+    /**
+     * {@link #dotScores} for 8 lanes and keys [first, first + 8) of the block: three stages of the tree.
+     * Keys at or past n read the last one again.
+     */
+    private static void dotScores8(float[] q, int qAt, float scale, float[] k, int kAt, int kRow, int first, int n,
+            int dh, float[] sc, int scAt) {
+        int r0 = kAt + Math.min(first, n - 1) * kRow, r1 = kAt + Math.min(first + 1, n - 1) * kRow;
+        int r2 = kAt + Math.min(first + 2, n - 1) * kRow, r3 = kAt + Math.min(first + 3, n - 1) * kRow;
+        int r4 = kAt + Math.min(first + 4, n - 1) * kRow, r5 = kAt + Math.min(first + 5, n - 1) * kRow;
+        int r6 = kAt + Math.min(first + 6, n - 1) * kRow, r7 = kAt + Math.min(first + 7, n - 1) * kRow;
+        FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
+        for (int d = 0; d + L <= dh; d += L) {
+            FloatVector x = FloatVector.fromArray(S, q, qAt + d);
+            v0 = x.fma(FloatVector.fromArray(S, k, r0 + d), v0);
+            v1 = x.fma(FloatVector.fromArray(S, k, r1 + d), v1);
+            v2 = x.fma(FloatVector.fromArray(S, k, r2 + d), v2);
+            v3 = x.fma(FloatVector.fromArray(S, k, r3 + d), v3);
+            v4 = x.fma(FloatVector.fromArray(S, k, r4 + d), v4);
+            v5 = x.fma(FloatVector.fromArray(S, k, r5 + d), v5);
+            v6 = x.fma(FloatVector.fromArray(S, k, r6 + d), v6);
+            v7 = x.fma(FloatVector.fromArray(S, k, r7 + d), v7);
+        }
+        // s = 4
+        v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
+        v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
+        v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
+        v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
+        // s = 2
+        v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
+        v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
+        // s = 1
+        v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
+        v0.mul(scale).intoArray(sc, scAt);
+    }
+
     /** sc[scAt + j] = scale · Σ_d q[qAt + d] kT[d, j], in four partial sums over d (one would be a chain of FMA latencies). */
     private static void scores(float[] q, int qAt, float scale, int dh, float[] kT, float[] sc, int scAt) {
         for (int c = 0; c < KEY_BLOCK; c += L) {
@@ -267,6 +344,25 @@ final class FewQueryAttention {
     private static void addValues(int n, float[] p, int pAt, float[] v, int vAt, int vRow, int dv, float[] acc, int at,
             float alpha) {
         int c = 0;
+        // four columns' vectors at a time: four independent chains of FMAs instead of one
+        for (; c + 4 * L <= dv; c += 4 * L) {
+            FloatVector o0 = FloatVector.fromArray(S, acc, at + c).mul(alpha);
+            FloatVector o1 = FloatVector.fromArray(S, acc, at + c + L).mul(alpha);
+            FloatVector o2 = FloatVector.fromArray(S, acc, at + c + 2 * L).mul(alpha);
+            FloatVector o3 = FloatVector.fromArray(S, acc, at + c + 3 * L).mul(alpha);
+            for (int j = 0; j < n; j++) {
+                FloatVector x = FloatVector.broadcast(S, p[pAt + j]);
+                int row = vAt + j * vRow + c;
+                o0 = x.fma(FloatVector.fromArray(S, v, row), o0);
+                o1 = x.fma(FloatVector.fromArray(S, v, row + L), o1);
+                o2 = x.fma(FloatVector.fromArray(S, v, row + 2 * L), o2);
+                o3 = x.fma(FloatVector.fromArray(S, v, row + 3 * L), o3);
+            }
+            o0.intoArray(acc, at + c);
+            o1.intoArray(acc, at + c + L);
+            o2.intoArray(acc, at + c + 2 * L);
+            o3.intoArray(acc, at + c + 3 * L);
+        }
         for (; c + L <= dv; c += L) {
             FloatVector o = FloatVector.fromArray(S, acc, at + c).mul(alpha);
             for (int j = 0; j < n; j++) o = FloatVector.broadcast(S, p[pAt + j]).fma(FloatVector.fromArray(S, v, vAt + j * vRow + c), o);
