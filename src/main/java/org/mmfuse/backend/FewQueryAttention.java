@@ -25,8 +25,13 @@ import jdk.incubator.vector.VectorSpecies;
 final class FewQueryAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
-    /** Queries from which {@link QueryLaneAttention} (2L query lanes, whatever Lq) is faster: measured at L / 2. */
-    static final int QUERIES = Math.max(2, L / 2);
+    /**
+     * Queries from which {@link QueryLaneAttention} (2L query lanes, whatever Lq) is faster: measured at L / 2
+     * on AVX-512, and on AVX2 at 5 since this kernel's sum trees (2026-11-24, JDK 25, one JVM, GFLOP/s here vs
+     * there): Lq = 4 32,8,4,196 19.3 vs 14.3 and 64,12,4,128 19.6 vs 15.5; Lq = 5 15.0 vs 16.3 and 21.5 vs
+     * 14.4; Lq = 6 27.2 vs 29.4; Lq = 8 22.1 vs 31.9.
+     */
+    static final int QUERIES = L == 8 ? 5 : Math.max(2, L / 2);
     /** Scores by sums of products over d ({@link #dotScores}) where vectors have 16 or 8 lanes and divide Dh (a masked
      *  last vector in that method made C2 give up its vector intrinsics: 20 times slower), else from transposed keys. */
     private static final boolean SUM_TREES = L == 16 || L == 8;
