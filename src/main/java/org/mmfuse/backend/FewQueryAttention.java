@@ -18,9 +18,9 @@ import jdk.incubator.vector.VectorSpecies;
  * transposed), the online softmax step (running maximum, denominator, rescaling of what was
  * accumulated), then P V with lanes over Dv. On AVX2 the trees (they replaced an 8 x 8 transposition per
  * 8 keys) and four FMA chains in P V instead of one took 256,8,1,577,64 from 4.0 to 8.7 GFLOP/s and
- * 2,8,1,577,64 from 11 to 15 (2026-11-24, JDK 25, one JVM). With so few queries the per-query steps, chains of
- * dependent reductions and exponentials, cost as much as the products: 32,8,4,196,64 runs no faster
- * with its inputs in L2 than from memory.
+ * 2,8,1,577,64 from 11 to 15 (2026-11-24, JDK 25, one JVM). With so few queries the per-query steps,
+ * chains of dependent reductions and exponentials, cost as much as the products: on AVX-512,
+ * 32,8,4,196,64 ran no faster with its inputs in L2 than from memory.
  */
 final class FewQueryAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -55,7 +55,9 @@ final class FewQueryAttention {
 
     /** Per-thread scratch, grown on demand and reused. */
     private static final class Workspace {
-        float[] keysT = new float[0], scores = new float[0], alpha = new float[0], keys = new float[0], values = new float[0];
+        float[] keysT = new float[0], scores = new float[0], alpha = new float[0];
+        /** A block's rows of the task's heads, copied in memory order (see {@link #COPY_FROM_BYTES}). */
+        float[] keys = new float[0], values = new float[0];
         float[] output = new float[0], max = new float[0], sum = new float[0];
     }
 
@@ -143,8 +145,9 @@ final class FewQueryAttention {
                     } else if (trees) { // two trees of 8 keys
                         dotScores8(q, qAt, s.scale, kc, kAt, kRow, 0, n, dh, sc, i * KEY_BLOCK);
                         dotScores8(q, qAt, s.scale, kc, kAt, kRow, 8, n, dh, sc, i * KEY_BLOCK + 8);
+                    } else {
+                        scores(q, qAt, s.scale, dh, kT, sc, i * KEY_BLOCK);
                     }
-                    else scores(q, qAt, s.scale, dh, kT, sc, i * KEY_BLOCK);
                     maskScores(s, b, h, i, j0, n, mask, bias, sc, i * KEY_BLOCK);
                 }
                 for (int i = 0; i < lq; i++) { // the online softmax step: new maximum, rescaling alpha, p in place

@@ -247,8 +247,9 @@ public final class QuickBench {
         System.out.println();
         System.out.printf(Locale.ROOT, "Bilinear family (see BilinearShapes). Milliseconds at the median [min-max];"
                 + " GFLOP/s of the CPU products where the op is one; peak as above = %.0f GFLOP/s.%n", peak);
-        System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s %22s %9s %24s %24s%n", "shape", "scalar", "vector",
-                "torch", "vec/tor", "GFLOP/s", "vec/peak", "memory floor", "floor/vec", "cuda (from Java)", "cuda, bf16 products");
+        System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s %22s %9s %24s %24s%n", "shape", "scalar",
+                "vector", "torch", "vec/tor", "GFLOP/s", "vec/peak", "memory floor", "floor/vec", "cuda (from Java)",
+                "cuda, bf16 products");
         for (String shape : shapes) {
             Map<String, RunResult> m = cpu.getOrDefault(shape, Map.of());
             RunResult ours = m.get("vector");
@@ -258,10 +259,11 @@ public final class QuickBench {
             String ofPeak = flops == 0 || ours == null || Double.isNaN(peak) ? "-"
                     : String.format(Locale.ROOT, "%.2f", flops / 1e3 / median / peak);
             RunResult floor = shape.startsWith("pool") ? m.get("outputFloor") : null;
+            Map<String, RunResult> g = gpu.getOrDefault(shape, Map.of());
             System.out.printf(Locale.ROOT, "%-26s %12s %24s %24s %8s %8s %8s %22s %9s %24s %24s%n", shape,
                     millis(scalar.getOrDefault(shape, Map.of()).get("scalar")), millis(ours), millis(m.get("torch")),
-                    ratio(m.get("torch"), ours), gflops, ofPeak, millis(floor), ratio(floor, ours),
-                    millis(gpu.getOrDefault(shape, Map.of()).get("cuda")), millis(gpu.getOrDefault(shape, Map.of()).get("cudaBf16")));
+                    ratio(m.get("torch"), ours), gflops, ofPeak, millis(floor), ratio(floor, ours), millis(g.get("cuda")),
+                    millis(g.get("cudaBf16")));
         }
         System.out.println("vec/tor: torch's median time / ours. memory floor (pooling): writing the output and scaling"
                 + " it in place, on every core, no arithmetic; floor/vec: its time / ours.");
