@@ -483,8 +483,8 @@ final class QueryLaneAttention {
     /**
      * values8 for 4 queries, for 16 vector registers, written for any layout of the probabilities:
      * o[oAt + x ldo ..+ 2L) = o[..] · alpha[alphaAt + x] + Σ_{j < n} p[pAt + j pKey + x pQuery] · v[vAt + j vRow ..+ 2L)
-     * for the 4 queries x. Here p is pᵀ (pKey = QL, pQuery = 1); VectorAttention's weights path passes
-     * [QB, KEY_BLOCK] rows (pKey = 1, pQuery = KEY_BLOCK).
+     * for the 4 queries x. VectorAttention's weights path passes [QB, KEY_BLOCK] rows (pKey = 1, pQuery =
+     * KEY_BLOCK); this class's own pᵀ takes {@link #valuesLanes4}.
      */
     static void values4(int n, float[] p, int pAt, int pKey, int pQuery, float[] v, int vAt, int vRow, float[] o,
             int oAt, int ldo, float[] alpha, int alphaAt) {

@@ -182,8 +182,8 @@ final class VectorBilinear {
     /**
      * a[at .. at + length) divided by max(its L2 norm, 1e-12), given {@code squares}, the sum of its squares
      * as the caller's float lanes added them up. Those overflow from |v| = 1.8e19 although the norm is
-     * finite, so an infinite sum is redone here in double (a sum past 1e308 would need 2^31 values of
-     * float's maximum). Norms past 8.5e37 divide in double: their inverse is a float subnormal, short of bits.
+     * finite, so an infinite sum is redone here in double, where it cannot overflow (at most 2^31 squares of
+     * at most 1.2e77). Norms past 8.5e37 divide in double: their inverse is a float subnormal, short of bits.
      */
     static void divideByNorm(float[] a, int at, int length, double squares) {
         if (squares == Double.POSITIVE_INFINITY) {
