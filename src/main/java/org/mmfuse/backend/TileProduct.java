@@ -123,6 +123,19 @@ final class TileProduct {
                 }
                 continue;
             }
+            if (stepStride == 1 && width == 2 * L && Transpose.SIZE == L && lines == width && k >= L) {
+                // Two vectors of lines (a Linear weight's rows as B's columns): the same transpositions, each
+                // half of a step's lines written straight to its place
+                int from = at + first * lineStride, second = from + L * lineStride, p = 0;
+                for (; p + L <= k; p += L) {
+                    Transpose.block(src, from + p, lineStride, 1f, dst, base + p * width, width);
+                    Transpose.block(src, second + p, lineStride, 1f, dst, base + p * width + L, width);
+                }
+                for (; p < k; p++) {
+                    for (int i = 0; i < width; i++) dst[base + p * width + i] = src[from + i * lineStride + p];
+                }
+                continue;
+            }
             if (gathered && lines == width) {
                 // Row-major lines (A's rows, or a Linear weight's as B's columns): gathers collect each
                 // step's element of every line (element by element, this transposition took 14% of a large
