@@ -118,9 +118,7 @@ final class TileProduct {
                         else System.arraycopy(block, c * L, dst, to, width);
                     }
                 }
-                for (; p < k; p++) {
-                    for (int i = 0; i < width; i++) dst[base + p * width + i] = src[from + i * lineStride + p];
-                }
+                stepByStep(src, from, lineStride, width, p, k, dst, base);
                 continue;
             }
             if (stepStride == 1 && width == 2 * L && Transpose.SIZE == L && lines == width && k >= L) {
@@ -131,9 +129,7 @@ final class TileProduct {
                     Transpose.block(src, from + p, lineStride, 1f, dst, base + p * width, width);
                     Transpose.block(src, second + p, lineStride, 1f, dst, base + p * width + L, width);
                 }
-                for (; p < k; p++) {
-                    for (int i = 0; i < width; i++) dst[base + p * width + i] = src[from + i * lineStride + p];
-                }
+                stepByStep(src, from, lineStride, width, p, k, dst, base);
                 continue;
             }
             if (gathered && lines == width) {
@@ -156,9 +152,7 @@ final class TileProduct {
                 for (int last = steps > 1 ? k - steps : k - 2; p <= last; p += steps) {
                     FloatVector.fromArray(S, src, from + p, across, 0).intoArray(dst, base + p * width);
                 }
-                for (; p < k; p++) {
-                    for (int i = 0; i < width; i++) dst[base + p * width + i] = src[from + i * lineStride + p];
-                }
+                stepByStep(src, from, lineStride, width, p, k, dst, base);
                 continue;
             }
             if (lineStride == 1) {
@@ -183,6 +177,13 @@ final class TileProduct {
                     for (int p = 0; p < k; p++) dst[base + p * width + i] = 0f;
                 }
             }
+        }
+    }
+
+    /** Steps [p0, k) of a panel of row-major lines, element by element: dst[base + p width + i] = line i's p-th. */
+    private static void stepByStep(float[] src, int from, int lineStride, int width, int p0, int k, float[] dst, int base) {
+        for (int p = p0; p < k; p++) {
+            for (int i = 0; i < width; i++) dst[base + p * width + i] = src[from + i * lineStride + p];
         }
     }
 
