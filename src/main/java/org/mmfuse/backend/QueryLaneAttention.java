@@ -13,13 +13,15 @@ import jdk.incubator.vector.VectorSpecies;
  * copy of the head's keys, which {@link VectorAttention} needs for its key lanes), each head's keys
  * once per tile of QL queries: in place when there are one or two tiles, else from a plain copy of a run of
  * heads' rows (see {@link #headsPerCopy}); the online softmax is elementwise over the lanes (no
- * horizontal reductions). P V then turns to lanes over Dv, reading the probabilities as broadcast
- * scalars, so the output accumulates in its own layout [QL, Dv]. Taken without weights from
- * {@link FewQueryAttention#QUERIES} queries (see {@link #takes}).
+ * horizontal reductions). P V keeps the lanes over the queries on AVX2, accumulating oᵀ [Dv, QL] with one value
+ * row's elements broadcast, transposed into the output at the end; on AVX-512 it turns to lanes over Dv,
+ * reading the probabilities as broadcast scalars (see {@link #VALUES_BY_QUERY_LANES}). Taken without weights
+ * from {@link FewQueryAttention#QUERIES} queries (see {@link #takes}).
  *
- * <p>Two register-tiled micro-kernels, 8 x 2 vectors each (5 x 2 and 4 x 2 on AVX2): {@code scores8} (8 keys x QL queries,
- * over Dh) and {@code values8} (8 queries x 2L output columns, over a block's keys). Written out
- * without helpers taking vectors, which C2 would not inline at this size (see VectorGemm).
+ * <p>Register-tiled micro-kernels, 8 x 2 vectors each on AVX-512, 5 x 2 on AVX2: {@code scores8} (8 keys x QL
+ * queries, over Dh), {@code values8} (8 queries x 2L output columns, over a block's keys) and {@code valuesT5}
+ * (5 output columns x QL queries). Written out without helpers taking vectors, which C2 would not inline at
+ * this size (see VectorGemm).
  */
 final class QueryLaneAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -27,20 +29,28 @@ final class QueryLaneAttention {
     /** Queries per tile: two vectors. */
     private static final int QL = 2 * L;
     /**
-     * Key rows of a scores kernel call and query rows of a values kernel call: 8 (x 2 vectors) where there
-     * are 32 vector registers (AVX-512); where there are 16 (AVX2), 5 keys and 4 queries, so that no
-     * accumulator spills. Five keys rather than four: one-JVM A/B (2026-11-24, Zen 4, JDK 25), 32,8,32,196
-     * 58 -> 65 GFLOP/s, 64,12,128,128 79 -> 88, 4,8,1024,1024,128 82 -> 90; JDK 17 37 -> 43 and 68 -> 72.
-     * Six keys (a block of 126) ran 20% slower inside the kernel, although faster alone; five queries
-     * do not divide a tile's 16.
+     * Key rows of a scores kernel call: 8 (x 2 vectors) where there are 32 vector registers (AVX-512); 5 where
+     * there are 16 (AVX2), so that no accumulator spills. Five rather than four: one-JVM A/B (2026-11-24,
+     * Zen 4, JDK 25), 32,8,32,196 58 -> 65 GFLOP/s, 64,12,128,128 79 -> 88, 4,8,1024,1024,128 82 -> 90;
+     * JDK 17 37 -> 43 and 68 -> 72. Six keys (a block of 126) ran 20% slower inside the kernel, although
+     * faster alone.
      */
-    private static final int KEY_ROWS = L >= 16 ? 8 : 5, QUERY_ROWS = L >= 16 ? 8 : 4;
+    private static final int KEY_ROWS = L >= 16 ? 8 : 5;
     /**
      * Keys per softmax block at most: the scores of a block are exponentiated and applied together. An 8 KiB
      * block of scores whatever the width (64 keys x 32 lanes on AVX-512, 128 x 16 on AVX2): fewer blocks
      * mean fewer rescalings of the output accumulator.
      */
     private static final int KEY_BLOCK = 2048 / QL;
+    /**
+     * Where P V keeps the lanes over the queries, accumulating oᵀ [Dv, QL] in 5 x 2 vector kernels shaped like
+     * the scores kernel ({@link #valuesByQueryLanes}): with 16 registers. Lanes over Dv need broadcasts of
+     * the probabilities, and five queries do not divide a tile's 16: 4 x 2 kernels, which left P V at half the
+     * speed of the scores. One-JVM A/B (2026-11-24, Zen 4), GFLOP/s before / after: JDK 25 32,8,32,196 83 / 98,
+     * 64,12,128,128 98 / 104, 8,8,64,256 86 / 97, 4,8,1024,1024,128 98 / 106; JDK 17 45 / 50 and 69 / 71;
+     * outputs bit-identical (the same sums in the same order). AVX-512 keeps its 8 x 2 kernels over Dv.
+     */
+    private static final boolean VALUES_BY_QUERY_LANES = L < 16;
     /** Tasks wanted per thread, when a task is a run of heads whose rows it copies. */
     private static final int TASKS_PER_THREAD = 4;
     /** Tasks per thread when the rows are read in place: runs of consecutive tiles. */
@@ -176,24 +186,18 @@ final class QueryLaneAttention {
             maskBlock(s, b, h, i0, j0, n, mask, bias, sT, w);
 
             softmaxBlock(n, sT, max, sum, alpha);
-            // o = o · alpha + P V, lanes over Dv: groups of QUERY_ROWS queries times 2L columns
-            int vAt = vFirst + j0 * vRow, c = 0;
-            for (; c + 2 * L <= dv; c += 2 * L) {
-                for (int g = 0; g < rows; g += QUERY_ROWS) {
-                    if (QUERY_ROWS == 8) values8(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
-                    else valuesLanes4(n, sT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
-                }
-            }
-            if (c < dv) valuesTail(n, sT, rows, v, vAt, vRow, c, dv, o, ldo, alpha);
+            int vAt = vFirst + j0 * vRow;
+            if (VALUES_BY_QUERY_LANES) valuesByQueryLanes(n, sT, v, vAt, vRow, dv, o, alpha);
+            else valuesByColumnLanes(n, sT, rows, v, vAt, vRow, dv, o, ldo, alpha);
         }
 
-        for (int i = 0; i < rows; i++) {
-            int row = (b * s.heads + h) * s.queries + i0 + i;
-            float inverse = sum[i] == 0f ? 0f : 1f / sum[i];
-            int oAt = ((b * s.queries + i0 + i) * s.heads + h) * dv;
-            // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
-            if (sum[i] == 0f) Arrays.fill(out, oAt, oAt + dv, 0f); else VectorAttention.scaleInto(o, i * ldo, inverse, out, oAt, dv);
-            if (lse != null) lse[row] = sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
+        if (VALUES_BY_QUERY_LANES) writeTransposed(s, b, h, i0, rows, o, sum, out);
+        else writeRows(s, b, h, i0, rows, o, ldo, sum, out);
+        if (lse != null) {
+            for (int i = 0; i < rows; i++) {
+                lse[(b * s.heads + h) * s.queries + i0 + i] =
+                        sum[i] == 0f ? Float.NEGATIVE_INFINITY : max[i] + (float) Math.log(sum[i]);
+            }
         }
     }
 
@@ -484,7 +488,7 @@ final class QueryLaneAttention {
      * values8 for 4 queries, for 16 vector registers, written for any layout of the probabilities:
      * o[oAt + x ldo ..+ 2L) = o[..] · alpha[alphaAt + x] + Σ_{j < n} p[pAt + j pKey + x pQuery] · v[vAt + j vRow ..+ 2L)
      * for the 4 queries x. VectorAttention's weights path passes [QB, KEY_BLOCK] rows (pKey = 1, pQuery =
-     * KEY_BLOCK); this class's own pᵀ takes {@link #valuesLanes4}.
+     * KEY_BLOCK).
      */
     static void values4(int n, float[] p, int pAt, int pKey, int pQuery, float[] v, int vAt, int vRow, float[] o,
             int oAt, int ldo, float[] alpha, int alphaAt) {
@@ -523,43 +527,153 @@ final class QueryLaneAttention {
     }
 
     /**
-     * values4 on pᵀ [keys, QL]: the probabilities indexed by the loop's own counter times a constant, which
-     * lets C2 drop their range checks from the loop (values4's general strides keep one per load).
+     * oᵀ[d, ..QL) = oᵀ[d, ..] · alpha + Σ_{j < n} v[vAt + j vRow + d] · pᵀ[j, ..QL) for all d < dv: the scores
+     * kernel's shape (5 rows of Dv x 2 query vectors), with whole vectors of pᵀ and broadcasts along one value row.
+     * Rows of Dv in fives, then fours (a multiple of five left for the fives where Dv >= 16), then singles.
      */
-    private static void valuesLanes4(int n, float[] pT, int g, float[] v, int vAt, int vRow, float[] o, int oAt, int ldo,
+    private static void valuesByQueryLanes(int n, float[] pT, float[] v, int vAt, int vRow, int dv, float[] oT,
             float[] alpha) {
-        FloatVector o00 = FloatVector.fromArray(S, o, oAt).mul(alpha[g]);
-        FloatVector o01 = FloatVector.fromArray(S, o, oAt + L).mul(alpha[g]);
-        FloatVector o10 = FloatVector.fromArray(S, o, oAt + ldo).mul(alpha[g + 1]);
-        FloatVector o11 = FloatVector.fromArray(S, o, oAt + ldo + L).mul(alpha[g + 1]);
-        FloatVector o20 = FloatVector.fromArray(S, o, oAt + 2 * ldo).mul(alpha[g + 2]);
-        FloatVector o21 = FloatVector.fromArray(S, o, oAt + 2 * ldo + L).mul(alpha[g + 2]);
-        FloatVector o30 = FloatVector.fromArray(S, o, oAt + 3 * ldo).mul(alpha[g + 3]);
-        FloatVector o31 = FloatVector.fromArray(S, o, oAt + 3 * ldo + L).mul(alpha[g + 3]);
-        for (int j = 0; j < n; j++) {
-            int at = vAt + j * vRow;
-            FloatVector v0 = FloatVector.fromArray(S, v, at), v1 = FloatVector.fromArray(S, v, at + L);
-            FloatVector x = FloatVector.broadcast(S, pT[g + j * QL]);
-            o00 = x.fma(v0, o00);
-            o01 = x.fma(v1, o01);
-            x = FloatVector.broadcast(S, pT[g + 1 + j * QL]);
-            o10 = x.fma(v0, o10);
-            o11 = x.fma(v1, o11);
-            x = FloatVector.broadcast(S, pT[g + 2 + j * QL]);
-            o20 = x.fma(v0, o20);
-            o21 = x.fma(v1, o21);
-            x = FloatVector.broadcast(S, pT[g + 3 + j * QL]);
-            o30 = x.fma(v0, o30);
-            o31 = x.fma(v1, o31);
+        int fives = dv >= 16 ? (dv - 4 * (4 * dv % 5)) / 5 : 0, d = 0;
+        for (int g = 0; g < fives; g++, d += 5) valuesT5(n, pT, v, vAt + d, vRow, oT, d * QL, alpha);
+        for (; d + 4 <= dv; d += 4) valuesT4(n, pT, v, vAt + d, vRow, oT, d * QL, alpha);
+        for (; d < dv; d++) valuesT1(n, pT, v, vAt + d, vRow, oT, d * QL, alpha);
+    }
+
+    private static void valuesT5(int n, float[] pT, float[] v, int vAt, int vRow, float[] oT, int oAt, float[] alpha) {
+        FloatVector r0 = FloatVector.fromArray(S, alpha, 0), r1 = FloatVector.fromArray(S, alpha, L);
+        FloatVector o00 = FloatVector.fromArray(S, oT, oAt).mul(r0), o01 = FloatVector.fromArray(S, oT, oAt + L).mul(r1);
+        FloatVector o10 = FloatVector.fromArray(S, oT, oAt + QL).mul(r0);
+        FloatVector o11 = FloatVector.fromArray(S, oT, oAt + QL + L).mul(r1);
+        FloatVector o20 = FloatVector.fromArray(S, oT, oAt + 2 * QL).mul(r0);
+        FloatVector o21 = FloatVector.fromArray(S, oT, oAt + 2 * QL + L).mul(r1);
+        FloatVector o30 = FloatVector.fromArray(S, oT, oAt + 3 * QL).mul(r0);
+        FloatVector o31 = FloatVector.fromArray(S, oT, oAt + 3 * QL + L).mul(r1);
+        FloatVector o40 = FloatVector.fromArray(S, oT, oAt + 4 * QL).mul(r0);
+        FloatVector o41 = FloatVector.fromArray(S, oT, oAt + 4 * QL + L).mul(r1);
+        for (int j = 0, at = vAt; j < n; j++, at += vRow) {
+            FloatVector p0 = FloatVector.fromArray(S, pT, j * QL), p1 = FloatVector.fromArray(S, pT, j * QL + L);
+            FloatVector x = FloatVector.broadcast(S, v[at]);
+            o00 = x.fma(p0, o00);
+            o01 = x.fma(p1, o01);
+            x = FloatVector.broadcast(S, v[at + 1]);
+            o10 = x.fma(p0, o10);
+            o11 = x.fma(p1, o11);
+            x = FloatVector.broadcast(S, v[at + 2]);
+            o20 = x.fma(p0, o20);
+            o21 = x.fma(p1, o21);
+            x = FloatVector.broadcast(S, v[at + 3]);
+            o30 = x.fma(p0, o30);
+            o31 = x.fma(p1, o31);
+            x = FloatVector.broadcast(S, v[at + 4]);
+            o40 = x.fma(p0, o40);
+            o41 = x.fma(p1, o41);
         }
-        o00.intoArray(o, oAt);
-        o01.intoArray(o, oAt + L);
-        o10.intoArray(o, oAt + ldo);
-        o11.intoArray(o, oAt + ldo + L);
-        o20.intoArray(o, oAt + 2 * ldo);
-        o21.intoArray(o, oAt + 2 * ldo + L);
-        o30.intoArray(o, oAt + 3 * ldo);
-        o31.intoArray(o, oAt + 3 * ldo + L);
+        o00.intoArray(oT, oAt);
+        o01.intoArray(oT, oAt + L);
+        o10.intoArray(oT, oAt + QL);
+        o11.intoArray(oT, oAt + QL + L);
+        o20.intoArray(oT, oAt + 2 * QL);
+        o21.intoArray(oT, oAt + 2 * QL + L);
+        o30.intoArray(oT, oAt + 3 * QL);
+        o31.intoArray(oT, oAt + 3 * QL + L);
+        o40.intoArray(oT, oAt + 4 * QL);
+        o41.intoArray(oT, oAt + 4 * QL + L);
+    }
+
+    private static void valuesT4(int n, float[] pT, float[] v, int vAt, int vRow, float[] oT, int oAt, float[] alpha) {
+        FloatVector r0 = FloatVector.fromArray(S, alpha, 0), r1 = FloatVector.fromArray(S, alpha, L);
+        FloatVector o00 = FloatVector.fromArray(S, oT, oAt).mul(r0), o01 = FloatVector.fromArray(S, oT, oAt + L).mul(r1);
+        FloatVector o10 = FloatVector.fromArray(S, oT, oAt + QL).mul(r0);
+        FloatVector o11 = FloatVector.fromArray(S, oT, oAt + QL + L).mul(r1);
+        FloatVector o20 = FloatVector.fromArray(S, oT, oAt + 2 * QL).mul(r0);
+        FloatVector o21 = FloatVector.fromArray(S, oT, oAt + 2 * QL + L).mul(r1);
+        FloatVector o30 = FloatVector.fromArray(S, oT, oAt + 3 * QL).mul(r0);
+        FloatVector o31 = FloatVector.fromArray(S, oT, oAt + 3 * QL + L).mul(r1);
+        for (int j = 0, at = vAt; j < n; j++, at += vRow) {
+            FloatVector p0 = FloatVector.fromArray(S, pT, j * QL), p1 = FloatVector.fromArray(S, pT, j * QL + L);
+            FloatVector x = FloatVector.broadcast(S, v[at]);
+            o00 = x.fma(p0, o00);
+            o01 = x.fma(p1, o01);
+            x = FloatVector.broadcast(S, v[at + 1]);
+            o10 = x.fma(p0, o10);
+            o11 = x.fma(p1, o11);
+            x = FloatVector.broadcast(S, v[at + 2]);
+            o20 = x.fma(p0, o20);
+            o21 = x.fma(p1, o21);
+            x = FloatVector.broadcast(S, v[at + 3]);
+            o30 = x.fma(p0, o30);
+            o31 = x.fma(p1, o31);
+        }
+        o00.intoArray(oT, oAt);
+        o01.intoArray(oT, oAt + L);
+        o10.intoArray(oT, oAt + QL);
+        o11.intoArray(oT, oAt + QL + L);
+        o20.intoArray(oT, oAt + 2 * QL);
+        o21.intoArray(oT, oAt + 2 * QL + L);
+        o30.intoArray(oT, oAt + 3 * QL);
+        o31.intoArray(oT, oAt + 3 * QL + L);
+    }
+
+    private static void valuesT1(int n, float[] pT, float[] v, int vAt, int vRow, float[] oT, int oAt, float[] alpha) {
+        FloatVector o0 = FloatVector.fromArray(S, oT, oAt).mul(FloatVector.fromArray(S, alpha, 0));
+        FloatVector o1 = FloatVector.fromArray(S, oT, oAt + L).mul(FloatVector.fromArray(S, alpha, L));
+        for (int j = 0, at = vAt; j < n; j++, at += vRow) {
+            FloatVector x = FloatVector.broadcast(S, v[at]);
+            o0 = x.fma(FloatVector.fromArray(S, pT, j * QL), o0);
+            o1 = x.fma(FloatVector.fromArray(S, pT, j * QL + L), o1);
+        }
+        o0.intoArray(oT, oAt);
+        o1.intoArray(oT, oAt + L);
+    }
+
+    /**
+     * The tile's output from oᵀ [Dv, QL]: each query's column divided by its denominator (zeros where it
+     * attended no key), transposed into out's rows, H Dv floats apart, by {@link Transpose} blocks.
+     */
+    private static void writeTransposed(AttentionShape s, int b, int h, int i0, int rows, float[] oT, float[] sum,
+            float[] out) {
+        int dv = s.valueDim, outRow = s.heads * dv, first = ((b * s.queries + i0) * s.heads + h) * dv;
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        FloatVector s0 = FloatVector.fromArray(S, sum, 0), s1 = FloatVector.fromArray(S, sum, L);
+        FloatVector inv0 = one.div(s0).blend(0f, s0.eq(0f)), inv1 = one.div(s1).blend(0f, s1.eq(0f));
+        for (int d = 0; d < dv; d++) {
+            FloatVector.fromArray(S, oT, d * QL).mul(inv0).intoArray(oT, d * QL);
+            FloatVector.fromArray(S, oT, d * QL + L).mul(inv1).intoArray(oT, d * QL + L);
+        }
+        int size = Transpose.SIZE;
+        int blockRows = size > 0 ? rows / size * size : 0, blockCols = size > 0 ? dv / size * size : 0;
+        for (int i = 0; i < blockRows; i += size) {
+            for (int d = 0; d < blockCols; d += size) {
+                Transpose.block(oT, d * QL + i, QL, 1f, out, first + i * outRow + d, outRow);
+            }
+        }
+        for (int i = 0, at = first; i < rows; i++, at += outRow) {
+            for (int d = i < blockRows ? blockCols : 0; d < dv; d++) out[at + d] = oT[d * QL + i];
+            // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
+            if (sum[i] == 0f) Arrays.fill(out, at, at + dv, 0f);
+        }
+    }
+
+    /** o = o · alpha + P V with lanes over Dv (AVX-512): groups of 8 queries times 2L columns, then the rest. */
+    private static void valuesByColumnLanes(int n, float[] pT, int rows, float[] v, int vAt, int vRow, int dv,
+            float[] o, int ldo, float[] alpha) {
+        int c = 0;
+        for (; c + 2 * L <= dv; c += 2 * L) {
+            for (int g = 0; g < rows; g += 8) values8(n, pT, g, v, vAt + c, vRow, o, g * ldo + c, ldo, alpha);
+        }
+        if (c < dv) valuesTail(n, pT, rows, v, vAt, vRow, c, dv, o, ldo, alpha);
+    }
+
+    /** The tile's output from o [QL, ldo]: each query's row divided by its denominator (zeros where it attended no key). */
+    private static void writeRows(AttentionShape s, int b, int h, int i0, int rows, float[] o, int ldo, float[] sum,
+            float[] out) {
+        int dv = s.valueDim;
+        for (int i = 0; i < rows; i++) {
+            int oAt = ((b * s.queries + i0 + i) * s.heads + h) * dv;
+            // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
+            if (sum[i] == 0f) Arrays.fill(out, oAt, oAt + dv, 0f);
+            else VectorAttention.scaleInto(o, i * ldo, 1f / sum[i], out, oAt, dv);
+        }
     }
 
     /** values8 for columns [c0, dv), the ones past the last whole 2L, query by query. */

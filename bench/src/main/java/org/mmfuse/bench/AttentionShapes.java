@@ -5,15 +5,16 @@ import org.mmfuse.Tensor;
 
 /**
  * The attention benchmarks' shape parameter, {@code "B,H,Lq,Lk,Dh"} ({@link ProjectedAttentionBench}'s is
- * {@code "B,Lq,Lk,kdim"}). Kept apart from the benchmark classes so that reading it loads no libtorch
- * class (a GPU machine's bundle has none).
+ * {@code "B,Lq,Lk,kdim"}); also read with x for the commas ({@code 32x8x32x196x64}), the form {@code ./mmfuse
+ * bench -p} takes, since it splits its value lists at commas. Kept apart from the benchmark classes so that
+ * reading it loads no libtorch class (a GPU machine's bundle has none).
  */
 final class AttentionShapes {
     private AttentionShapes() {}
 
     /** The shape's numbers in order: B, H, Lq, Lk, Dh. */
     static int[] dims(String shape) {
-        String[] p = shape.split(",");
+        String[] p = shape.split("[,x]");
         int[] d = new int[p.length];
         for (int i = 0; i < p.length; i++) d[i] = Integer.parseInt(p[i]);
         return d;
