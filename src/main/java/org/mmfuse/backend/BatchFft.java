@@ -41,18 +41,26 @@ final class BatchFft {
 
     private BatchFft(int n) {
         this.n = n;
+        // Odd radices first, then 4s and a 2. A stage reads R streams n/R elements apart and writes R streams
+        // Ns elements apart; where such a stride is a multiple of 4 KB, the streams fall into the same L1 sets
+        // and evict each other. With the odd radices first, Ns is odd while they run, so their writes never
+        // fall on those multiples, and the power-of-two stages after them reach one later, if at all (n =
+        // 16000 on Zen 4, one core: 1.0 ms for a batch of 8 with the 5s last, 0.5 ms with them first).
+        // Lengths that are powers of two still meet such strides (16384: about 9 GFLOP/s against 17 for 16000).
         List<Integer> factors = new ArrayList<>();
-        int rest = n;
-        while (rest % 4 == 0) {
-            factors.add(4);
-            rest /= 4;
+        int rest = n, twos = 0;
+        while (rest % 2 == 0) {
+            twos++;
+            rest /= 2;
         }
-        for (int p = 2; rest > 1; p++) {
+        for (int p = 3; rest > 1; p += 2) {
             while (rest % p == 0) {
                 factors.add(p);
                 rest /= p;
             }
         }
+        for (; twos >= 2; twos -= 2) factors.add(4);
+        if (twos == 1) factors.add(2);
         radices = factors.stream().mapToInt(Integer::intValue).toArray();
         twiddleCos = new float[radices.length][];
         twiddleSin = new float[radices.length][];
