@@ -27,11 +27,12 @@ final class FewQueryAttention {
     private static final int L = S.length();
     /**
      * Queries from which {@link QueryLaneAttention} (2L query lanes, whatever Lq) is faster: measured at L / 2
-     * on AVX-512, and on AVX2 at 5 since this kernel's sum trees (2026-11-24, JDK 25, one JVM, GFLOP/s here vs
-     * there): Lq = 4 32,8,4,196 19.3 vs 14.3 and 64,12,4,128 19.6 vs 15.5; Lq = 5 15.0 vs 16.3 and 21.5 vs
-     * 14.4; Lq = 6 27.2 vs 29.4; Lq = 8 22.1 vs 31.9.
+     * on AVX-512, and on AVX2 at 6 (2026-11-24, JDK 25, one JVM, GFLOP/s here vs there, after the query-lane
+     * kernel's P V went to query lanes): Lq = 4 32,8,4,196 13.2 vs 12.6 and 64,12,4,128 21.8 vs 18.4; Lq = 5
+     * 25.0 vs 25.0, 16.9 vs 14.4 and 16,8,5,577 25.6 vs 18.6; Lq = 6 25.8 vs 33.2 and 25.4 vs 24.5; Lq = 8 28.6
+     * vs 43.2 and 27.9 vs 31.2.
      */
-    static final int QUERIES = L == 8 ? 5 : Math.max(2, L / 2);
+    static final int QUERIES = L == 8 ? 6 : Math.max(2, L / 2);
     /** Scores by sums of products over d ({@link #dotScores}) where vectors have 16 or 8 lanes and divide Dh (a masked
      *  last vector in that method made C2 give up its vector intrinsics: 20 times slower), else from transposed keys. */
     private static final boolean SUM_TREES = L == 16 || L == 8;
