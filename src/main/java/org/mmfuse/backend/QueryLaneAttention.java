@@ -43,9 +43,9 @@ final class QueryLaneAttention {
      */
     private static final int KEY_BLOCK = 2048 / QL;
     /**
-     * Where P V keeps the lanes over the queries, accumulating oᵀ [Dv, QL] in 5 x 2 vector kernels shaped like
-     * the scores kernel ({@link #valuesByQueryLanes}): with 16 registers. Lanes over Dv need broadcasts of
-     * the probabilities, and five queries do not divide a tile's 16: 4 x 2 kernels, which left P V at half the
+     * Whether P V keeps the lanes over the queries (16 vector registers, AVX2): oᵀ [Dv, QL] accumulates in
+     * 5 x 2 kernels shaped like the scores kernel ({@link #valuesByQueryLanes}). With the lanes over Dv, the
+     * registers allowed 4 x 2 kernels only (five queries do not divide a tile's 16), and P V ran at half the
      * speed of the scores. One-JVM A/B (2026-11-24, Zen 4), GFLOP/s before / after: JDK 25 32,8,32,196 83 / 98,
      * 64,12,128,128 98 / 104, 8,8,64,256 86 / 97, 4,8,1024,1024,128 98 / 106; JDK 17 45 / 50 and 69 / 71;
      * outputs bit-identical (the same sums in the same order). AVX-512 keeps its 8 x 2 kernels over Dv.
@@ -529,7 +529,8 @@ final class QueryLaneAttention {
     /**
      * oᵀ[d, ..QL) = oᵀ[d, ..] · alpha + Σ_{j < n} v[vAt + j vRow + d] · pᵀ[j, ..QL) for all d < dv: the scores
      * kernel's shape (5 rows of Dv x 2 query vectors), with whole vectors of pᵀ and broadcasts along one value row.
-     * Rows of Dv in fives, then fours (a multiple of five left for the fives where Dv >= 16), then singles.
+     * Dv in runs of five rows, then of four (as many as leave a multiple of five for the fives, where Dv >= 16),
+     * then single rows.
      */
     private static void valuesByQueryLanes(int n, float[] pT, float[] v, int vAt, int vRow, int dv, float[] oT,
             float[] alpha) {
@@ -539,6 +540,7 @@ final class QueryLaneAttention {
         for (; d < dv; d++) valuesT1(n, pT, v, vAt + d, vRow, oT, d * QL, alpha);
     }
 
+    /** Five rows of oᵀ, from oAt on (QL floats apart), for the five value columns from vAt on in each key's row. */
     private static void valuesT5(int n, float[] pT, float[] v, int vAt, int vRow, float[] oT, int oAt, float[] alpha) {
         FloatVector r0 = FloatVector.fromArray(S, alpha, 0), r1 = FloatVector.fromArray(S, alpha, L);
         FloatVector o00 = FloatVector.fromArray(S, oT, oAt).mul(r0), o01 = FloatVector.fromArray(S, oT, oAt + L).mul(r1);
@@ -580,6 +582,7 @@ final class QueryLaneAttention {
         o41.intoArray(oT, oAt + 4 * QL + L);
     }
 
+    /** valuesT5 for 4 rows of Dv. */
     private static void valuesT4(int n, float[] pT, float[] v, int vAt, int vRow, float[] oT, int oAt, float[] alpha) {
         FloatVector r0 = FloatVector.fromArray(S, alpha, 0), r1 = FloatVector.fromArray(S, alpha, L);
         FloatVector o00 = FloatVector.fromArray(S, oT, oAt).mul(r0), o01 = FloatVector.fromArray(S, oT, oAt + L).mul(r1);
@@ -614,6 +617,7 @@ final class QueryLaneAttention {
         o31.intoArray(oT, oAt + 3 * QL + L);
     }
 
+    /** valuesT5 for one row of Dv. */
     private static void valuesT1(int n, float[] pT, float[] v, int vAt, int vRow, float[] oT, int oAt, float[] alpha) {
         FloatVector o0 = FloatVector.fromArray(S, oT, oAt).mul(FloatVector.fromArray(S, alpha, 0));
         FloatVector o1 = FloatVector.fromArray(S, oT, oAt + L).mul(FloatVector.fromArray(S, alpha, L));
