@@ -175,6 +175,18 @@ class AttentionTest {
 
     @ParameterizedTest
     @MethodSource("backends")
+    void valueWidthsOfEveryKernelRun(Ops ops) {
+        Random rng = new Random(38);
+        // A CPU backend's query-lane P V covers Dv in runs of five columns, then four, then single ones (a
+        // different mix below 16), and writes whole 8 x 8 blocks of a tile's output, then the rest one by
+        // one: 19 queries leave a partial tile, 150 keys two softmax blocks.
+        for (int dv : new int[] {1, 3, 4, 5, 7, 9, 15, 16, 17, 19, 21, 33, 64, 67}) {
+            check(ops, rng, 2, 19, 150, 2, 32, dv, false, dv % 2 == 1, false, 1);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
     void additiveBiasBroadcasts(Ops ops) {
         Random rng = new Random(37);
         int b = 2, h = 3, lk = 70;
