@@ -284,9 +284,11 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 4 : 1) attention_mma_ke
 #pragma unroll
             for (int nb = 0; nb < kKeyBlocks; ++nb)
 #pragma unroll
-                for (int x = 0; x < 4; ++x)
-                    s[nb][x] = s[nb][x] * p.scale_log2 +
-                               score_offset(p, b, h, row_lo + (x / 2) * 8, k0 + nb * 8 + 2 * t + x % 2);
+                for (int x = 0; x < 4; ++x) {
+                    const float offset = score_offset(p, b, h, row_lo + (x / 2) * 8, k0 + nb * 8 + 2 * t + x % 2);
+                    // a hidden key stays hidden when a NaN query makes its product NaN (NaN plus -inf is NaN)
+                    s[nb][x] = offset == -INFINITY ? -INFINITY : s[nb][x] * p.scale_log2 + offset;
+                }
         }
 
         // Online softmax for rows g (x = 0, 1) and g + 8 (x = 2, 3); a row's scores sit in the 4

@@ -218,7 +218,11 @@ __global__ void __launch_bounds__(kSimtThreads) attention_simt_kernel(const Atte
 #pragma unroll
         for (int r = 0; r < 4; ++r)
 #pragma unroll
-            for (int kk = 0; kk < 4; ++kk) s[r][kk] += score_offset(p, b, h, q0 + row0 + r, k0 + c + 16 * kk);
+            for (int kk = 0; kk < 4; ++kk) {
+                const float offset = score_offset(p, b, h, q0 + row0 + r, k0 + c + 16 * kk);
+                // a hidden key stays hidden when a NaN query makes its product NaN (NaN plus -inf is NaN)
+                s[r][kk] = offset == -INFINITY ? -INFINITY : s[r][kk] + offset;
+            }
 
         if constexpr (kWeights) {
 #pragma unroll
@@ -229,7 +233,8 @@ __global__ void __launch_bounds__(kSimtThreads) attention_simt_kernel(const Atte
 #pragma unroll
                 for (int kk = 0; kk < 4; ++kk) {
                     const int j = k0 + c + 16 * kk;
-                    if (j < p.keys) w[j] = lse2[r] == -INFINITY ? 0.f : exp2f(s[r][kk] - lse2[r]);
+                    // a hidden key's weight is 0 also in a NaN query's row, whose lse is NaN
+                    if (j < p.keys) w[j] = lse2[r] == -INFINITY || s[r][kk] == -INFINITY ? 0.f : exp2f(s[r][kk] - lse2[r]);
                 }
             }
         } else {

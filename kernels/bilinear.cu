@@ -59,7 +59,8 @@ __global__ void normalize_chunks(float* z, int64_t cols, int64_t chunk_cols, con
     if (threadIdx.x == 0) {
         double sum = 0;
         for (unsigned i = 0; i < gridDim.x; ++i) sum += partial[row * gridDim.x + i];
-        inverse = 1.0 / fmax(sqrt(sum), 1e-12);
+        const double norm = sqrt(sum);
+        inverse = 1.0 / (norm < 1e-12 ? 1e-12 : norm);  // a NaN norm stays NaN: fmax would drop it for 1e-12
     }
     __syncthreads();
     const int64_t last = min(cols, first + chunk_cols);
@@ -94,7 +95,9 @@ __global__ void sketch_gather(const float* x, int64_t items, int dim, const int*
     const int u = static_cast<int>(index % d);
     float sum = 0.f;
     for (int e = offsets[u]; e < offsets[u + 1]; ++e) sum = fmaf(sign[units[e]], x[item * dim + units[e]], sum);
-    out[index] = sum;
+    // A batched cuFFT may transform two samples as one complex sequence, so a NaN would reach a neighbour;
+    // the sample of a non-finite input is made NaN after the transforms (poison_rows).
+    out[index] = isfinite(sum) ? sum : 0.f;
 }
 
 // p = a * b / d, complex, elementwise over n values (the spectra of two sketches; 1/d is irfft's scale).

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Run HERE (the build machine) before a device run: packs .gpu/ with what the GPU machine cannot build
 # (it has no Maven and perhaps no Java): a jlink'ed JRE, the library and its runtime jars, the JUnit
-# console launcher with the test classes, and the JMH benchmark classes without libtorch.
+# console launcher with the test classes, the JMH benchmark classes without libtorch, and the native harness.
 # Then: device run with carry [".gpu"] and command "bash bench/gpu/java.sh".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,4 +15,5 @@ cp -r target/test-classes .gpu/test-classes
 (cd bench && mvn -q -B -ntp dependency:copy-dependencies -DincludeScope=runtime \
     -DexcludeArtifactIds=pytorch,openblas,mmfuse,javacpp,cuda -DoutputDirectory=../.gpu/bench-lib)
 cp -r bench/target/classes .gpu/bench-classes
+mkdir -p .gpu/native && cp target/native/mmfuse_harness .gpu/native/ # its libmmfuse.so is the jar's
 du -sh .gpu

@@ -4,8 +4,6 @@
 # Log in $OUT/harness.log when OUT is set. Exit status 1 on any mismatch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export PATH=/usr/local/cuda/bin:$PATH
-build=/tmp/mmfuse-native
-bash native/build.sh --native-only "$build"
+source bench/gpu/native-build.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader || true
 "$build/mmfuse_harness" 2>&1 | tee "${OUT:-/tmp}/harness.log"

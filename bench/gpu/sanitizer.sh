@@ -7,10 +7,7 @@
 # Logs in $OUT (sanitizer-<tool>.log) when it is set. Exit status 1 if any tool reported an error.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export PATH=/usr/local/cuda/bin:$PATH
-build=/tmp/mmfuse-native
-out=${OUT:-/tmp}
-bash native/build.sh --native-only "$build"
+source bench/gpu/native-build.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
 compute-sanitizer --version | head -2
 
@@ -24,7 +21,7 @@ for tool in memcheck racecheck initcheck synccheck; do
         verdict[$tool]="FAILED (exit $?)"
         status=1
     fi
-    verdict[$tool]="${verdict[$tool]}; $(grep -m1 'ERROR SUMMARY' "$log" || echo 'no summary')"
+    verdict[$tool]="${verdict[$tool]}; $(grep -m1 'SUMMARY' "$log" || echo 'no summary')"
 done
 
 java_verdict="not run (no .gpu bundle)"
@@ -44,7 +41,7 @@ if [ -x .gpu/jre/bin/java ]; then
         java_verdict="FAILED (exit $?)"
         status=1
     fi
-    java_verdict="$java_verdict; $(grep -m1 'ERROR SUMMARY' "$log" || echo 'no summary'); $(grep -m1 'tests successful' "$log" || true)"
+    java_verdict="$java_verdict; $(grep -m1 'SUMMARY' "$log" || echo 'no summary'); $(grep -m1 'tests successful' "$log" || true)"
 fi
 
 echo

@@ -123,7 +123,8 @@ int mmf_bilinear_row_dots(const float* x1, const float* t, const float* bias, fl
                           int outs, int in1, void* stream);
 
 /* The count sketch out [items, d] of x [items, dim]: bucket u sums sign[i] x[item, i] over the input units
- * units[offsets[u] .. offsets[u + 1]) (the sketch's hash inverted, offsets [d + 1], units [dim]). */
+ * units[offsets[u] .. offsets[u + 1]) (the sketch's hash inverted, offsets [d + 1], units [dim]). A bucket
+ * whose sum is not finite holds 0: the caller marks its sample (mmf_poison_nonfinite_rows). */
 int mmf_sketch(const float* x, int64_t items, int dim, const int* offsets, const int* units, const float* sign,
                int d, float* out, void* stream);
 

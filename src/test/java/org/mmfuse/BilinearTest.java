@@ -41,9 +41,10 @@ class BilinearTest {
     }
 
     /**
-     * Checks a finished row against its raw sums. With a signed square root the comparison is made on
-     * sign(v) v², which undoes the root: the root of a sum near zero magnifies its rounding error (the
-     * root of a 1e-7 error is 3e-4) without the result being any less right.
+     * Checks a finished row against its raw sums by undoing the finish: the L2 norm multiplied back, then,
+     * with a signed square root, sign(r) (r² - eps). Comparing the roots themselves would magnify rounding
+     * near zero (the root of a 1e-7 error is 3e-4), and with eps > 0 a sum that is zero in exact arithmetic
+     * but 1e-9 after an FFT's rounding has the root -sqrt(eps), however right the sum.
      */
     private static void assertFinished(Raw raw, int terms, PoolingOptions o, float[] got, int at, double extraTolerance,
             String what) {
@@ -56,21 +57,17 @@ class BilinearTest {
         for (int i = 0; i < n; i++) {
             v[i] = raw.sum[i] * scale;
             tol[i] = (1e-5 * raw.magnitude[i] + extraTolerance * maxMagnitude) * scale + 1e-30;
-            if (o.signedSqrt()) {
-                v[i] = Math.signum(v[i]) * (Math.abs(v[i]) + o.eps()); // sign(v) r² where r is the root
-                tol[i] += 1e-6 * Math.abs(v[i]);
-            }
-            normSquared += o.signedSqrt() ? Math.abs(v[i]) : v[i] * v[i];
+            double finished = o.signedSqrt() ? Math.abs(v[i]) + o.eps() : v[i] * v[i]; // the root's square
+            tol[i] += 1e-6 * (Math.abs(v[i]) + (o.signedSqrt() ? o.eps() : 0)); // float rounding of the finish
+            normSquared += finished;
         }
         double norm = o.l2Normalize() ? Math.max(Math.sqrt(normSquared), 1e-12) : 1;
-        double divide = o.signedSqrt() ? norm * norm : norm;
         for (int i = 0; i < n; i++) {
-            double g = got[at + i];
-            double compared = o.signedSqrt() ? Math.signum(g) * g * g : g;
-            double expected = v[i] / divide, tolerance = tol[i] / divide + 1e-6 * Math.abs(expected);
-            if (!(Math.abs(compared - expected) <= tolerance)) {
-                fail(what + ": element " + i + " is " + g + " (compared as " + compared + "), expected " + expected
-                        + " within " + tolerance + " (" + o + ")");
+            double g = got[at + i], r = g * norm;
+            double undone = o.signedSqrt() ? Math.signum(r) * (r * r - o.eps()) : r;
+            if (!(Math.abs(undone - v[i]) <= tol[i])) {
+                fail(what + ": element " + i + " is " + g + " (undone " + undone + "), expected " + v[i] + " within "
+                        + tol[i] + " (" + o + ")");
             }
         }
     }
@@ -139,6 +136,24 @@ class BilinearTest {
         try (Tensor x = Tensor.zeros(2, 3, 4).to(ops.device()); Tensor y = Tensor.zeros(2, 3, 5).to(ops.device());
                 Tensor z = ops.bilinearPool(x, y, PoolingOptions.BILINEAR_CNN)) {
             for (float v : z.toArray()) assertEquals(0f, v);
+        }
+    }
+
+    /** A NaN in one sample makes that sample's L2-normalised row NaN (its norm is NaN), and leaves the others finite. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void aNaNInputMakesItsNormalisedRowNaN(Ops ops) {
+        Random rng = new Random(17);
+        Tensor x = TestSupport.random(rng, 3, 4, 6), y = TestSupport.random(rng, 3, 4, 5);
+        y.array()[4 * 5 + 7] = Float.NaN; // sample 1, location 1, unit 2
+        for (PoolingOptions o : new PoolingOptions[] {PoolingOptions.NONE.l2Normalize(true), PoolingOptions.BILINEAR_CNN}) {
+            try (Tensor dx = x.to(ops.device()); Tensor dy = y.to(ops.device()); Tensor z = ops.bilinearPool(dx, dy, o)) {
+                float[] got = z.toArray();
+                for (int i = 0; i < got.length; i++) {
+                    boolean poisoned = i / 30 == 1;
+                    assertEquals(poisoned, Float.isNaN(got[i]), ops.backend() + " " + o + " element " + i + " is " + got[i]);
+                }
+            }
         }
     }
 
@@ -387,38 +402,43 @@ class BilinearTest {
     @ParameterizedTest
     @MethodSource("backends")
     void badShapesAreRefusedWithTheShapes(Ops ops) {
-        Tensor x = Tensor.zeros(2, 3, 4), y = Tensor.zeros(2, 5, 4), y2 = Tensor.zeros(3, 3, 4);
+        Tensor x = zeros(ops, 2, 3, 4), y = zeros(ops, 2, 5, 4), y2 = zeros(ops, 3, 3, 4);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> ops.bilinearPool(x, y, PoolingOptions.NONE));
         assertTrue(e.getMessage().contains("[2, 3, 4]") && e.getMessage().contains("[2, 5, 4]"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> ops.bilinearPool(x, y2, PoolingOptions.NONE));
-        assertThrows(IllegalArgumentException.class, () -> ops.bilinearPool(Tensor.zeros(2, 4), Tensor.zeros(2, 4), PoolingOptions.NONE));
+        assertThrows(IllegalArgumentException.class, () -> ops.bilinearPool(zeros(ops, 2, 4), zeros(ops, 2, 4), PoolingOptions.NONE));
         assertThrows(NullPointerException.class, () -> ops.bilinearPool(x, x, null));
 
-        Tensor w = Tensor.zeros(6, 4, 5);
-        e = assertThrows(IllegalArgumentException.class, () -> ops.bilinear(Tensor.zeros(3, 4), Tensor.zeros(3, 6), w, null));
+        Tensor w = zeros(ops, 6, 4, 5);
+        e = assertThrows(IllegalArgumentException.class, () -> ops.bilinear(zeros(ops, 3, 4), zeros(ops, 3, 6), w, null));
         assertTrue(e.getMessage().contains("[6, 4, 5]"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> ops.bilinear(Tensor.zeros(3, 4), Tensor.zeros(2, 5), w, null));
-        assertThrows(IllegalArgumentException.class, () -> ops.bilinear(Tensor.zeros(3, 4), Tensor.zeros(3, 5), w, Tensor.zeros(5)));
-        assertThrows(IllegalArgumentException.class, () -> ops.bilinear(Tensor.zeros(3, 4), Tensor.zeros(3, 5), Tensor.zeros(4, 5), null));
+        assertThrows(IllegalArgumentException.class, () -> ops.bilinear(zeros(ops, 3, 4), zeros(ops, 2, 5), w, null));
+        assertThrows(IllegalArgumentException.class, () -> ops.bilinear(zeros(ops, 3, 4), zeros(ops, 3, 5), w, zeros(ops, 5)));
+        assertThrows(IllegalArgumentException.class, () -> ops.bilinear(zeros(ops, 3, 4), zeros(ops, 3, 5), zeros(ops, 4, 5), null));
 
         CountSketch s4 = CountSketch.random(4, 16, 1), s5 = CountSketch.random(5, 16, 2), s5d = CountSketch.random(5, 17, 3);
-        Tensor a = Tensor.zeros(2, 4), b = Tensor.zeros(2, 5);
+        Tensor a = zeros(ops, 2, 4), b = zeros(ops, 2, 5);
         assertThrows(IllegalArgumentException.class, () -> ops.compactBilinearPool(a, b, s4, s4, PoolingOptions.NONE));
         e = assertThrows(IllegalArgumentException.class, () -> ops.compactBilinearPool(a, b, s4, s5d, PoolingOptions.NONE));
         assertTrue(e.getMessage().contains("17"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> ops.compactBilinearPool(a, Tensor.zeros(3, 5), s4, s5, PoolingOptions.NONE));
+        assertThrows(IllegalArgumentException.class, () -> ops.compactBilinearPool(a, zeros(ops, 3, 5), s4, s5, PoolingOptions.NONE));
         assertThrows(IllegalArgumentException.class,
-                () -> ops.compactBilinearPool(Tensor.zeros(2, 3, 4), Tensor.zeros(2, 2, 5), s4, s5, PoolingOptions.NONE));
-        assertThrows(IllegalArgumentException.class, () -> ops.compactBilinearPool(a, Tensor.zeros(2, 1, 5), s4, s5, PoolingOptions.NONE));
+                () -> ops.compactBilinearPool(zeros(ops, 2, 3, 4), zeros(ops, 2, 2, 5), s4, s5, PoolingOptions.NONE));
+        assertThrows(IllegalArgumentException.class, () -> ops.compactBilinearPool(a, zeros(ops, 2, 1, 5), s4, s5, PoolingOptions.NONE));
 
         FactorizedPoolOptions mfb = FactorizedPoolOptions.DEFAULT.factor(5);
-        e = assertThrows(IllegalArgumentException.class, () -> ops.factorizedPool(Tensor.zeros(2, 12), Tensor.zeros(2, 12), mfb));
+        e = assertThrows(IllegalArgumentException.class, () -> ops.factorizedPool(zeros(ops, 2, 12), zeros(ops, 2, 12), mfb));
         assertTrue(e.getMessage().contains("[2, 12]"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> ops.factorizedPool(Tensor.zeros(2, 10), Tensor.zeros(2, 15), mfb));
+        assertThrows(IllegalArgumentException.class, () -> ops.factorizedPool(zeros(ops, 2, 10), zeros(ops, 2, 15), mfb));
         assertThrows(IllegalArgumentException.class,
-                () -> ops.factorizedPool(Tensor.zeros(2, 10), Tensor.zeros(2, 10), mfb.stages(3)));
+                () -> ops.factorizedPool(zeros(ops, 2, 10), zeros(ops, 2, 10), mfb.stages(3)));
         assertThrows(IllegalArgumentException.class, () -> FactorizedPoolOptions.DEFAULT.factor(0));
         assertThrows(IllegalArgumentException.class, () -> PoolingOptions.NONE.signedSqrt(-1));
+    }
+
+    /** Zeros on the backend's device, so that its shape checks, not its device check, meet the call. */
+    private static Tensor zeros(Ops ops, long... shape) {
+        return Tensor.zeros(shape).to(ops.device());
     }
 }

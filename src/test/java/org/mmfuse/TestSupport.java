@@ -5,7 +5,7 @@ import java.io.IOException;
 import java.net.URISyntaxException;
 import java.net.URL;
 import java.net.URLClassLoader;
-import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -117,14 +117,22 @@ final class TestSupport {
         List<String> command = new ArrayList<>(List.of(java, "--add-modules", "jdk.incubator.vector", "-cp", classPath,
                 mainClass.getName()));
         command.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
-        pb.environment().putAll(env);
-        Process p = pb.start();
-        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(2, TimeUnit.MINUTES)) {
-            p.destroyForcibly();
-            throw new AssertionError(mainClass.getSimpleName() + " timed out: " + output);
+        // Output to a file, not a pipe: reading a pipe to its end would wait forever on a hung child.
+        Path log = Files.createTempFile("mmfuse-child", ".log");
+        try {
+            ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+            pb.environment().putAll(env);
+            Process p = pb.start();
+            if (!p.waitFor(2, TimeUnit.MINUTES)) {
+                // SIGQUIT first: the JVM prints its threads, which say where it hung
+                new ProcessBuilder("kill", "-QUIT", Long.toString(p.pid())).start().waitFor();
+                p.waitFor(2, TimeUnit.SECONDS);
+                p.destroyForcibly().waitFor();
+                throw new AssertionError(mainClass.getSimpleName() + " timed out: " + Files.readString(log));
+            }
+            return new ChildJvm(p.exitValue(), Files.readString(log));
+        } finally {
+            Files.deleteIfExists(log);
         }
-        return new ChildJvm(p.exitValue(), output);
     }
 }

@@ -11,7 +11,9 @@ import org.mmfuse.CudaException;
  * refused before it touches the device, naming the error and the operation that met it; automatic
  * backend selection ({@code MMFuse.ops()}) moves to the CPU. Kernels fail asynchronously, so the
  * operation that meets the error may be a later one than the kernel that caused it (run with
- * {@code CUDA_LAUNCH_BLOCKING=1} to find that kernel).
+ * {@code CUDA_LAUNCH_BLOCKING=1} to find that kernel). The process should then end, and may not end by
+ * itself: on an H100 (driver 580) the JVM spun in the CUDA runtime's exit handlers after such a fault
+ * (README, "After a GPU fault").
  *
  * <p>Plain Java, no CUDA: loading this class needs neither a driver nor the presets.
  */
