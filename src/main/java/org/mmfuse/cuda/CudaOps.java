@@ -80,14 +80,21 @@ public final class CudaOps extends AbstractOps {
     private final ThreadLocal<cublasContext> cublas;
     /** cuFFT plans per thread, by size and batch; shared as the workspace is. */
     private final ThreadLocal<java.util.Map<String, Integer>> fftPlans;
+    /**
+     * Count sketches' device tables, made on a sketch's first use and kept while it is reachable (a model
+     * keeps its two): making them costs four uploads, each a stream synchronisation. A collected sketch's
+     * tables go by the cleaner's cudaFree, which waits for the device, so no queued kernel still reads them.
+     */
+    private final java.util.Map<CountSketch, SketchTables> sketchTables;
 
     public CudaOps(int deviceIndex) {
         this(Device.cuda(deviceIndex), MatmulPrecision.FP32, new ThreadLocal<>(), new ThreadLocal<>(),
-                ThreadLocal.withInitial(CudaOps::newPlanCache));
+                ThreadLocal.withInitial(CudaOps::newPlanCache), new java.util.WeakHashMap<>());
     }
 
     private CudaOps(Device device, MatmulPrecision precision, ThreadLocal<CudaMemory> workspace,
-            ThreadLocal<cublasContext> cublas, ThreadLocal<java.util.Map<String, Integer>> fftPlans) {
+            ThreadLocal<cublasContext> cublas, ThreadLocal<java.util.Map<String, Integer>> fftPlans,
+            java.util.Map<CountSketch, SketchTables> sketchTables) {
         this.device = device;
         this.precision = precision;
         this.computeType = switch (precision) {
@@ -99,6 +106,7 @@ public final class CudaOps extends AbstractOps {
         this.workspace = workspace;
         this.cublas = cublas;
         this.fftPlans = fftPlans;
+        this.sketchTables = sketchTables;
     }
 
     @Override
@@ -109,7 +117,7 @@ public final class CudaOps extends AbstractOps {
     @Override
     public Ops withMatmulPrecision(MatmulPrecision precision) {
         java.util.Objects.requireNonNull(precision, "withMatmulPrecision: precision is null");
-        return precision == this.precision ? this : new CudaOps(device, precision, workspace, cublas, fftPlans);
+        return precision == this.precision ? this : new CudaOps(device, precision, workspace, cublas, fftPlans, sketchTables);
     }
 
     /** New device memory of {@code bytes} on {@code device}, owned by the caller. */
@@ -431,36 +439,35 @@ public final class CudaOps extends AbstractOps {
         if (batch == 0) return;
         Cuda.enter(device, "compactBilinearPool");
         long o = out.deviceMemory().address();
-        try (SketchTables tx = new SketchTables(sx); SketchTables ty = new SketchTables(sy)) {
-            if (s.locations() == 1 && d >= 16) { // shorter transforms cost more to plan than the outer products
-                long spectrum = (long) batch * (d / 2 + 1);
-                try (CudaMemory a = CudaMemory.allocate(device, (long) batch * d * 4);
-                        CudaMemory b = CudaMemory.allocate(device, (long) batch * d * 4);
-                        CudaMemory fa = CudaMemory.allocate(device, spectrum * 8);
-                        CudaMemory fb = CudaMemory.allocate(device, spectrum * 8)) {
-                    tx.sketch(x.deviceMemory().address(), batch, s.xDim(), a.address());
-                    ty.sketch(y.deviceMemory().address(), batch, s.yDim(), b.address());
-                    int forward = fftPlan(d, batch, CUFFT_R2C), inverse = fftPlan(d, batch, CUFFT_C2R);
-                    checkCufft(cufftExecR2C(forward, Cuda.floatsAt(a.address()), new float2(Cuda.at(fa.address()))), "R2C");
-                    checkCufft(cufftExecR2C(forward, Cuda.floatsAt(b.address()), new float2(Cuda.at(fb.address()))), "R2C");
-                    checkStatus(MmfNative.mmf_spectrum_product(Cuda.at(fa.address()), Cuda.at(fb.address()),
-                            Cuda.at(fa.address()), spectrum, 1f / d, Cuda.stream()), "compactBilinearPool");
-                    checkCufft(cufftExecC2R(inverse, new float2(Cuda.at(fa.address())), Cuda.floatsAt(o)), "C2R");
-                }
-            } else {
-                long product = (long) s.xDim() * s.yDim();
-                int group = (int) Math.max(1, Math.min(batch, (64L << 20) / Math.max(product, 1)));
-                try (CudaMemory z = CudaMemory.allocate(device, group * product * 4)) {
-                    for (int b0 = 0; b0 < batch; b0 += group) {
-                        int count = Math.min(group, batch - b0);
-                        outerProductSums(s, count, x.deviceMemory().address() + (long) b0 * s.locations() * s.xDim() * 4,
-                                y.deviceMemory().address() + (long) b0 * s.locations() * s.yDim() * 4, z.address(), 1f,
-                                "compactBilinearPool");
-                        checkStatus(MmfNative.mmf_outer_sketch(Cuda.at(z.address()), count, s.xDim(), s.yDim(),
-                                Cuda.at(tx.hash.address()), Cuda.at(tx.sign.address()), Cuda.at(ty.offsets.address()),
-                                Cuda.at(ty.units.address()), Cuda.at(ty.sign.address()), d, Cuda.at(o + (long) b0 * d * 4),
-                                Cuda.stream()), "compactBilinearPool");
-                    }
+        SketchTables tx = tablesOf(sx), ty = tablesOf(sy);
+        if (s.locations() == 1 && d >= 16) { // shorter transforms cost more to plan than the outer products
+            long spectrum = (long) batch * (d / 2 + 1);
+            try (CudaMemory a = CudaMemory.allocate(device, (long) batch * d * 4);
+                    CudaMemory b = CudaMemory.allocate(device, (long) batch * d * 4);
+                    CudaMemory fa = CudaMemory.allocate(device, spectrum * 8);
+                    CudaMemory fb = CudaMemory.allocate(device, spectrum * 8)) {
+                tx.sketch(x.deviceMemory().address(), batch, s.xDim(), a.address());
+                ty.sketch(y.deviceMemory().address(), batch, s.yDim(), b.address());
+                int forward = fftPlan(d, batch, CUFFT_R2C), inverse = fftPlan(d, batch, CUFFT_C2R);
+                checkCufft(cufftExecR2C(forward, Cuda.floatsAt(a.address()), new float2(Cuda.at(fa.address()))), "R2C");
+                checkCufft(cufftExecR2C(forward, Cuda.floatsAt(b.address()), new float2(Cuda.at(fb.address()))), "R2C");
+                checkStatus(MmfNative.mmf_spectrum_product(Cuda.at(fa.address()), Cuda.at(fb.address()),
+                        Cuda.at(fa.address()), spectrum, 1f / d, Cuda.stream()), "compactBilinearPool");
+                checkCufft(cufftExecC2R(inverse, new float2(Cuda.at(fa.address())), Cuda.floatsAt(o)), "C2R");
+            }
+        } else {
+            long product = (long) s.xDim() * s.yDim();
+            int group = (int) Math.max(1, Math.min(batch, (64L << 20) / Math.max(product, 1)));
+            try (CudaMemory z = CudaMemory.allocate(device, group * product * 4)) {
+                for (int b0 = 0; b0 < batch; b0 += group) {
+                    int count = Math.min(group, batch - b0);
+                    outerProductSums(s, count, x.deviceMemory().address() + (long) b0 * s.locations() * s.xDim() * 4,
+                            y.deviceMemory().address() + (long) b0 * s.locations() * s.yDim() * 4, z.address(), 1f,
+                            "compactBilinearPool");
+                    checkStatus(MmfNative.mmf_outer_sketch(Cuda.at(z.address()), count, s.xDim(), s.yDim(),
+                            Cuda.at(tx.hash.address()), Cuda.at(tx.sign.address()), Cuda.at(ty.offsets.address()),
+                            Cuda.at(ty.units.address()), Cuda.at(ty.sign.address()), d, Cuda.at(o + (long) b0 * d * 4),
+                            Cuda.stream()), "compactBilinearPool");
                 }
             }
         }
@@ -470,11 +477,18 @@ public final class CudaOps extends AbstractOps {
         finish(o, batch, d, options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f, options, "compactBilinearPool");
     }
 
+    /** The sketch's device tables (see {@link #sketchTables}). */
+    private SketchTables tablesOf(CountSketch sketch) {
+        synchronized (sketchTables) { // CountSketch keeps identity equality: a WeakHashMap keys it by identity
+            return sketchTables.computeIfAbsent(sketch, SketchTables::new);
+        }
+    }
+
     /**
      * A count sketch on the device: its hashes and signs, and the hash inverted (bucket u holds input
      * units units[offsets[u] .. offsets[u + 1]), in increasing order) so that kernels gather each bucket.
      */
-    private final class SketchTables implements AutoCloseable {
+    private final class SketchTables {
         final CudaMemory hash, sign, offsets, units;
 
         SketchTables(CountSketch sketch) {
@@ -509,14 +523,6 @@ public final class CudaOps extends AbstractOps {
             checkStatus(MmfNative.mmf_sketch(Cuda.at(x), items, dim, Cuda.at(offsets.address()), Cuda.at(units.address()),
                     Cuda.at(sign.address()), (int) ((offsets.bytes() / 4) - 1), Cuda.at(out), Cuda.stream()),
                     "compactBilinearPool");
-        }
-
-        @Override
-        public void close() {
-            hash.close();
-            sign.close();
-            offsets.close();
-            units.close();
         }
     }
 
