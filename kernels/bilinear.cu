@@ -96,7 +96,8 @@ __global__ void sketch_gather(const float* x, int64_t items, int dim, const int*
     float sum = 0.f;
     for (int e = offsets[u]; e < offsets[u + 1]; ++e) sum = fmaf(sign[units[e]], x[item * dim + units[e]], sum);
     // A batched cuFFT may transform two samples as one complex sequence, so a NaN would reach a neighbour;
-    // the sample of a non-finite input is made NaN after the transforms (poison_rows).
+    // the sample of a non-finite input is made NaN after the transforms (poison_rows). A sum that overflows
+    // from finite inputs (|x| near float's limit) is zeroed too, and its sample not marked.
     out[index] = isfinite(sum) ? sum : 0.f;
 }
 

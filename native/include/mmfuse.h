@@ -124,7 +124,8 @@ int mmf_bilinear_row_dots(const float* x1, const float* t, const float* bias, fl
 
 /* The count sketch out [items, d] of x [items, dim]: bucket u sums sign[i] x[item, i] over the input units
  * units[offsets[u] .. offsets[u + 1]) (the sketch's hash inverted, offsets [d + 1], units [dim]). A bucket
- * whose sum is not finite holds 0: the caller marks its sample (mmf_poison_nonfinite_rows). */
+ * whose sum is not finite holds 0: the caller marks the samples of non-finite inputs
+ * (mmf_poison_nonfinite_rows); a sum that overflows from finite inputs is lost unmarked. */
 int mmf_sketch(const float* x, int64_t items, int dim, const int* offsets, const int* units, const float* sign,
                int d, float* out, void* stream);
 
