@@ -1,7 +1,7 @@
 #!/bin/bash
-# On a GPU machine (device tool, carry [".gpu"] made by bench/gpu/bundle.sh): the Java test suite on the
-# CUDA backend against the scalar reference, then the CUDA benchmarks (concatenation, attention, the bilinear family) from
-# Java; the tables are last.
+# On a GPU machine (device tool, carry [".gpu"] made by bench/gpu/bundle.sh): the Java tests that reach the
+# CUDA backend (java-tests.sh: one JVM per class, a table), then the CUDA benchmarks (concatenation,
+# attention, the bilinear family) from Java; the tables are last.
 # Logs go to $OUT (the device tool brings them back) when it is set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,9 +12,7 @@ java=(.gpu/jre/bin/java --add-modules jdk.incubator.vector --enable-native-acces
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
 "${java[@]}" -cp ".gpu/lib/*" org.mmfuse.cli.Main info | tee "$out/info.log"
 status=0
-"${java[@]}" -jar .gpu/junit/junit-platform-console-standalone-*.jar execute \
-    --class-path ".gpu/test-classes:$(ls .gpu/lib/*.jar | tr '\n' ':')" --scan-class-path .gpu/test-classes \
-    --details=tree 2>&1 | tee "$out/java-tests.log" || status=$?
+bash bench/gpu/java-tests.sh 2>&1 | tee "$out/java-tests.log" || status=$?
 "${java[@]}" -cp ".gpu/bench-classes:.gpu/bench-lib/*:.gpu/lib/*" org.mmfuse.bench.QuickBench ConcatCudaBench AttentionCudaBench BilinearCudaBench 2>&1 \
     | tee "$out/java-bench.log"
 exit $status
