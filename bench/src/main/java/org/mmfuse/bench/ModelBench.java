@@ -6,6 +6,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.TensorOptional;
@@ -59,6 +62,8 @@ public class ModelBench {
 
     private Model ours;
     private ModelInput input;
+    /** Our model's weights cut into pieces of at most 256 K floats, for {@link #weightFloor}. */
+    private final List<float[]> weightPieces = new ArrayList<>();
     private final Map<String, org.bytedeco.pytorch.Tensor> w = new LinkedHashMap<>();
     private final List<org.bytedeco.pytorch.Tensor> x = new ArrayList<>();
 
@@ -89,7 +94,12 @@ public class ModelBench {
         ModelSpec spec = spec(model);
         Map<String, Tensor> state = new LinkedHashMap<>();
         spec.parameters().forEach((name, shape) -> {
-            state.put(name, gaussian(rng, 0.02, shape));
+            Tensor weight = gaussian(rng, 0.02, shape);
+            state.put(name, weight);
+            float[] all = weight.array();
+            for (int at = 0; at < all.length; at += 1 << 18) {
+                weightPieces.add(java.util.Arrays.copyOfRange(all, at, Math.min(all.length, at + (1 << 18))));
+            }
             w.put(name, torch.randn(shape).mul(new Scalar(0.02)));
         });
         ours = Model.build(MMFuse.ops(Backend.VECTOR), spec, state);
@@ -128,6 +138,31 @@ public class ModelBench {
         try (Tensor y = ours.predict(input)) {
             return y.array()[0];
         }
+    }
+
+    /**
+     * The memory floor of a predict at batch 1: every weight read once, on every core, summed and nothing
+     * else (weightPieces hold the same number of floats as the model). A call can go no faster than this
+     * while each weight is used once per call.
+     */
+    @Benchmark
+    public float weightFloor() {
+        return (float) weightPieces.parallelStream().mapToDouble(ModelBench::sum).sum();
+    }
+
+    private static double sum(float[] a) {
+        VectorSpecies<Float> s = FloatVector.SPECIES_PREFERRED;
+        FloatVector s0 = FloatVector.zero(s), s1 = s0, s2 = s0, s3 = s0;
+        int i = 0, step = 4 * s.length();
+        for (; i <= a.length - step; i += step) {
+            s0 = s0.add(FloatVector.fromArray(s, a, i));
+            s1 = s1.add(FloatVector.fromArray(s, a, i + s.length()));
+            s2 = s2.add(FloatVector.fromArray(s, a, i + 2 * s.length()));
+            s3 = s3.add(FloatVector.fromArray(s, a, i + 3 * s.length()));
+        }
+        double total = s0.add(s1).add(s2).add(s3).reduceLanes(VectorOperators.ADD);
+        for (; i < a.length; i++) total += a[i];
+        return total;
     }
 
     @Benchmark
