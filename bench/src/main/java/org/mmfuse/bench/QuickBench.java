@@ -19,8 +19,14 @@ import org.openjdk.jmh.runner.options.TimeValue;
 /**
  * {@code ./mmfuse bench}: a short JMH run of the benchmarks, then one table per benchmark class with
  * GB/s or GFLOP/s (at the median of the measured iterations, and their min-max spread) and the ratios
- * the goals are stated in. {@code --long} measures longer; {@code -p shape=A,B} runs only those values of a
- * parameter (as JMH's own -p); any other argument is a JMH include regex.
+ * the goals are stated in. {@code --long} measures longer; {@code --rounds N} runs the whole selection N
+ * times over and pools each benchmark's iterations across the rounds, as JMH pools forks; {@code -p
+ * shape=A,B} runs only those values of a parameter (as JMH's own -p); any other argument is a JMH
+ * include regex.
+ *
+ * <p>Rounds are for noisy machines: a shared VM here runs the same code 30% slower for seconds to minutes
+ * at a time, and one fork per benchmark, minutes apart from its peer's, can land in different such spells.
+ * With N rounds each benchmark and its peer are measured at N times spread over the whole run.
  *
  * <p>Benchmark classes are named by string, not class literal, so that a run without libtorch on the
  * class path (a GPU machine's bundle) never loads the classes that need it.
@@ -30,17 +36,20 @@ public final class QuickBench {
 
     public static void main(String[] args) throws RunnerException {
         boolean longRun = false;
+        int rounds = 1;
         List<String> includes = new ArrayList<>();
         Map<String, String[]> params = new TreeMap<>();
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("--long")) {
                 longRun = true;
+            } else if (a.equals("--rounds") && i + 1 < args.length && args[i + 1].matches("[1-9][0-9]*")) {
+                rounds = Integer.parseInt(args[++i]);
             } else if (a.equals("-p") && i + 1 < args.length && args[i + 1].indexOf('=') > 0) {
                 String[] pair = args[++i].split("=", 2);
                 params.put(pair[0], pair[1].split(","));
-            } else if (a.equals("--help") || a.equals("-p")) {
-                System.out.println("usage: mmfuse bench [--long] [-p PARAM=V1,V2 ...] [JMH include regex ...]");
+            } else if (a.equals("--help") || a.equals("-p") || a.equals("--rounds")) {
+                System.out.println("usage: mmfuse bench [--long] [--rounds N] [-p PARAM=V1,V2 ...] [JMH include regex ...]");
                 return;
             } else {
                 includes.add(a);
@@ -68,7 +77,7 @@ public final class QuickBench {
                 .forks(1);
         for (String include : includes) options.include(include);
         params.forEach(options::param);
-        Collection<RunResult> results = new Runner(options.build()).run();
+        Collection<RunResult> results = runRounds(new Runner(options.build()), rounds);
         System.out.println();
         System.out.println(MMFuse.report());
         printConcat(results);
@@ -77,6 +86,21 @@ public final class QuickBench {
         printBilinear(results);
         printProjectedAttention(results);
         printModels(results);
+    }
+
+    /** The selection run {@code rounds} times; each benchmark's results of every round as one (as forks are). */
+    private static Collection<RunResult> runRounds(Runner runner, int rounds) throws RunnerException {
+        Map<String, List<RunResult>> byBenchmark = new java.util.LinkedHashMap<>();
+        for (int round = 0; round < rounds; round++) {
+            for (RunResult r : runner.run()) byBenchmark.computeIfAbsent(r.getParams().id(), k -> new ArrayList<>()).add(r);
+        }
+        List<RunResult> pooled = new ArrayList<>();
+        for (List<RunResult> same : byBenchmark.values()) {
+            List<org.openjdk.jmh.results.BenchmarkResult> forks = new ArrayList<>();
+            for (RunResult r : same) forks.addAll(r.getBenchmarkResults());
+            pooled.add(new RunResult(same.get(0).getParams(), forks));
+        }
+        return pooled;
     }
 
     private static void printProjectedAttention(Collection<RunResult> results) {
