@@ -78,10 +78,14 @@ final class Fusions {
         return a == Activation.NONE ? x : t.add(ops.activation(x, a));
     }
 
+    /** The most chunks Block and BlockTucker take (block.bootstrap's defaults are 20). */
+    static final int MAX_CHUNKS = 1 << 12;
+
     /** block.bootstrap's get_sizes_list: chunks of ceil(dim / chunks), the shortfall taken off the last ones. */
     static long[] chunkSizes(int dim, int chunks) {
         if (chunks > dim) throw new IllegalArgumentException("chunks " + chunks + " exceed mm_dim " + dim);
-        int size = (dim + chunks - 1) / chunks;
+        if (chunks > MAX_CHUNKS) throw new IllegalArgumentException("chunks " + chunks + ": at most " + MAX_CHUNKS);
+        int size = (int) (((long) dim + chunks - 1) / chunks);
         long[] sizes = new long[chunks];
         java.util.Arrays.fill(sizes, size);
         long last = size - ((long) size * chunks - dim);

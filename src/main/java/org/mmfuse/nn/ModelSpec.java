@@ -31,6 +31,8 @@ import org.mmfuse.io.Json;
 public final class ModelSpec {
     /** The safetensors metadata key holding a model file's architecture JSON. */
     public static final String METADATA_KEY = "mmfuse.model";
+    /** The longest architecture JSON {@link #fromJson} reads. */
+    public static final int MAX_JSON_CHARS = 1 << 20;
 
     /** What the head's output goes through. */
     public enum Output {
@@ -63,7 +65,7 @@ public final class ModelSpec {
         this.head = List.copyOf(head);
         this.output = Objects.requireNonNull(output, "output");
         if (inputs.isEmpty()) throw new IllegalArgumentException("a model needs at least one input");
-        List<String> names = new ArrayList<>();
+        java.util.Set<String> names = new java.util.LinkedHashSet<>();
         for (Input in : inputs) {
             if (names.contains(in.name())) throw new IllegalArgumentException("input '" + in.name() + "' is declared twice");
             names.add(in.name());
@@ -186,9 +188,17 @@ public final class ModelSpec {
         return out;
     }
 
-    /** A spec from its JSON form; any unknown key, wrong type or inconsistent width is an error naming it. */
+    /**
+     * A spec from its JSON form; any unknown key, wrong type or inconsistent width is an error naming it. At
+     * most {@link #MAX_JSON_CHARS} characters: an architecture takes a few kilobytes, and a file's metadata
+     * must not make the loader build millions of layers.
+     */
     @SuppressWarnings("unchecked")
     public static ModelSpec fromJson(String json) {
+        if (json.length() > MAX_JSON_CHARS) {
+            throw new IllegalArgumentException("model JSON: " + json.length() + " characters; an architecture is at most "
+                    + MAX_JSON_CHARS);
+        }
         Object parsed = Json.parse(json);
         if (!(parsed instanceof Map)) throw new IllegalArgumentException("model JSON: expected an object");
         Map<String, Object> root = (Map<String, Object>) parsed;

@@ -25,6 +25,9 @@ final class Plan<T> {
         T build(Params params, List<Linear> encoders);
     }
 
+    /** The most tensors one layer may declare: real ones declare a few dozen (Block: a few per chunk). */
+    static final int MAX_PARAMETERS = 1 << 16;
+
     final Port output;
     final Map<String, long[]> parameters = new LinkedHashMap<>();
     /**
@@ -41,9 +44,15 @@ final class Plan<T> {
         this.output = output;
     }
 
-    /** Declares a tensor; the shape's element count is checked against overflow here, before anything is read. */
+    /**
+     * Declares a tensor; the shape's element count is checked against overflow here, before anything is read,
+     * and so is the number of tensors (a hostile architecture could otherwise declare millions).
+     */
     Plan<T> parameter(String name, long... shape) {
         Shapes.numel(name, shape);
+        if (parameters.size() >= MAX_PARAMETERS) {
+            throw new IllegalArgumentException("a layer declares more than " + MAX_PARAMETERS + " tensors (at " + name + ")");
+        }
         parameters.put(name, shape);
         return this;
     }

@@ -223,6 +223,25 @@ class ModelTest {
     }
 
     @Test
+    void architecturesThatWouldDeclareMillionsOfLayersAreRefused() {
+        String two = "{\"format\": \"mmfuse.model\", \"version\": 1, \"inputs\": [{\"name\": \"a\", \"dim\": 6}, {\"name\": \"b\", \"dim\": 5}],";
+        // 2^31 - 1 chunks: an array of their sizes alone would be 16 GB
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelSpec.fromJson(two
+                + "\"fusion\": {\"type\": \"block\", \"output_dim\": 1, \"mm_dim\": 2147483647, \"chunks\": 2147483647}}"));
+        assertTrue(e.getMessage().contains("chunks 2147483647: at most " + Fusions.MAX_CHUNKS), e.getMessage());
+        // an MLP of 40,000 layers: 80,000 tensors declared by one layer
+        StringBuilder dims = new StringBuilder();
+        for (int i = 0; i < 40_000; i++) dims.append(i == 0 ? "" : ", ").append(3);
+        e = assertThrows(IllegalArgumentException.class, () -> ModelSpec.fromJson(two
+                + "\"fusion\": {\"type\": \"concat_mlp\", \"output_dim\": 3, \"dimensions\": [" + dims + "]}}"));
+        assertTrue(e.getMessage().contains("more than " + Plan.MAX_PARAMETERS + " tensors"), e.getMessage());
+        // more JSON than any architecture takes
+        String padded = two + "\"fusion\": {\"type\": \"mfb\", \"output_dim\": 2}, \"head\": [" + " ".repeat(ModelSpec.MAX_JSON_CHARS) + "]}";
+        e = assertThrows(IllegalArgumentException.class, () -> ModelSpec.fromJson(padded));
+        assertTrue(e.getMessage().contains("an architecture is at most " + ModelSpec.MAX_JSON_CHARS), e.getMessage());
+    }
+
+    @Test
     void architectureJsonRoundTripsAndNamesItsMistakes() {
         ModelSpec spec = ModelSpec.builder().sequence("image", 12).vector("text", 8)
                 .encoder("image", LayerSpec.pool(org.mmfuse.SequencePooling.MAX), LayerSpec.layerNorm())
