@@ -29,6 +29,7 @@ import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToDevice;
 import static org.bytedeco.cuda.global.cudart.cudaMemsetAsync;
 import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 
+import java.lang.ref.Reference;
 import java.util.List;
 import org.bytedeco.cuda.cublas.cublasContext;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
@@ -65,6 +66,11 @@ import org.mmfuse.backend.PoolShape;
  * per-thread default stream and not waited for; {@link Tensor#toArray()} and {@link Tensor#to}
  * wait for the calling thread's queued work. Hand a device tensor to another thread only after that
  * thread's work is done (e.g. after a {@code toArray()}).
+ *
+ * <p>Every method that queues work ends with a reachability fence on its tensors: a tensor the caller
+ * never closed (allowed: its memory's cleaner frees it) is otherwise unreachable once its address is
+ * read, and a collection in that window would free the memory before the kernel that reads it is queued.
+ * The cleaner's cudaFree waits for the device, so after queueing nothing more is needed.
  *
  * <p>Use only after the probe found a device: the first touch of this class loads the CUDA presets.
  */
@@ -208,25 +214,29 @@ public final class CudaOps extends AbstractOps {
      */
     @Override
     protected void gemm(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c) {
-        if (g.m > Integer.MAX_VALUE || g.n > Integer.MAX_VALUE || g.k > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("cuBLAS takes int dimensions: m = " + g.m + ", n = " + g.n + ", k = " + g.k);
-        }
-        int m = (int) g.m, n = (int) g.n, k = (int) g.k;
-        if (m == 0 || n == 0) return;
-        Cuda.enter(device, "gemm");
-        long cAddress = c.deviceMemory().address();
-        if (bias != null) {
-            fillRows(cAddress, bias.deviceMemory().address(), m, n * 4L);
-        } else if (k == 0) {
-            Cuda.check(cudaMemsetAsync(Cuda.at(cAddress), 0, (long) m * n * 4, Cuda.stream()), "cudaMemsetAsync");
-        }
-        if (k == 0) return;
-        try (FloatPointer one = new FloatPointer(1f); FloatPointer beta = new FloatPointer(bias == null ? 0f : 1f)) {
-            int status = cublasGemmEx(cublasHandle(), g.transposedB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, n, m, k,
-                    one, Cuda.at(b.deviceMemory().address()), CUDA_R_32F, g.transposedB ? k : n,
-                    Cuda.at(a.deviceMemory().address()), CUDA_R_32F, k, beta, Cuda.at(cAddress), CUDA_R_32F, n,
-                    computeType, CUBLAS_GEMM_DEFAULT);
-            checkCublas(status, (g.transposedB ? "linear" : "matmul") + " (cublasGemmEx, " + precision + ")");
+        try {
+            if (g.m > Integer.MAX_VALUE || g.n > Integer.MAX_VALUE || g.k > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("cuBLAS takes int dimensions: m = " + g.m + ", n = " + g.n + ", k = " + g.k);
+            }
+            int m = (int) g.m, n = (int) g.n, k = (int) g.k;
+            if (m == 0 || n == 0) return;
+            Cuda.enter(device, "gemm");
+            long cAddress = c.deviceMemory().address();
+            if (bias != null) {
+                fillRows(cAddress, bias.deviceMemory().address(), m, n * 4L);
+            } else if (k == 0) {
+                Cuda.check(cudaMemsetAsync(Cuda.at(cAddress), 0, (long) m * n * 4, Cuda.stream()), "cudaMemsetAsync");
+            }
+            if (k == 0) return;
+            try (FloatPointer one = new FloatPointer(1f); FloatPointer beta = new FloatPointer(bias == null ? 0f : 1f)) {
+                int status = cublasGemmEx(cublasHandle(), g.transposedB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, n, m, k,
+                        one, Cuda.at(b.deviceMemory().address()), CUDA_R_32F, g.transposedB ? k : n,
+                        Cuda.at(a.deviceMemory().address()), CUDA_R_32F, k, beta, Cuda.at(cAddress), CUDA_R_32F, n,
+                        computeType, CUBLAS_GEMM_DEFAULT);
+                checkCublas(status, (g.transposedB ? "linear" : "matmul") + " (cublasGemmEx, " + precision + ")");
+            }
+        } finally {
+            Reference.reachabilityFence(new Object[] {a, b, bias, c});
         }
     }
 
@@ -240,30 +250,34 @@ public final class CudaOps extends AbstractOps {
     @Override
     protected void attention(AttentionShape s, Tensor q, Tensor k, Tensor v, Tensor mask, Tensor bias, Tensor out,
             Tensor lse, Tensor weights) {
-        int limit = MmfNative.MMF_ATTENTION_MAX_HEAD_DIM;
-        if (s.headDim > limit || s.valueDim > limit) {
-            throw new IllegalArgumentException("attention: the CUDA kernels take head dimensions up to " + limit
-                    + ", got Dh = " + s.headDim + ", Dv = " + s.valueDim + " (q " + Shapes.toString(q.shape()) + ", v "
-                    + Shapes.toString(v.shape()) + ")");
-        }
-        long blocks = (long) s.batch * s.heads * ((s.queries + 15L) / 16);
-        if (blocks > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("attention: B * H * ceil(Lq / 16) = " + blocks + " blocks exceed one CUDA"
-                    + " grid (B = " + s.batch + ", H = " + s.heads + ", Lq = " + s.queries + ")");
-        }
-        Cuda.enter(device, "attention");
-        int dtype = q.dtype() == DType.BF16 ? MmfNative.MMF_BF16 : q.dtype() == DType.F16 ? MmfNative.MMF_F16
-                : MmfNative.MMF_F32;
-        int flags = s.allowTf32 ? MmfNative.MMF_ATTENTION_TF32 : 0;
-        long workspaceBytes = MmfNative.mmf_attention_workspace_bytes(dtype, flags, s.batch, s.queries, s.keys,
-                s.heads, s.valueDim, weights != null && lse == null ? 1 : 0, 0);
-        Pointer scratch = workspaceBytes == 0 ? null : Cuda.at(workspace(workspaceBytes).address());
-        try (LongPointer biasStrides = bias == null ? null : new LongPointer(4)) {
-            if (biasStrides != null) for (int i = 0; i < 4; i++) biasStrides.put(i, s.biasStrides[i]);
-            int status = MmfNative.mmf_attention(dtype, flags, s.batch, s.queries, s.keys, s.heads, s.headDim, s.valueDim,
-                    at(q), at(k), at(v), at(mask), at(bias), biasStrides, s.scale, s.causal ? 1 : 0, at(out), at(lse),
-                    at(weights), 0, scratch, workspaceBytes, Cuda.stream());
-            checkStatus(status, "attention");
+        try {
+            int limit = MmfNative.MMF_ATTENTION_MAX_HEAD_DIM;
+            if (s.headDim > limit || s.valueDim > limit) {
+                throw new IllegalArgumentException("attention: the CUDA kernels take head dimensions up to " + limit
+                        + ", got Dh = " + s.headDim + ", Dv = " + s.valueDim + " (q " + Shapes.toString(q.shape()) + ", v "
+                        + Shapes.toString(v.shape()) + ")");
+            }
+            long blocks = (long) s.batch * s.heads * ((s.queries + 15L) / 16);
+            if (blocks > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("attention: B * H * ceil(Lq / 16) = " + blocks + " blocks exceed one CUDA"
+                        + " grid (B = " + s.batch + ", H = " + s.heads + ", Lq = " + s.queries + ")");
+            }
+            Cuda.enter(device, "attention");
+            int dtype = q.dtype() == DType.BF16 ? MmfNative.MMF_BF16 : q.dtype() == DType.F16 ? MmfNative.MMF_F16
+                    : MmfNative.MMF_F32;
+            int flags = s.allowTf32 ? MmfNative.MMF_ATTENTION_TF32 : 0;
+            long workspaceBytes = MmfNative.mmf_attention_workspace_bytes(dtype, flags, s.batch, s.queries, s.keys,
+                    s.heads, s.valueDim, weights != null && lse == null ? 1 : 0, 0);
+            Pointer scratch = workspaceBytes == 0 ? null : Cuda.at(workspace(workspaceBytes).address());
+            try (LongPointer biasStrides = bias == null ? null : new LongPointer(4)) {
+                if (biasStrides != null) for (int i = 0; i < 4; i++) biasStrides.put(i, s.biasStrides[i]);
+                int status = MmfNative.mmf_attention(dtype, flags, s.batch, s.queries, s.keys, s.heads, s.headDim, s.valueDim,
+                        at(q), at(k), at(v), at(mask), at(bias), biasStrides, s.scale, s.causal ? 1 : 0, at(out), at(lse),
+                        at(weights), 0, scratch, workspaceBytes, Cuda.stream());
+                checkStatus(status, "attention");
+            }
+        } finally {
+            Reference.reachabilityFence(new Object[] {q, k, v, mask, bias, out, lse, weights});
         }
     }
 
@@ -300,21 +314,25 @@ public final class CudaOps extends AbstractOps {
     }
 
     private void blockCopy(String op, boolean gather, BlockCopy plan, List<Tensor> pieces, Tensor whole) {
-        if (plan.elements() == 0) return;
-        int n = plan.pieces();
-        Cuda.enter(device, op);
-        try (PointerPointer<Pointer> pointers = new PointerPointer<>(n);
-                LongPointer widths = new LongPointer(plan.widths())) {
-            for (int i = 0; i < n; i++) pointers.put(i, Cuda.at(pieces.get(i).deviceMemory().address()));
-            long workspaceBytes = MmfNative.mmf_concat_workspace_bytes(n);
-            Pointer scratch = Cuda.at(workspace(workspaceBytes).address());
-            Pointer wholePointer = Cuda.at(whole.deviceMemory().address());
-            int status = gather
-                    ? MmfNative.mmf_concat_f32(n, pointers, widths, plan.rows, wholePointer, plan.wholeWidth, scratch,
-                            workspaceBytes, Cuda.stream())
-                    : MmfNative.mmf_split_f32(n, pointers, widths, plan.rows, wholePointer, plan.wholeWidth, scratch,
-                            workspaceBytes, Cuda.stream());
-            checkStatus(status, op);
+        try {
+            if (plan.elements() == 0) return;
+            int n = plan.pieces();
+            Cuda.enter(device, op);
+            try (PointerPointer<Pointer> pointers = new PointerPointer<>(n);
+                    LongPointer widths = new LongPointer(plan.widths())) {
+                for (int i = 0; i < n; i++) pointers.put(i, Cuda.at(pieces.get(i).deviceMemory().address()));
+                long workspaceBytes = MmfNative.mmf_concat_workspace_bytes(n);
+                Pointer scratch = Cuda.at(workspace(workspaceBytes).address());
+                Pointer wholePointer = Cuda.at(whole.deviceMemory().address());
+                int status = gather
+                        ? MmfNative.mmf_concat_f32(n, pointers, widths, plan.rows, wholePointer, plan.wholeWidth, scratch,
+                                workspaceBytes, Cuda.stream())
+                        : MmfNative.mmf_split_f32(n, pointers, widths, plan.rows, wholePointer, plan.wholeWidth, scratch,
+                                workspaceBytes, Cuda.stream());
+                checkStatus(status, op);
+            }
+        } finally {
+            Reference.reachabilityFence(new Object[] {pieces, whole});
         }
     }
 
@@ -355,13 +373,17 @@ public final class CudaOps extends AbstractOps {
      */
     @Override
     protected void bilinearPool(PoolShape s, Tensor x, Tensor y, boolean symmetric, PoolingOptions options, Tensor out) {
-        long width = (long) s.xDim() * s.yDim();
-        if (s.batch() == 0 || width == 0) return;
-        Cuda.enter(device, "bilinearPool");
-        outerProductSums(s, s.batch(), x.deviceMemory().address(), y.deviceMemory().address(),
-                out.deviceMemory().address(), options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f,
-                "bilinearPool");
-        finish(out.deviceMemory().address(), s.batch(), width, 1f, options, "bilinearPool");
+        try {
+            long width = (long) s.xDim() * s.yDim();
+            if (s.batch() == 0 || width == 0) return;
+            Cuda.enter(device, "bilinearPool");
+            outerProductSums(s, s.batch(), x.deviceMemory().address(), y.deviceMemory().address(),
+                    out.deviceMemory().address(), options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f,
+                    "bilinearPool");
+            finish(out.deviceMemory().address(), s.batch(), width, 1f, options, "bilinearPool");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, y, out});
+        }
     }
 
     /**
@@ -401,28 +423,32 @@ public final class CudaOps extends AbstractOps {
      */
     @Override
     protected void bilinear(BilinearShape s, Tensor x1, Tensor x2, Tensor weight, Tensor bias, Tensor out) {
-        int rows = s.rows(), in1 = s.in1(), in2 = s.in2(), outs = s.out();
-        if (rows == 0 || outs == 0) return;
-        Cuda.enter(device, "bilinear");
-        long perOutput = (long) rows * Math.max(in1, 1);
-        int group = (int) Math.max(1, Math.min(outs, BILINEAR_CHUNK_FLOATS / perOutput));
-        long w = weight.deviceMemory().address(), y = out.deviceMemory().address();
-        try (CudaMemory t = CudaMemory.allocate(device, (long) group * perOutput * 4);
-                FloatPointer one = new FloatPointer(1f); FloatPointer zero = new FloatPointer(0f)) {
-            for (int k0 = 0; k0 < outs; k0 += group) {
-                int count = Math.min(group, outs - k0);
-                if (in1 > 0 && in2 > 0) {
-                    int status = cublasGemmEx(cublasHandle(), CUBLAS_OP_T, CUBLAS_OP_N, count * in1, rows, in2, one,
-                            Cuda.at(w + (long) k0 * in1 * in2 * 4), CUDA_R_32F, in2, Cuda.at(x2.deviceMemory().address()),
-                            CUDA_R_32F, in2, zero, Cuda.at(t.address()), CUDA_R_32F, count * in1, computeType,
-                            CUBLAS_GEMM_DEFAULT);
-                    checkCublas(status, "bilinear (cublasGemmEx, " + precision + ")");
+        try {
+            int rows = s.rows(), in1 = s.in1(), in2 = s.in2(), outs = s.out();
+            if (rows == 0 || outs == 0) return;
+            Cuda.enter(device, "bilinear");
+            long perOutput = (long) rows * Math.max(in1, 1);
+            int group = (int) Math.max(1, Math.min(outs, BILINEAR_CHUNK_FLOATS / perOutput));
+            long w = weight.deviceMemory().address(), y = out.deviceMemory().address();
+            try (CudaMemory t = CudaMemory.allocate(device, (long) group * perOutput * 4);
+                    FloatPointer one = new FloatPointer(1f); FloatPointer zero = new FloatPointer(0f)) {
+                for (int k0 = 0; k0 < outs; k0 += group) {
+                    int count = Math.min(group, outs - k0);
+                    if (in1 > 0 && in2 > 0) {
+                        int status = cublasGemmEx(cublasHandle(), CUBLAS_OP_T, CUBLAS_OP_N, count * in1, rows, in2, one,
+                                Cuda.at(w + (long) k0 * in1 * in2 * 4), CUDA_R_32F, in2, Cuda.at(x2.deviceMemory().address()),
+                                CUDA_R_32F, in2, zero, Cuda.at(t.address()), CUDA_R_32F, count * in1, computeType,
+                                CUBLAS_GEMM_DEFAULT);
+                        checkCublas(status, "bilinear (cublasGemmEx, " + precision + ")");
+                    }
+                    // with an empty input dimension the sum is empty: the bias alone, as on the CPU (no 0 * NaN)
+                    checkStatus(MmfNative.mmf_bilinear_row_dots(at(x1), Cuda.at(t.address()),
+                            bias == null ? null : Cuda.at(bias.deviceMemory().address() + k0 * 4L), Cuda.at(y + k0 * 4L), outs,
+                            rows, count, in2 == 0 ? 0 : in1, Cuda.stream()), "bilinear");
                 }
-                // with an empty input dimension the sum is empty: the bias alone, as on the CPU (no 0 * NaN)
-                checkStatus(MmfNative.mmf_bilinear_row_dots(at(x1), Cuda.at(t.address()),
-                        bias == null ? null : Cuda.at(bias.deviceMemory().address() + k0 * 4L), Cuda.at(y + k0 * 4L), outs,
-                        rows, count, in2 == 0 ? 0 : in1, Cuda.stream()), "bilinear");
             }
+        } finally {
+            Reference.reachabilityFence(new Object[] {x1, x2, weight, bias, out});
         }
     }
 
@@ -435,46 +461,50 @@ public final class CudaOps extends AbstractOps {
     @Override
     protected void compactBilinearPool(PoolShape s, Tensor x, Tensor y, CountSketch sx, CountSketch sy,
             PoolingOptions options, Tensor out) {
-        int d = sx.outputDim(), batch = s.batch();
-        if (batch == 0) return;
-        Cuda.enter(device, "compactBilinearPool");
-        long o = out.deviceMemory().address();
-        SketchTables tx = tablesOf(sx), ty = tablesOf(sy);
-        if (s.locations() == 1 && d >= 16) { // shorter transforms cost more to plan than the outer products
-            long spectrum = (long) batch * (d / 2 + 1);
-            try (CudaMemory a = CudaMemory.allocate(device, (long) batch * d * 4);
-                    CudaMemory b = CudaMemory.allocate(device, (long) batch * d * 4);
-                    CudaMemory fa = CudaMemory.allocate(device, spectrum * 8);
-                    CudaMemory fb = CudaMemory.allocate(device, spectrum * 8)) {
-                tx.sketch(x.deviceMemory().address(), batch, s.xDim(), a.address());
-                ty.sketch(y.deviceMemory().address(), batch, s.yDim(), b.address());
-                int forward = fftPlan(d, batch, CUFFT_R2C), inverse = fftPlan(d, batch, CUFFT_C2R);
-                checkCufft(cufftExecR2C(forward, Cuda.floatsAt(a.address()), new float2(Cuda.at(fa.address()))), "R2C");
-                checkCufft(cufftExecR2C(forward, Cuda.floatsAt(b.address()), new float2(Cuda.at(fb.address()))), "R2C");
-                checkStatus(MmfNative.mmf_spectrum_product(Cuda.at(fa.address()), Cuda.at(fb.address()),
-                        Cuda.at(fa.address()), spectrum, 1f / d, Cuda.stream()), "compactBilinearPool");
-                checkCufft(cufftExecC2R(inverse, new float2(Cuda.at(fa.address())), Cuda.floatsAt(o)), "C2R");
-            }
-        } else {
-            long product = (long) s.xDim() * s.yDim();
-            int group = (int) Math.max(1, Math.min(batch, (64L << 20) / Math.max(product, 1)));
-            try (CudaMemory z = CudaMemory.allocate(device, group * product * 4)) {
-                for (int b0 = 0; b0 < batch; b0 += group) {
-                    int count = Math.min(group, batch - b0);
-                    outerProductSums(s, count, x.deviceMemory().address() + (long) b0 * s.locations() * s.xDim() * 4,
-                            y.deviceMemory().address() + (long) b0 * s.locations() * s.yDim() * 4, z.address(), 1f,
-                            "compactBilinearPool");
-                    checkStatus(MmfNative.mmf_outer_sketch(Cuda.at(z.address()), count, s.xDim(), s.yDim(),
-                            Cuda.at(tx.hash.address()), Cuda.at(tx.sign.address()), Cuda.at(ty.offsets.address()),
-                            Cuda.at(ty.units.address()), Cuda.at(ty.sign.address()), d, Cuda.at(o + (long) b0 * d * 4),
-                            Cuda.stream()), "compactBilinearPool");
+        try {
+            int d = sx.outputDim(), batch = s.batch();
+            if (batch == 0) return;
+            Cuda.enter(device, "compactBilinearPool");
+            long o = out.deviceMemory().address();
+            SketchTables tx = tablesOf(sx), ty = tablesOf(sy);
+            if (s.locations() == 1 && d >= 16) { // shorter transforms cost more to plan than the outer products
+                long spectrum = (long) batch * (d / 2 + 1);
+                try (CudaMemory a = CudaMemory.allocate(device, (long) batch * d * 4);
+                        CudaMemory b = CudaMemory.allocate(device, (long) batch * d * 4);
+                        CudaMemory fa = CudaMemory.allocate(device, spectrum * 8);
+                        CudaMemory fb = CudaMemory.allocate(device, spectrum * 8)) {
+                    tx.sketch(x.deviceMemory().address(), batch, s.xDim(), a.address());
+                    ty.sketch(y.deviceMemory().address(), batch, s.yDim(), b.address());
+                    int forward = fftPlan(d, batch, CUFFT_R2C), inverse = fftPlan(d, batch, CUFFT_C2R);
+                    checkCufft(cufftExecR2C(forward, Cuda.floatsAt(a.address()), new float2(Cuda.at(fa.address()))), "R2C");
+                    checkCufft(cufftExecR2C(forward, Cuda.floatsAt(b.address()), new float2(Cuda.at(fb.address()))), "R2C");
+                    checkStatus(MmfNative.mmf_spectrum_product(Cuda.at(fa.address()), Cuda.at(fb.address()),
+                            Cuda.at(fa.address()), spectrum, 1f / d, Cuda.stream()), "compactBilinearPool");
+                    checkCufft(cufftExecC2R(inverse, new float2(Cuda.at(fa.address())), Cuda.floatsAt(o)), "C2R");
+                }
+            } else {
+                long product = (long) s.xDim() * s.yDim();
+                int group = (int) Math.max(1, Math.min(batch, (64L << 20) / Math.max(product, 1)));
+                try (CudaMemory z = CudaMemory.allocate(device, group * product * 4)) {
+                    for (int b0 = 0; b0 < batch; b0 += group) {
+                        int count = Math.min(group, batch - b0);
+                        outerProductSums(s, count, x.deviceMemory().address() + (long) b0 * s.locations() * s.xDim() * 4,
+                                y.deviceMemory().address() + (long) b0 * s.locations() * s.yDim() * 4, z.address(), 1f,
+                                "compactBilinearPool");
+                        checkStatus(MmfNative.mmf_outer_sketch(Cuda.at(z.address()), count, s.xDim(), s.yDim(),
+                                Cuda.at(tx.hash.address()), Cuda.at(tx.sign.address()), Cuda.at(ty.offsets.address()),
+                                Cuda.at(ty.units.address()), Cuda.at(ty.sign.address()), d, Cuda.at(o + (long) b0 * d * 4),
+                                Cuda.stream()), "compactBilinearPool");
+                    }
                 }
             }
+            // A non-finite input makes its sample's row NaN, as the CPU backends define it.
+            checkStatus(MmfNative.mmf_poison_nonfinite_rows(at(x), (long) s.locations() * s.xDim(), at(y),
+                    (long) s.locations() * s.yDim(), Cuda.at(o), batch, d, Cuda.stream()), "compactBilinearPool");
+            finish(o, batch, d, options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f, options, "compactBilinearPool");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, y, sx, sy, out});
         }
-        // A non-finite input makes its sample's row NaN, as the CPU backends define it.
-        checkStatus(MmfNative.mmf_poison_nonfinite_rows(at(x), (long) s.locations() * s.xDim(), at(y),
-                (long) s.locations() * s.yDim(), Cuda.at(o), batch, d, Cuda.stream()), "compactBilinearPool");
-        finish(o, batch, d, options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f, options, "compactBilinearPool");
     }
 
     /** The sketch's device tables (see {@link #sketchTables}). */
@@ -561,14 +591,18 @@ public final class CudaOps extends AbstractOps {
     /** The group sums by one kernel (one thread per output), then the finishing kernels per (row, stage). */
     @Override
     protected void factorizedPool(FactorizedShape s, Tensor x, Tensor y, FactorizedPoolOptions options, Tensor out) {
-        if (s.rows() == 0 || s.pooled() == 0) return;
-        Cuda.enter(device, "factorizedPool");
-        checkStatus(MmfNative.mmf_factorized_sums(at(x), at(y), s.rows(), s.stages(), s.units(), s.factor(),
-                code(options.activation()),
-                at(out), Cuda.stream()), "factorizedPool");
-        PoolingOptions pooling = options.pooling();
-        finish(out.deviceMemory().address(), (long) s.rows() * s.stages(), s.pooled(),
-                pooling.mean() ? 1f / s.factor() : 1f, pooling, "factorizedPool");
+        try {
+            if (s.rows() == 0 || s.pooled() == 0) return;
+            Cuda.enter(device, "factorizedPool");
+            checkStatus(MmfNative.mmf_factorized_sums(at(x), at(y), s.rows(), s.stages(), s.units(), s.factor(),
+                    code(options.activation()),
+                    at(out), Cuda.stream()), "factorizedPool");
+            PoolingOptions pooling = options.pooling();
+            finish(out.deviceMemory().address(), (long) s.rows() * s.stages(), s.pooled(),
+                    pooling.mean() ? 1f / s.factor() : 1f, pooling, "factorizedPool");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, y, out});
+        }
     }
 
     // ---- activations, layer norm, softmax: libmmfuse's elementwise kernels --------------------------------
@@ -585,74 +619,106 @@ public final class CudaOps extends AbstractOps {
 
     @Override
     protected void activation(Tensor x, Activation activation, Tensor out) {
-        Cuda.enter(device, "activation");
-        checkStatus(MmfNative.mmf_activate(at(x), x.numel(), code(activation), at(out), Cuda.stream()), "activation");
+        try {
+            Cuda.enter(device, "activation");
+            checkStatus(MmfNative.mmf_activate(at(x), x.numel(), code(activation), at(out), Cuda.stream()), "activation");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, out});
+        }
     }
 
     @Override
     protected void layerNorm(Tensor x, long rows, int dim, Tensor weight, Tensor bias, float eps, Tensor out) {
-        Cuda.enter(device, "layerNorm");
-        checkStatus(MmfNative.mmf_layer_norm(at(x), rows, dim, at(weight), at(bias), eps, at(out), Cuda.stream()), "layerNorm");
+        try {
+            Cuda.enter(device, "layerNorm");
+            checkStatus(MmfNative.mmf_layer_norm(at(x), rows, dim, at(weight), at(bias), eps, at(out), Cuda.stream()), "layerNorm");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, weight, bias, out});
+        }
     }
 
     @Override
     protected void softmax(Tensor x, long rows, int dim, Tensor out) {
-        Cuda.enter(device, "softmax");
-        checkStatus(MmfNative.mmf_softmax(at(x), rows, dim, at(out), Cuda.stream()), "softmax");
+        try {
+            Cuda.enter(device, "softmax");
+            checkStatus(MmfNative.mmf_softmax(at(x), rows, dim, at(out), Cuda.stream()), "softmax");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, out});
+        }
     }
 
     // ---- fusion helpers: libmmfuse's elementwise kernels ----------------------------------------------------
 
     @Override
     protected void binary(Binary op, Tensor a, Tensor b, Tensor out) {
-        Cuda.enter(device, "binary");
-        int code = switch (op) {
-            case ADD -> MmfNative.MMF_ADD;
-            case SUBTRACT -> MmfNative.MMF_SUBTRACT;
-            case MULTIPLY -> MmfNative.MMF_MULTIPLY;
-        };
-        checkStatus(MmfNative.mmf_binary(code, at(a), at(b), a.numel(), b.numel(), at(out), Cuda.stream()),
-                op.name().toLowerCase());
+        try {
+            Cuda.enter(device, "binary");
+            int code = switch (op) {
+                case ADD -> MmfNative.MMF_ADD;
+                case SUBTRACT -> MmfNative.MMF_SUBTRACT;
+                case MULTIPLY -> MmfNative.MMF_MULTIPLY;
+            };
+            checkStatus(MmfNative.mmf_binary(code, at(a), at(b), a.numel(), b.numel(), at(out), Cuda.stream()),
+                    op.name().toLowerCase());
+        } finally {
+            Reference.reachabilityFence(new Object[] {a, b, out});
+        }
     }
 
     @Override
     protected void poolSequence(long batch, long length, long channels, Tensor x, Tensor mask, SequencePooling mode,
             Tensor out) {
-        Cuda.enter(device, "poolSequence");
-        int code = switch (mode) {
-            case MEAN -> MmfNative.MMF_POOL_MEAN;
-            case SUM -> MmfNative.MMF_POOL_SUM;
-            case MAX -> MmfNative.MMF_POOL_MAX;
-            case FIRST -> MmfNative.MMF_POOL_FIRST;
-        };
-        checkStatus(MmfNative.mmf_pool_sequence(at(x), at(mask), batch, length, channels, code, at(out), Cuda.stream()),
-                "poolSequence");
+        try {
+            Cuda.enter(device, "poolSequence");
+            int code = switch (mode) {
+                case MEAN -> MmfNative.MMF_POOL_MEAN;
+                case SUM -> MmfNative.MMF_POOL_SUM;
+                case MAX -> MmfNative.MMF_POOL_MAX;
+                case FIRST -> MmfNative.MMF_POOL_FIRST;
+            };
+            checkStatus(MmfNative.mmf_pool_sequence(at(x), at(mask), batch, length, channels, code, at(out), Cuda.stream()),
+                    "poolSequence");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, mask, out});
+        }
     }
 
     @Override
     protected void fillAbsent(long rows, long inner, Tensor x, Tensor present, Tensor fill, Tensor out) {
-        Cuda.enter(device, "fillAbsent");
-        checkStatus(MmfNative.mmf_fill_absent(at(x), at(present), at(fill), rows, inner, at(out), Cuda.stream()),
-                "fillAbsent");
+        try {
+            Cuda.enter(device, "fillAbsent");
+            checkStatus(MmfNative.mmf_fill_absent(at(x), at(present), at(fill), rows, inner, at(out), Cuda.stream()),
+                    "fillAbsent");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, present, fill, out});
+        }
     }
 
     /** One accumulating launch per input, in input order. */
     @Override
     protected void weightedSum(long rows, long inner, List<Tensor> xs, Tensor weights, Tensor out) {
-        Cuda.enter(device, "weightedSum");
-        for (int m = 0; m < xs.size(); m++) {
-            checkStatus(MmfNative.mmf_weighted_accumulate(at(xs.get(m)), at(weights), xs.size(), m, rows, inner, at(out),
-                    Cuda.stream()), "weightedSum");
+        try {
+            Cuda.enter(device, "weightedSum");
+            for (int m = 0; m < xs.size(); m++) {
+                checkStatus(MmfNative.mmf_weighted_accumulate(at(xs.get(m)), at(weights), xs.size(), m, rows, inner, at(out),
+                        Cuda.stream()), "weightedSum");
+            }
+        } finally {
+            Reference.reachabilityFence(new Object[] {xs, weights, out});
         }
     }
 
     /** A device copy, then the pooling's finishing kernels in place. */
     @Override
     protected void normalizeRows(long rows, long dim, Tensor x, PoolingOptions options, Tensor out) {
-        Cuda.enter(device, "normalizeRows");
-        long bytes = x.numel() * Float.BYTES;
-        if (bytes == 0) return;
-        Cuda.check(cudaMemcpyAsync(at(out), at(x), bytes, cudaMemcpyDeviceToDevice, Cuda.stream()), "cudaMemcpyAsync");
-        finish(out.deviceMemory().address(), rows, dim, 1f, options, "normalizeRows");
+        try {
+            Cuda.enter(device, "normalizeRows");
+            long bytes = x.numel() * Float.BYTES;
+            if (bytes == 0) return;
+            Cuda.check(cudaMemcpyAsync(at(out), at(x), bytes, cudaMemcpyDeviceToDevice, Cuda.stream()), "cudaMemcpyAsync");
+            finish(out.deviceMemory().address(), rows, dim, 1f, options, "normalizeRows");
+        } finally {
+            Reference.reachabilityFence(new Object[] {x, out});
+        }
     }
 }
