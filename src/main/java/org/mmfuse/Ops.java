@@ -23,6 +23,13 @@ public interface Ops {
      */
     void synchronize();
 
+    /**
+     * Waits until every operation any thread queued on this backend's device has finished: before freeing
+     * memory that other threads' queued work may still read (a shared model's weights, say). Nothing to do
+     * on the CPU backends.
+     */
+    void synchronizeDevice();
+
     /** The precision this backend's matrix products may use (see {@link #withMatmulPrecision}). */
     MatmulPrecision matmulPrecision();
 

@@ -15,6 +15,9 @@ abstract class HostOps extends AbstractOps {
     public final void synchronize() {}
 
     @Override
+    public final void synchronizeDevice() {}
+
+    @Override
     protected final Tensor allocate(long[] shape) {
         return Tensor.empty(shape); // every operation overwrites its outputs whole
     }

@@ -27,6 +27,7 @@ import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToDevice;
 import static org.bytedeco.cuda.global.cudart.cudaMemsetAsync;
+import static org.bytedeco.cuda.global.cudart.cudaDeviceSynchronize;
 import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 
 import java.lang.ref.Reference;
@@ -171,6 +172,12 @@ public final class CudaOps extends AbstractOps {
     public void synchronize() {
         Cuda.enter(device, "synchronize");
         Cuda.check(cudaStreamSynchronize(Cuda.stream()), "synchronize (cudaStreamSynchronize)");
+    }
+
+    @Override
+    public void synchronizeDevice() {
+        Cuda.enter(device, "synchronizeDevice");
+        Cuda.check(cudaDeviceSynchronize(), "synchronizeDevice (cudaDeviceSynchronize)");
     }
 
     @Override

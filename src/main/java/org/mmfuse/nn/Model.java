@@ -18,7 +18,8 @@ import org.mmfuse.io.SafeTensors;
  * A fusion model at inference: a {@link ModelSpec} with its weights on one backend. Immutable and safe
  * to share across threads; weights are placed on the backend once, when the model is built, and never
  * copied per call; per-call temporaries come from the backends' pools (recycled host arrays, CUDA's
- * stream-ordered allocator). Close the model to free its weights.
+ * stream-ordered allocator). Close the model to free its weights: close waits for the predictions under
+ * way on other threads (and, on a GPU, for the work they queued), and later ones throw.
  *
  * <p>Masks: the positions a sequence's mask drops are set to zero before its encoder, so padding may
  * hold anything (NaN included) without reaching a result. Missing modalities: an absent sample's input
@@ -42,6 +43,9 @@ public final class Model implements AutoCloseable {
     private final Map<String, Tensor> missing = new LinkedHashMap<>();
     private final Fusion fusion;
     private final Sequential head;
+    /** Predictions hold it shared, close exclusively: weights are never freed under a running prediction. */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock lifecycle = new java.util.concurrent.locks.ReentrantReadWriteLock();
+    private boolean closed; // guarded by lifecycle
 
     private Model(Ops ops, ModelSpec spec, Map<String, Tensor> state) {
         this.ops = ops;
@@ -227,6 +231,16 @@ public final class Model implements AutoCloseable {
      *     presence array of the wrong length, or a batch with no input at all
      */
     public Tensor predict(ModelInput input) {
+        lifecycle.readLock().lock();
+        try {
+            if (closed) throw new IllegalStateException("predict: the model is closed");
+            return predictOpen(input);
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+    }
+
+    private Tensor predictOpen(ModelInput input) {
         List<ModelSpec.Input> inputs = spec.inputs();
         for (String name : input.tensors.keySet()) known(name, "an input");
         for (String name : input.masks.keySet()) known(name, "a mask");
@@ -394,9 +408,21 @@ public final class Model implements AutoCloseable {
         return s.toString();
     }
 
+    /** Frees the weights, once every prediction under way has returned and its queued device work is done. */
     @Override
     public void close() {
-        Params.closeAll(owned);
-        state.values().forEach(Tensor::close);
+        lifecycle.writeLock().lock();
+        try {
+            if (closed) return;
+            closed = true;
+            try {
+                ops.synchronizeDevice();
+            } finally { // freed even when the device has failed: its error is what close throws
+                Params.closeAll(owned);
+                state.values().forEach(Tensor::close);
+            }
+        } finally {
+            lifecycle.writeLock().unlock();
+        }
     }
 }

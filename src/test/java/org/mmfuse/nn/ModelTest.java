@@ -367,4 +367,62 @@ class ModelTest {
             }
         }
     }
+
+    /**
+     * Closing a model while another thread predicts with it: close waits for the prediction, which completes
+     * with the right values, and later predictions throw. The backend is wrapped so that the prediction can
+     * be held inside its first matrix product while close is called. (Before close waited, it freed the
+     * weights at once: on the CPU the library-made ones, such as the cross-attention projections, went back
+     * to the array pool and out again as other calls' outputs.)
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void closeWaitsForAPredictionUnderWay(Ops ops) throws Exception {
+        Random rng = new Random(107);
+        ModelSpec spec = ModelSpec.builder().sequence("text", 24).sequence("image", 40)
+                .fusion(FusionSpec.of("cross_attention", Map.of("num_heads", 2))).build();
+        ModelInput in = new ModelInput().put("text", gaussian(rng, 3, 5, 24)).put("image", gaussian(rng, 3, 9, 40));
+        java.util.concurrent.CountDownLatch inside = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean hold = new java.util.concurrent.atomic.AtomicBoolean();
+        Ops held = (Ops) java.lang.reflect.Proxy.newProxyInstance(Ops.class.getClassLoader(), new Class<?>[] {Ops.class},
+                (proxy, method, args) -> {
+                    if (method.getName().equals("linear") && hold.compareAndSet(true, false)) {
+                        inside.countDown();
+                        release.await();
+                    }
+                    try {
+                        return method.invoke(ops, args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        Model model = Model.build(held, spec, FusionModelsTest.randomState(spec, rng));
+        float[] want;
+        try (Tensor y = model.predict(in)) {
+            want = y.toArray();
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            hold.set(true);
+            Future<float[]> prediction = pool.submit(() -> {
+                try (Tensor y = model.predict(in)) {
+                    return y.toArray();
+                }
+            });
+            assertTrue(inside.await(30, TimeUnit.SECONDS));
+            Future<?> closing = pool.submit(() -> model.close());
+            assertThrows(java.util.concurrent.TimeoutException.class, () -> closing.get(200, TimeUnit.MILLISECONDS),
+                    "close returned while a prediction was under way");
+            release.countDown();
+            assertArrayEquals(want, prediction.get(30, TimeUnit.SECONDS));
+            closing.get(30, TimeUnit.SECONDS);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.predict(in));
+            assertTrue(e.getMessage().contains("the model is closed"), e.getMessage());
+            model.close(); // twice is harmless
+        } finally {
+            release.countDown();
+            pool.shutdownNow();
+        }
+    }
 }
