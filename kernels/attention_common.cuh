@@ -38,7 +38,7 @@ __device__ __forceinline__ float score_offset(const AttentionParams& p, int b, i
     if (j >= p.keys) return -INFINITY;
     if (i >= p.queries) return 0.f;
     if (p.mask != nullptr && p.mask[int64_t{b} * p.keys + j] == 0.f) return -INFINITY;
-    if (p.causal && j > i + p.keys - p.queries) return -INFINITY;
+    if (p.causal && j - p.keys > i - p.queries) return -INFINITY;  // j > i + Lk - Lq, which could overflow int
     if (p.bias == nullptr) return 0.f;
     const int64_t at = b * p.bias_stride[0] + h * p.bias_stride[1] + i * p.bias_stride[2] + j * p.bias_stride[3];
     return p.bias[at] * kLog2e;
@@ -79,7 +79,7 @@ __device__ __forceinline__ KeyTiles key_tiles(const AttentionParams& p, int spli
     KeyTiles t{split * p.tiles_per_split, min(all, (split + 1) * p.tiles_per_split)};
     if (p.causal) {
         const int last_query = min(q0 + rows, p.queries) - 1;
-        const int last_key = last_query + p.keys - p.queries;  // may be negative: nothing to attend
+        const int last_key = p.keys + (last_query - p.queries);  // may be negative: nothing to attend
         t.end = last_key < 0 ? t.begin : min(t.end, last_key / kAttentionKeyTile + 1);
     }
     return t;

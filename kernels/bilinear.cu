@@ -181,6 +181,7 @@ int64_t finish_chunks_per_row(int64_t cols) { return cols == 0 ? 1 : (cols + kFi
 
 cudaError_t launch_finish_rows(float* z, int64_t rows, int64_t cols, float scale, int root, float eps, int l2,
                                double* partial, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (rows == 0 || cols == 0) return cudaSuccess;
     const int64_t chunks = finish_chunks_per_row(cols), max_rows = 65535;  // gridDim.y's limit: slabs of rows
     for (int64_t start = 0; start < rows; start += max_rows) {
@@ -197,6 +198,7 @@ cudaError_t launch_finish_rows(float* z, int64_t rows, int64_t cols, float scale
 
 cudaError_t launch_row_dots(const float* x1, const float* t, const float* bias, float* y, int64_t ldy, int64_t rows,
                             int outs, int in1, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (rows == 0 || outs == 0) return cudaSuccess;
     row_dots<<<blocks_for(rows * outs * 32), kThreads, 0, stream>>>(x1, t, bias, y, rows, outs, in1, ldy);
     return cudaGetLastError();
@@ -204,6 +206,7 @@ cudaError_t launch_row_dots(const float* x1, const float* t, const float* bias, 
 
 cudaError_t launch_sketch_gather(const float* x, int64_t items, int dim, const int* offsets, const int* units,
                                  const float* sign, int d, float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (items == 0) return cudaSuccess;
     sketch_gather<<<blocks_for(items * d), kThreads, 0, stream>>>(x, items, dim, offsets, units, sign, d, out);
     return cudaGetLastError();
@@ -211,6 +214,7 @@ cudaError_t launch_sketch_gather(const float* x, int64_t items, int dim, const i
 
 cudaError_t launch_spectrum_product(const void* a, const void* b, void* p, int64_t n, float inverse_d,
                                     cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (n == 0) return cudaSuccess;
     spectrum_product<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const float2*>(a),
                                                                static_cast<const float2*>(b),
@@ -221,6 +225,7 @@ cudaError_t launch_spectrum_product(const void* a, const void* b, void* p, int64
 cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, int c2, const int* hash1,
                                        const float* sign1, const int* offsets2, const int* units2,
                                        const float* sign2, int d, float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (samples == 0) return cudaSuccess;
     outer_sketch_gather<<<blocks_for(samples * d), kThreads, 0, stream>>>(z, samples, c1, c2, hash1, sign1,
                                                                            offsets2, units2, sign2, d, out);
@@ -229,6 +234,7 @@ cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, 
 
 cudaError_t launch_poison_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out,
                                int64_t samples, int64_t d, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (samples == 0 || d == 0) return cudaSuccess;
     poison_rows<<<static_cast<unsigned>(samples), kThreads, 0, stream>>>(x, x_len, y, y_len, out, d);
     return cudaGetLastError();
@@ -236,6 +242,7 @@ cudaError_t launch_poison_rows(const float* x, int64_t x_len, const float* y, in
 
 cudaError_t launch_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
                                    int activation, float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     const int64_t outputs = rows * stages * (units / factor);
     if (outputs == 0) return cudaSuccess;
     factorized_sums<<<blocks_for(outputs), kThreads, 0, stream>>>(x, y, rows, stages, units, factor, activation, out);

@@ -134,6 +134,7 @@ unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n
 
 cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, int64_t b_n, float* out,
                           cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (n == 0) return cudaSuccess;
     binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, a, b, n, b_n, out);
     return cudaGetLastError();
@@ -141,6 +142,7 @@ cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, int
 
 cudaError_t launch_pool_sequence(const float* x, const float* mask, int64_t batch, int64_t length, int64_t channels,
                                  int mode, float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (batch * channels == 0) return cudaSuccess;
     pool_sequence_kernel<<<grid_for(batch * channels), kThreads, 0, stream>>>(x, mask, batch, length, channels, mode, out);
     return cudaGetLastError();
@@ -148,6 +150,7 @@ cudaError_t launch_pool_sequence(const float* x, const float* mask, int64_t batc
 
 cudaError_t launch_fill_absent(const float* x, const float* present, const float* fill, int64_t rows, int64_t inner,
                                float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (rows * inner == 0) return cudaSuccess;
     fill_absent_kernel<<<grid_for(rows * inner), kThreads, 0, stream>>>(x, present, fill, rows, inner, out);
     return cudaGetLastError();
@@ -155,12 +158,14 @@ cudaError_t launch_fill_absent(const float* x, const float* present, const float
 
 cudaError_t launch_weighted_accumulate(const float* x, const float* weights, int64_t count, int64_t term, int64_t rows,
                                        int64_t inner, float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (rows * inner == 0) return cudaSuccess;
     weighted_accumulate_kernel<<<grid_for(rows * inner), kThreads, 0, stream>>>(x, weights, count, term, rows, inner, out);
     return cudaGetLastError();
 }
 
 cudaError_t launch_activation(const float* x, int64_t n, int activation, float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (n == 0) return cudaSuccess;
     const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
     activation_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(x, n, activation, out);
@@ -169,6 +174,7 @@ cudaError_t launch_activation(const float* x, int64_t n, int activation, float* 
 
 cudaError_t launch_layer_norm(const float* x, int64_t rows, int dim, const float* weight, const float* bias, float eps,
                               float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (rows == 0 || dim == 0) return cudaSuccess;
     for (int64_t start = 0; start < rows; start += kMaxGridX) {  // one block a row, in slabs of gridDim.x's limit
         const auto slab = static_cast<unsigned>(std::min(kMaxGridX, rows - start));
@@ -178,6 +184,7 @@ cudaError_t launch_layer_norm(const float* x, int64_t rows, int dim, const float
 }
 
 cudaError_t launch_softmax(const float* x, int64_t rows, int dim, float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (rows == 0 || dim == 0) return cudaSuccess;
     for (int64_t start = 0; start < rows; start += kMaxGridX) {
         const auto slab = static_cast<unsigned>(std::min(kMaxGridX, rows - start));
