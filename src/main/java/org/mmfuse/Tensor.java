@@ -125,6 +125,7 @@ public final class Tensor implements AutoCloseable {
 
     /** The size along {@code axis}; negative axes count from the end. */
     public long size(int axis) {
+        if (shape.length == 0) throw new IllegalArgumentException("size(" + axis + "): a scalar tensor has no dimensions");
         return shape[Shapes.axis("axis", axis, shape.length)];
     }
 

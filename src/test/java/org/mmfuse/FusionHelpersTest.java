@@ -180,6 +180,12 @@ class FusionHelpersTest {
             assertThrows(IllegalArgumentException.class, () -> ops.weightedSum(List.of(), w));
             assertThrows(IllegalArgumentException.class, () -> ops.normalizeRows(a, PoolingOptions.BILINEAR_CNN));
             assertThrows(NullPointerException.class, () -> ops.poolSequence(seq, null, null));
+            // projectedAttention checks q before projecting the keys and values
+            Tensor closedQ = Tensor.zeros(2, 4, 3).to(ops.device());
+            closedQ.close();
+            IllegalStateException c = assertThrows(IllegalStateException.class, () -> ops.projectedAttention(closedQ, seq, w, null,
+                    seq, w, null, org.mmfuse.AttentionOptions.DEFAULT.heads(1)));
+            assertTrue(c.getMessage().contains("projectedAttention: q"), c.getMessage());
         }
     }
 

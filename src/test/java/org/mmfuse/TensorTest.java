@@ -19,6 +19,9 @@ class TensorTest {
         assertEquals(3, t.size(-1));
         assertEquals(6, t.numel());
         assertEquals("Tensor[2, 3] f32 cpu", t.describe());
+        Tensor scalar = Tensor.of(new float[] {5});
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> scalar.size(0));
+        assertTrue(e.getMessage().contains("a scalar tensor has no dimensions"), e.getMessage());
     }
 
     @Test

@@ -380,6 +380,10 @@ public abstract class AbstractOps implements Ops {
     public final AttentionResult projectedAttention(Tensor q, Tensor key, Tensor kWeight, Tensor kBias, Tensor value,
             Tensor vWeight, Tensor vBias, AttentionOptions options) {
         Objects.requireNonNull(options, "projectedAttention: options is null");
+        // what the projections do not look at is checked before they run
+        checkPlacement("projectedAttention", "q", q);
+        if (options.keyPaddingMask() != null) checkPlacement("projectedAttention", "keyPaddingMask", options.keyPaddingMask());
+        if (options.bias() != null) checkPlacement("projectedAttention", "bias", options.bias());
         AttentionResult folded = foldedAttention(q, key, kWeight, kBias, value, vWeight, vBias, options);
         if (folded != null) return folded;
         try (Tensor k = linear(key, kWeight, kBias); Tensor v = linear(value, vWeight, vBias)) {
