@@ -221,16 +221,15 @@ public final class SafeTensors implements AutoCloseable {
             throw new UnsupportedOperationException(file + ": tensor \"" + name + "\" is " + e.dtype
                     + "; MMFuse reads F32, F16, BF16 and F64 tensors (as F32)");
         }
-        ByteBuffer bytes = ByteBuffer.allocate(Math.toIntExact(e.end - e.begin)).order(ByteOrder.LITTLE_ENDIAN);
-        readFully(channel, bytes, dataStart + e.begin);
-        bytes.flip();
         float[] values = new float[(int) n];
-        switch (e.dtype) {
-            case "F32": bytes.asFloatBuffer().get(values); break;
-            case "F64": for (int i = 0; i < values.length; i++) values[i] = (float) bytes.getDouble(i * 8); break;
-            case "F16": for (int i = 0; i < values.length; i++) values[i] = HalfFloats.fromF16(bytes.getShort(i * 2)); break;
-            default: for (int i = 0; i < values.length; i++) values[i] = HalfFloats.fromBf16(bytes.getShort(i * 2)); break;
-        }
+        readChunks(e, (bytes, first, count) -> {
+            switch (e.dtype) {
+                case "F32": bytes.asFloatBuffer().get(values, first, count); break;
+                case "F64": for (int i = 0; i < count; i++) values[first + i] = (float) bytes.getDouble(i * 8); break;
+                case "F16": for (int i = 0; i < count; i++) values[first + i] = HalfFloats.fromF16(bytes.getShort(i * 2)); break;
+                default: for (int i = 0; i < count; i++) values[first + i] = HalfFloats.fromBf16(bytes.getShort(i * 2)); break;
+            }
+        });
         return Tensor.of(values, e.shape);
     }
 
@@ -250,23 +249,22 @@ public final class SafeTensors implements AutoCloseable {
         int[] values = new int[(int) n];
         switch (e.dtype) {
             case "I64": case "I32": case "I16": case "I8": case "U8": {
-                ByteBuffer bytes = ByteBuffer.allocate(Math.toIntExact(e.end - e.begin)).order(ByteOrder.LITTLE_ENDIAN);
-                readFully(channel, bytes, dataStart + e.begin);
-                bytes.flip();
-                for (int i = 0; i < values.length; i++) {
-                    long v = switch (e.dtype) {
-                        case "I64" -> bytes.getLong(i * 8);
-                        case "I32" -> bytes.getInt(i * 4);
-                        case "I16" -> bytes.getShort(i * 2);
-                        case "I8" -> bytes.get(i);
-                        default -> bytes.get(i) & 0xFF;
-                    };
-                    if (v != (int) v) {
-                        throw new IllegalArgumentException(file + ": tensor \"" + name + "\" holds " + v + " at " + i
-                                + ", outside the int range");
+                readChunks(e, (bytes, first, count) -> {
+                    for (int i = 0; i < count; i++) {
+                        long v = switch (e.dtype) {
+                            case "I64" -> bytes.getLong(i * 8);
+                            case "I32" -> bytes.getInt(i * 4);
+                            case "I16" -> bytes.getShort(i * 2);
+                            case "I8" -> bytes.get(i);
+                            default -> bytes.get(i) & 0xFF;
+                        };
+                        if (v != (int) v) {
+                            throw new IllegalArgumentException(file + ": tensor \"" + name + "\" holds " + v + " at "
+                                    + (first + i) + ", outside the int range");
+                        }
+                        values[first + i] = (int) v;
                     }
-                    values[i] = (int) v;
-                }
+                });
                 return values;
             }
             default: {
@@ -340,6 +338,29 @@ public final class SafeTensors implements AutoCloseable {
     @Override
     public void close() throws IOException {
         channel.close();
+    }
+
+    /** What {@link #readChunks} hands on: {@code count} elements from index {@code first}, at the buffer's start. */
+    private interface Chunk {
+        void accept(ByteBuffer bytes, int first, int count);
+    }
+
+    /** Elements per chunk read: a tensor's bytes may pass 2 GB, which no ByteBuffer holds. */
+    private static final int CHUNK_ELEMENTS = 1 << 20;
+
+    /** A tensor's data, a chunk of whole elements at a time, through one reused buffer. */
+    private void readChunks(Entry e, Chunk chunk) throws IOException {
+        int elementBytes = elementBytes(e.dtype);
+        long total = e.end - e.begin;
+        ByteBuffer bytes = ByteBuffer.allocate((int) Math.min(total, (long) CHUNK_ELEMENTS * elementBytes))
+                .order(ByteOrder.LITTLE_ENDIAN);
+        for (long done = 0; done < total; ) {
+            bytes.clear().limit((int) Math.min(bytes.capacity(), total - done));
+            readFully(channel, bytes, dataStart + e.begin + done);
+            bytes.flip();
+            chunk.accept(bytes, (int) (done / elementBytes), bytes.limit() / elementBytes);
+            done += bytes.limit();
+        }
     }
 
     private static void readFully(FileChannel channel, ByteBuffer into, long position) throws IOException {

@@ -113,6 +113,36 @@ class SafeTensorsTest {
         }
     }
 
+    /** Tensors of more than one read chunk (2^20 elements): F32, BF16 and I64 after an odd-sized first tensor. */
+    @Test
+    void readsTensorsLongerThanOneChunk() throws IOException {
+        Random rng = new Random(5);
+        int n = (1 << 21) + 12_345;
+        float[] f32 = new float[n];
+        short[] bf16 = new short[n];
+        for (int i = 0; i < n; i++) {
+            f32[i] = (float) rng.nextGaussian();
+            bf16[i] = HalfFloats.toBf16((float) rng.nextGaussian());
+        }
+        ByteBuffer b = ByteBuffer.allocate(3 + n * 4 + n * 2 + n * 8).order(ByteOrder.LITTLE_ENDIAN);
+        b.put((byte) 1).put((byte) 2).put((byte) 3);
+        for (float x : f32) b.putFloat(x);
+        for (short x : bf16) b.putShort(x);
+        for (int i = 0; i < n; i++) b.putLong(i * 7L - n);
+        long f32At = 3, bf16At = f32At + 4L * n, i64At = bf16At + 2L * n, end = i64At + 8L * n;
+        String header = "{\"odd\": {\"dtype\": \"U8\", \"shape\": [3], \"data_offsets\": [0, 3]},"
+                + "\"f\": {\"dtype\": \"F32\", \"shape\": [" + n + "], \"data_offsets\": [" + f32At + ", " + bf16At + "]},"
+                + "\"b\": {\"dtype\": \"BF16\", \"shape\": [" + n + "], \"data_offsets\": [" + bf16At + ", " + i64At + "]},"
+                + "\"i\": {\"dtype\": \"I64\", \"shape\": [" + n + "], \"data_offsets\": [" + i64At + ", " + end + "]}}";
+        try (SafeTensors st = SafeTensors.open(write("long.safetensors", header, b.array()))) {
+            assertArrayEquals(f32, st.read("f").array());
+            float[] brain = st.read("b").array();
+            for (int i = 0; i < n; i++) assertEquals(HalfFloats.fromBf16(bf16[i]), brain[i], "at " + i);
+            int[] ints = st.readInts("i");
+            for (int i = 0; i < n; i++) assertEquals(i * 7L - n, ints[i], "at " + i);
+        }
+    }
+
     private static byte[] concat(byte[] a, byte[] b) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         out.writeBytes(a);
