@@ -186,6 +186,16 @@ class FusionHelpersTest {
             IllegalStateException c = assertThrows(IllegalStateException.class, () -> ops.projectedAttention(closedQ, seq, w, null,
                     seq, w, null, org.mmfuse.AttentionOptions.DEFAULT.heads(1)));
             assertTrue(c.getMessage().contains("projectedAttention: q"), c.getMessage());
+            // empty tensors may have a dimension past 2^31, which the kernels' int sizes would wrap
+            try (Tensor wide = Tensor.of(new float[0], 0, 1L << 32).to(ops.device());
+                    Tensor longQ = Tensor.of(new float[0], 1, 1L << 33, 1, 0).to(ops.device());
+                    Tensor oneKey = Tensor.of(new float[0], 1, 1, 1, 0).to(ops.device())) {
+                e = assertThrows(IllegalArgumentException.class, () -> ops.softmax(wide));
+                assertTrue(e.getMessage().contains("softmax: the last dimension = 4294967296"), e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> ops.attention(longQ, oneKey, oneKey, org.mmfuse.AttentionOptions.DEFAULT));
+                assertTrue(e.getMessage().contains("attention: Lq = 8589934592") && e.getMessage().contains("[1, 8589934592, 1, 0]"),
+                        e.getMessage());
+            }
         }
     }
 

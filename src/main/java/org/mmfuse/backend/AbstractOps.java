@@ -355,13 +355,14 @@ public abstract class AbstractOps implements Ops {
                         + "], got " + Shapes.toString(mask.shape()));
             }
         }
-        int[] biasStrides = options.bias() == null ? null
+        long[] biasStrides = options.bias() == null ? null
                 : biasStrides(options.bias(), new long[] {batch, heads, lq, lk});
         double scale = Double.isNaN(options.scale()) ? 1 / Math.sqrt(Math.max(dh, 1)) : options.scale();
         long[] outShape = packed ? new long[] {batch, lq, heads * dv} : new long[] {batch, lq, heads, dv};
         if (options.returnsWeights()) Shapes.numel("attention: weights", batch, heads, lq, lk);
-        AttentionShape s = new AttentionShape(Math.toIntExact(batch), Math.toIntExact(lq), Math.toIntExact(lk),
-                Math.toIntExact(heads), Math.toIntExact(dh), Math.toIntExact(dv), (float) scale, options.causal(),
+        AttentionShape s = new AttentionShape(narrow("attention", "B", batch, q, k), narrow("attention", "Lq", lq, q),
+                narrow("attention", "Lk", lk, k), narrow("attention", "H", heads, q), narrow("attention", "Dh", dh, q, k),
+                narrow("attention", "Dv", dv, v), (float) scale, options.causal(),
                 biasStrides, options.allowsTf32());
         Tensor out = null, lse = null, weights = null;
         try {
@@ -464,7 +465,8 @@ public abstract class AbstractOps implements Ops {
             throw new IllegalArgumentException("layerNorm: eps must be a positive finite float32, got " + eps);
         }
         long rows = Shapes.product(x.shape(), 0, x.rank() - 1);
-        return compute(x.shape(), out -> layerNorm(x, rows, (int) dim, weight, bias, (float) eps, out));
+        int width = narrow("layerNorm", "the normalised width", dim, x);
+        return compute(x.shape(), out -> layerNorm(x, rows, width, weight, bias, (float) eps, out));
     }
 
     @Override
@@ -472,7 +474,8 @@ public abstract class AbstractOps implements Ops {
         checkTensor("softmax", "x", x);
         if (x.rank() < 1) throw new IllegalArgumentException("softmax: x must have a last dimension, got " + x.describe());
         long rows = Shapes.product(x.shape(), 0, x.rank() - 1);
-        return compute(x.shape(), out -> softmax(x, rows, (int) x.size(-1), out));
+        int width = narrow("softmax", "the last dimension", x.size(-1), x);
+        return compute(x.shape(), out -> softmax(x, rows, width, out));
     }
 
     @Override
@@ -583,7 +586,8 @@ public abstract class AbstractOps implements Ops {
         }
         long[] shape = {x.size(0), Shapes.numel("bilinearPool: C1*C2", x.size(2), y.size(2))};
         Shapes.numel("bilinearPool: result", shape);
-        PoolShape s = new PoolShape((int) x.size(0), (int) x.size(1), (int) x.size(2), (int) y.size(2));
+        PoolShape s = new PoolShape(narrow("bilinearPool", "B", x.size(0), x, y), narrow("bilinearPool", "N", x.size(1), x, y),
+                narrow("bilinearPool", "C1", x.size(2), x, y), narrow("bilinearPool", "C2", y.size(2), x, y));
         return compute(shape, out -> bilinearPool(s, x, y, x == y, options, out));
     }
 
@@ -608,7 +612,8 @@ public abstract class AbstractOps implements Ops {
         shape[shape.length - 1] = out;
         Shapes.numel("bilinear: result", shape);
         long rows = Shapes.product(shape, 0, shape.length - 1);
-        BilinearShape s = new BilinearShape(Math.toIntExact(rows), (int) in1, (int) in2, (int) out);
+        BilinearShape s = new BilinearShape(narrow("bilinear", "the rows", rows, x1, x2), narrow("bilinear", "in1", in1, weight),
+                narrow("bilinear", "in2", in2, weight), narrow("bilinear", "out", out, weight));
         return compute(shape, c -> bilinear(s, x1, x2, weight, bias, c));
     }
 
@@ -632,7 +637,9 @@ public abstract class AbstractOps implements Ops {
         }
         long[] shape = {x.size(0), sx.outputDim()};
         Shapes.numel("compactBilinearPool: result", shape);
-        PoolShape s = new PoolShape((int) x.size(0), maps ? (int) x.size(1) : 1, (int) c1, (int) c2);
+        PoolShape s = new PoolShape(narrow("compactBilinearPool", "B", x.size(0), x, y),
+                maps ? narrow("compactBilinearPool", "N", x.size(1), x, y) : 1, narrow("compactBilinearPool", "C1", c1, x, y),
+                narrow("compactBilinearPool", "C2", c2, x, y));
         return compute(shape, out -> compactBilinearPool(s, x, y, sx, sy, options, out));
     }
 
@@ -650,21 +657,34 @@ public abstract class AbstractOps implements Ops {
             throw new IllegalArgumentException("factorizedPool: the width " + width + " of x " + Shapes.toString(x.shape())
                     + " must be stages (" + stages + ") times a multiple of the factor (" + factor + ")");
         }
-        FactorizedShape s = new FactorizedShape((int) x.size(0), (int) stages, (int) (width / stages), (int) factor);
+        FactorizedShape s = new FactorizedShape(narrow("factorizedPool", "B", x.size(0), x), (int) stages,
+                narrow("factorizedPool", "the stage width", width / stages, x), (int) factor);
         return compute(new long[] {x.size(0), width / factor}, out -> factorizedPool(s, x, y, options, out));
     }
 
+    /**
+     * A size the kernels take as an int, or an exception naming the operation and the shapes: device tensors
+     * may pass 2^31 elements along one dimension, and a plain cast would wrap.
+     */
+    static int narrow(String op, String what, long size, Tensor... of) {
+        if (size <= Integer.MAX_VALUE) return (int) size;
+        StringBuilder shapes = new StringBuilder();
+        for (Tensor t : of) shapes.append(shapes.length() == 0 ? "" : ", ").append(Shapes.toString(t.shape()));
+        throw new IllegalArgumentException(op + ": " + what + " = " + size + " is past the kernels' limit of 2^31 - 1 ("
+                + shapes + ")");
+    }
+
     /** The bias's strides along [B, H, Lq, Lk] under PyTorch broadcasting, or an exception naming its shape. */
-    private int[] biasStrides(Tensor bias, long[] target) {
+    private long[] biasStrides(Tensor bias, long[] target) {
         checkTensor("attention", "bias", bias);
         long[] shape = bias.shape();
-        int[] strides = new int[4];
+        long[] strides = new long[4];
         long stride = 1;
         boolean ok = shape.length <= 4;
         for (int d = 3, sd = shape.length - 1; d >= 0 && ok; d--, sd--) {
             long size = sd >= 0 ? shape[sd] : 1;
             ok = size == target[d] || size == 1;
-            strides[d] = size == 1 ? 0 : (int) stride;
+            strides[d] = size == 1 ? 0 : stride;
             stride *= size;
         }
         if (!ok) {

@@ -14,12 +14,13 @@ public final class AttentionShape {
     public final float scale;
     public final boolean causal;
     /** Element strides of the bias along (b, h, i, j), 0 where it broadcasts; null without a bias. */
-    public final int[] biasStrides;
+    /** Elements between successive b, h, i and j of the bias; 0 along broadcast dimensions. */
+    public final long[] biasStrides;
     /** F32 inputs may run in TF32 (backends with tensor cores). */
     public final boolean allowTf32;
 
     AttentionShape(int batch, int queries, int keys, int heads, int headDim, int valueDim, float scale, boolean causal,
-            int[] biasStrides, boolean allowTf32) {
+            long[] biasStrides, boolean allowTf32) {
         this.batch = batch;
         this.queries = queries;
         this.keys = keys;
@@ -34,7 +35,12 @@ public final class AttentionShape {
 
     /** Where the bias of (b, h, query i, key 0) lies; keys follow at {@code biasStrides[3]}. */
     public int biasAt(int b, int h, int i) {
-        return b * biasStrides[0] + h * biasStrides[1] + i * biasStrides[2];
+        return (int) (b * biasStrides[0] + h * biasStrides[1] + i * biasStrides[2]);
+    }
+
+    /** biasStrides[d] for the host kernels: a host tensor holds fewer than 2^31 elements, so it fits an int. */
+    public int biasStride(int d) {
+        return (int) biasStrides[d];
     }
 
     /** The last key query i may attend under the causal mask (bottom-right aligned); keys - 1 otherwise. */

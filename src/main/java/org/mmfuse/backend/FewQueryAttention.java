@@ -322,7 +322,7 @@ final class FewQueryAttention {
         int last = Math.min(n - 1, s.lastKey(i) - j0);
         for (int j = Math.max(last + 1, 0); j < KEY_BLOCK; j++) sc[at + j] = Float.NEGATIVE_INFINITY;
         if (bias != null) {
-            for (int j = 0, x = s.biasAt(b, h, i) + j0 * s.biasStrides[3]; j <= last; j++, x += s.biasStrides[3]) {
+            for (int j = 0, x = s.biasAt(b, h, i) + j0 * s.biasStride(3); j <= last; j++, x += s.biasStride(3)) {
                 sc[at + j] += bias[x];
             }
         }

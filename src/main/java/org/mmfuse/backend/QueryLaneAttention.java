@@ -258,9 +258,9 @@ final class QueryLaneAttention {
         if (mask == null && bias == null && !s.causal) return;
         FloatVector lane0 = FloatVector.zero(S).addIndex(1).add(i0), lane1 = lane0.add(L); // query indices
         int[] biasIndex = null; // lane l reads the bias of query i0 + l; null when the bias is the same for all
-        if (bias != null && s.biasStrides[2] != 0) {
+        if (bias != null && s.biasStride(2) != 0) {
             biasIndex = w.biasIndex;
-            for (int l = 0; l < L; l++) biasIndex[l] = l * s.biasStrides[2];
+            for (int l = 0; l < L; l++) biasIndex[l] = l * s.biasStride(2);
         }
         for (int j = 0; j < n; j++) {
             int key = j0 + j, at = j * QL;
@@ -270,13 +270,13 @@ final class QueryLaneAttention {
             }
             FloatVector s0 = FloatVector.fromArray(S, sT, at), s1 = FloatVector.fromArray(S, sT, at + L);
             if (bias != null) {
-                int first = s.biasAt(b, h, i0) + key * s.biasStrides[3];
+                int first = s.biasAt(b, h, i0) + key * s.biasStride(3);
                 if (biasIndex == null) {
                     s0 = s0.add(bias[first]);
                     s1 = s1.add(bias[first]);
                 } else {
                     s0 = s0.add(FloatVector.fromArray(S, biasLanes(bias, first, biasIndex, s.queries - i0, w.biasLanes), 0));
-                    s1 = s1.add(FloatVector.fromArray(S, biasLanes(bias, first + L * s.biasStrides[2], biasIndex,
+                    s1 = s1.add(FloatVector.fromArray(S, biasLanes(bias, first + L * s.biasStride(2), biasIndex,
                             s.queries - i0 - L, w.biasLanes), 0));
                 }
             }

@@ -66,7 +66,7 @@ final class ScalarOps extends HostOps {
                         double dot = 0;
                         int kAt = ((b * s.keys + j) * s.heads + h) * s.headDim;
                         for (int d = 0; d < s.headDim; d++) dot += (double) qa[qAt + d] * ka[kAt + d];
-                        double biased = add == null ? 0 : add[s.biasAt(b, h, i) + j * s.biasStrides[3]];
+                        double biased = add == null ? 0 : add[s.biasAt(b, h, i) + j * s.biasStride(3)];
                         score[j] = attends ? s.scale * dot + biased : Double.NEGATIVE_INFINITY;
                         max = Math.max(max, score[j]);
                     }

@@ -180,7 +180,7 @@ final class VectorAttention {
             int last = i < rows ? Math.min(n - 1, s.lastKey(i0 + i) - j0) : -1;
             for (int c = Math.max(last + 1, 0); c < KEY_BLOCK; c++) sc[i * KEY_BLOCK + c] = Float.NEGATIVE_INFINITY;
             if (bias != null && last >= 0) {
-                int at = s.biasAt(b, h, i0 + i) + j0 * s.biasStrides[3], step = s.biasStrides[3];
+                int at = s.biasAt(b, h, i0 + i) + j0 * s.biasStride(3), step = s.biasStride(3);
                 for (int c = 0; c <= last; c++, at += step) sc[i * KEY_BLOCK + c] += bias[at];
             }
             if (mask != null) {

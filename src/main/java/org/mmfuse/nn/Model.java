@@ -263,11 +263,16 @@ public final class Model implements AutoCloseable {
                 break;
             }
         }
+        if (batch > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("predict: a batch of " + batch + " samples; at most 2^31 - 1 per call: "
+                    + describe(input.tensors));
+        }
+        int batchSize = (int) batch;
         try (Temporaries t = new Temporaries()) {
             List<Tensor> fused = new ArrayList<>(), masks = new ArrayList<>();
             List<boolean[]> present = new ArrayList<>();
             for (ModelSpec.Input in : inputs) {
-                Prepared p = prepare(in, input, (int) batch, length, t);
+                Prepared p = prepare(in, input, batchSize, length, t);
                 Tensor encoded = encoders.get(in.name()).apply(ops, p.x, p.mask);
                 if (encoded != p.x) t.add(encoded);
                 Tensor fill = encoded.rank() == 2 ? missing.get(in.name()) : null;
@@ -337,6 +342,10 @@ public final class Model implements AutoCloseable {
             x = t.add(ops.fillAbsent(x.view(batch, rest), presentTensor, null)).view(s);
             if (in.sequence()) {
                 if (mask == null) {
+                    if ((long) batch * s[1] > Shapes.MAX_HOST_ELEMENTS) {
+                        throw new IllegalArgumentException("predict: '" + in.name() + "' " + Shapes.toString(s) + " with a presence"
+                                + " array needs a mask, which would pass a host array's " + Shapes.MAX_HOST_ELEMENTS + " elements");
+                    }
                     float[] ones = new float[(int) (batch * s[1])];
                     java.util.Arrays.fill(ones, 1f);
                     mask = t.upload(ops, ones, batch, s[1]);
