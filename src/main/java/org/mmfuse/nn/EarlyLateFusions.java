@@ -107,7 +107,13 @@ final class EarlyLateFusions {
             double[] weights = fixed.clone();
             if (learned) {
                 float[] w = p.host("weights").array();
-                for (int i = 0; i < m; i++) weights[i] = w[i];
+                for (int i = 0; i < m; i++) {
+                    if (!(w[i] >= 0) || Float.isInfinite(w[i])) {
+                        throw o.failure("learned weights must be finite numbers >= 0, as fixed ones, got "
+                                + java.util.Arrays.toString(w));
+                    }
+                    weights[i] = w[i];
+                }
             }
             return (ops, xs, masks, present) -> {
                 int batch = (int) xs.get(0).size(0);

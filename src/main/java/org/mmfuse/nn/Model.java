@@ -154,7 +154,14 @@ public final class Model implements AutoCloseable {
                 if (plan.indices.contains(name)) {
                     int[] values = st.readInts(name);
                     float[] f = new float[values.length];
-                    for (int i = 0; i < f.length; i++) f[i] = values[i];
+                    for (int i = 0; i < f.length; i++) {
+                        // the state holds every tensor as floats, exact for whole numbers up to 2^24
+                        if (Math.abs(values[i]) > 1 << 24) {
+                            throw new IllegalArgumentException(file + ": index tensor \"" + name + "\" holds " + values[i]
+                                    + " at " + i + "; hashes and signs past 2^24 in size are not supported");
+                        }
+                        f[i] = values[i];
+                    }
                     state.put(name, Tensor.of(f, st.entry(name).shape()));
                 } else {
                     state.put(name, st.read(name));

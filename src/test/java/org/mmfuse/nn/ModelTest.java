@@ -99,6 +99,18 @@ class ModelTest {
         }
     }
 
+    /** Learned late-fusion weights are held to what fixed ones are: finite and >= 0 (a weighted mean's weights). */
+    @Test
+    void learnedLateWeightsMustBeFiniteAndNonNegative() {
+        ModelSpec spec = ModelSpec.builder().vector("a", 3).vector("b", 3)
+                .fusion(FusionSpec.of("late", Map.of("weights", "learned"))).build();
+        for (float[] bad : new float[][] {{-0.5f, 1}, {Float.NaN, 1}, {1, Float.POSITIVE_INFINITY}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Model.build(MMFuse.ops(Backend.SCALAR), spec, Map.of("fusion.weights", Tensor.of(bad, 2))));
+            assertTrue(e.getMessage().contains("learned weights must be finite numbers >= 0"), e.getMessage());
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("backends")
     void lateFusionDropsAbsentModalities(Ops ops) {
