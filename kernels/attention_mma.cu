@@ -360,13 +360,15 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 4 : 1) attention_mma_ke
     for (int half = 0; half < 2; ++half) {
         const int i = row_lo + half * 8;
         if (i >= p.queries) continue;
-        const float inverse = sum[half] == 0.f ? 0.f : 1.f / sum[half];
+        // a row that attended nothing stores zeros, not 0 x o: o may hold 0 x NaN from a hidden key's value
+        const bool attended = sum[half] != 0.f;
+        const float inverse = attended ? 1.f / sum[half] : 0.f;
 #pragma unroll
         for (int vb = 0; vb < kValueBlocks; ++vb) {
             const int d = vb * 8 + 2 * t;
             if (d < p.value_dim) {  // value_dim is a multiple of 8: d + 1 is in range too
-                store_output<T>(p, b, h, i, split, d, o[vb][2 * half] * inverse);
-                store_output<T>(p, b, h, i, split, d + 1, o[vb][2 * half + 1] * inverse);
+                store_output<T>(p, b, h, i, split, d, attended ? o[vb][2 * half] * inverse : 0.f);
+                store_output<T>(p, b, h, i, split, d + 1, attended ? o[vb][2 * half + 1] * inverse : 0.f);
             }
         }
         if (t == 0) store_lse(p, b, h, i, split, row_lse(max2[half], sum[half]));

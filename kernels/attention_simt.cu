@@ -144,13 +144,15 @@ __device__ __forceinline__ void store_rows(const AttentionParams& p, int b, int 
         for (int lane_bit = 8; lane_bit > 0; lane_bit /= 2) sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], lane_bit);
         const int i = q0 + row0 + r;
         if (i >= p.queries) continue;
-        const float inverse = sum[r] == 0.f ? 0.f : 1.f / sum[r];
+        // a row that attended nothing stores zeros, not 0 x o: o may hold 0 x NaN from a hidden key's value
+        const bool attended = sum[r] != 0.f;
+        const float inverse = attended ? 1.f / sum[r] : 0.f;
 #pragma unroll
         for (int g = 0; g < Cols::kColGroups; ++g)
 #pragma unroll
             for (int e = 0; e < Cols::kVec; ++e) {
                 const int d = (c + 16 * g) * Cols::kVec + e;
-                if (d < p.value_dim) store_output<T>(p, b, h, i, split, d, o[r][g * Cols::kVec + e] * inverse);
+                if (d < p.value_dim) store_output<T>(p, b, h, i, split, d, attended ? o[r][g * Cols::kVec + e] * inverse : 0.f);
             }
         if (c == 0) store_lse(p, b, h, i, split, row_lse(max2[r], sum[r]));
     }

@@ -45,7 +45,9 @@ public final class AttentionOptions {
 
     /**
      * Key padding mask [B, Lk]: key j of batch b takes part iff mask[b, j] != 0 (PyTorch's boolean
-     * "true = attend", held in a float tensor until MMFuse has boolean tensors). Null: every key.
+     * "true = attend", held in a float tensor until MMFuse has boolean tensors). Null: every key. A query
+     * whose keys are all hidden gives zeros; a hidden key otherwise enters P·V with weight 0, as in PyTorch,
+     * so a NaN or infinity in its value row makes the query rows NaN: keep padding finite.
      */
     public AttentionOptions keyPaddingMask(Tensor mask) {
         return new AttentionOptions(scale, causal, mask, bias, heads, returnLse, returnWeights, allowTf32);

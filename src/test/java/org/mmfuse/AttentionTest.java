@@ -247,6 +247,36 @@ class AttentionTest {
         }
     }
 
+    /**
+     * NaN in the keys and values the padding mask hides: a row whose keys are all hidden gives zeros whatever
+     * they hold; a hidden key still enters P V with weight 0, as in PyTorch, so a NaN in its value row reaches
+     * the rows that attend beside it (0 x NaN). Lengths on both sides of the kernels' tiles.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void nanBehindThePaddingMask(Ops ops) {
+        for (int lq : new int[] {1, 3, 40}) {
+            for (int lk : new int[] {5, 70}) {
+                Tensor q = TestSupport.random(new Random(37), 2, lq, 2, 8), k = TestSupport.random(new Random(38), 2, lk, 2, 8);
+                Tensor v = TestSupport.random(new Random(39), 2, lk, 2, 8);
+                float[] mask = new float[2 * lk];
+                java.util.Arrays.fill(mask, 0, lk, 1f);
+                mask[1] = 0; // batch 0: key 1 hidden, its key and value rows NaN
+                java.util.Arrays.fill(k.array(), 16, 32, Float.NaN);
+                java.util.Arrays.fill(v.array(), 16, 32, Float.NaN);
+                java.util.Arrays.fill(k.array(), lk * 16, 2 * lk * 16, Float.NaN); // batch 1: every key hidden, all NaN
+                java.util.Arrays.fill(v.array(), lk * 16, 2 * lk * 16, Float.NaN);
+                try (AttentionResult r = ops.attention(TestSupport.on(ops, q), TestSupport.on(ops, k), TestSupport.on(ops, v),
+                        AttentionOptions.DEFAULT.keyPaddingMask(TestSupport.on(ops, Tensor.of(mask, 2, lk))))) {
+                    float[] out = r.output().toArray();
+                    int half = out.length / 2;
+                    for (int i = 0; i < half; i++) assertTrue(Float.isNaN(out[i]), ops.backend() + " lq " + lq + " lk " + lk + " at " + i);
+                    for (int i = half; i < out.length; i++) assertEquals(0f, out[i], ops.backend() + " lq " + lq + " lk " + lk + " at " + i);
+                }
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("backends")
     void cudaTensorsAreRefusedHere(Ops ops) {
