@@ -59,6 +59,62 @@ class NativeMemoryTest {
         }
     }
 
+    /**
+     * Threads that come and go: each leaves a cuBLAS handle and cuFFT plans (device memory: cuBLAS keeps a
+     * workspace per handle), which go once the thread is collected. GPU only: the CPU backends keep no
+     * per-thread native state.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void threadsThatComeAndGoLeaveNoDeviceMemory(Ops ops) throws Exception {
+        assumeTrue(ops.backend() == Backend.CUDA, "per-thread device state exists on the CUDA backend only");
+        Random rng = new Random(7);
+        Tensor x = TestSupport.on(ops, TestSupport.random(rng, 4, 16)), w = TestSupport.on(ops, TestSupport.random(rng, 8, 16));
+        CountSketch sketch = CountSketch.random(16, 30, 3);
+        Runnable work = () -> {
+            try (Tensor y = ops.linear(x, w, null); Tensor z = ops.compactBilinearPool(x, x, sketch, sketch, PoolingOptions.NONE)) {
+                ops.synchronize();
+            }
+        };
+        try {
+            for (int round = 0; round < 4; round++) startAndJoin(work, 8); // warm-up: the memory pool
+            long device0 = settledDeviceBytes(ops, Long.MAX_VALUE);
+            for (int round = 0; round < 8; round++) startAndJoin(work, 8);
+            long grown = settledDeviceBytes(ops, device0 + DEVICE_SLACK) - device0;
+            assertTrue(grown <= DEVICE_SLACK, "device memory grew by " + (grown >> 20) + " MB over 64 threads");
+        } finally {
+            TestSupport.closeAll(List.of(x, w));
+        }
+    }
+
+    private static void startAndJoin(Runnable work, int threads) throws InterruptedException {
+        Thread[] started = new Thread[threads];
+        java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        for (int t = 0; t < threads; t++) {
+            started[t] = new Thread(work);
+            started[t].setUncaughtExceptionHandler((thread, e) -> failure.set(e));
+            started[t].start();
+        }
+        for (Thread t : started) t.join();
+        if (failure.get() != null) throw new AssertionError("a thread failed", failure.get());
+    }
+
+    /** Device memory in use once collections have let the cleaners run: at most {@code target}, or after 5 s. */
+    private static long settledDeviceBytes(Ops ops, long target) throws InterruptedException {
+        long bytes = deviceBytes(ops);
+        for (int i = 0; i < 50 && bytes > target; i++) {
+            System.gc();
+            Thread.sleep(100);
+            bytes = deviceBytes(ops);
+        }
+        if (target == Long.MAX_VALUE) { // a baseline: let whatever is pending go first
+            System.gc();
+            Thread.sleep(500);
+            bytes = deviceBytes(ops);
+        }
+        return bytes;
+    }
+
     /** The JNI glue: every entry point (JniChecks) called over and over, its pointer arguments freed each time. */
     @Test
     void jniCallsKeepNativeMemoryFlat() {

@@ -9,6 +9,7 @@ import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_T;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_STATUS_SUCCESS;
 import static org.bytedeco.cuda.global.cublas.cublasCreate_v2;
+import static org.bytedeco.cuda.global.cublas.cublasDestroy_v2;
 import static org.bytedeco.cuda.global.cublas.cublasGetStatusName;
 import static org.bytedeco.cuda.global.cublas.cublasSetStream_v2;
 import static org.bytedeco.cuda.global.cublas.cublasGemmEx;
@@ -28,6 +29,7 @@ import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToDevice;
 import static org.bytedeco.cuda.global.cudart.cudaMemsetAsync;
 import static org.bytedeco.cuda.global.cudart.cudaDeviceSynchronize;
+import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 
 import java.lang.ref.Reference;
@@ -96,7 +98,7 @@ public final class CudaOps extends AbstractOps {
 
     public CudaOps(int deviceIndex) {
         this(Device.cuda(deviceIndex), MatmulPrecision.FP32, new ThreadLocal<>(), new ThreadLocal<>(),
-                ThreadLocal.withInitial(CudaOps::newPlanCache), new java.util.WeakHashMap<>());
+                ThreadLocal.withInitial(() -> newPlanCache(deviceIndex)), new java.util.WeakHashMap<>());
     }
 
     private CudaOps(Device device, MatmulPrecision precision, ThreadLocal<CudaMemory> workspace,
@@ -312,6 +314,12 @@ public final class CudaOps extends AbstractOps {
             checkCublas(cublasCreate_v2(handle), "cublasCreate");
             checkCublas(cublasSetStream_v2(handle, Cuda.stream()), "cublasSetStream");
             cublas.set(handle);
+            cublasContext made = handle;
+            int index = device.index();
+            PER_THREAD.register(Thread.currentThread(), () -> {
+                cudaSetDevice(index);
+                cublasDestroy_v2(made);
+            });
         }
         return handle;
     }
@@ -563,12 +571,19 @@ public final class CudaOps extends AbstractOps {
         }
     }
 
+    /**
+     * Destroys a thread's cuBLAS handle and cuFFT plans once the thread is gone (a server's pool may replace
+     * its threads; each handle and plan holds device memory). Runs on the cleaner's thread, after the dead
+     * thread's last call: nothing uses them any more.
+     */
+    private static final java.lang.ref.Cleaner PER_THREAD = java.lang.ref.Cleaner.create();
+
     /** Plans kept per thread: each holds its own device work area, so the least recently used are destroyed. */
     private static final int FFT_PLANS_KEPT = 8;
 
     /** A thread's cuFFT plans, by length, batch and type, bound to its stream; the least recently used go. */
-    private static java.util.Map<String, Integer> newPlanCache() {
-        return new java.util.LinkedHashMap<>(16, 0.75f, true) {
+    private static java.util.Map<String, Integer> newPlanCache(int deviceIndex) {
+        java.util.Map<String, Integer> plans = new java.util.LinkedHashMap<>(16, 0.75f, true) {
             @Override
             protected boolean removeEldestEntry(java.util.Map.Entry<String, Integer> eldest) {
                 if (size() <= FFT_PLANS_KEPT) return false;
@@ -578,6 +593,11 @@ public final class CudaOps extends AbstractOps {
                 return true;
             }
         };
+        PER_THREAD.register(Thread.currentThread(), () -> { // made on the thread's first get(): it is the owner
+            cudaSetDevice(deviceIndex);
+            plans.values().forEach(plan -> cufftDestroy(plan));
+        });
+        return plans;
     }
 
     private int fftPlan(int d, int batch, int type) {
