@@ -173,7 +173,12 @@ __global__ void poison_rows(const float* x, int64_t x_len, const float* y, int64
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[b * d + i] = __int_as_float(0x7fc00000);
 }
 
-unsigned blocks_for(int64_t threads) { return static_cast<unsigned>((threads + kThreads - 1) / kThreads); }
+// Blocks of kThreads covering `threads`; past gridDim.x's 2^31 - 1 limit, 0, so that the launch fails with
+// cudaErrorInvalidConfiguration instead of a wrapped count running on part of the output.
+unsigned blocks_for(int64_t threads) {
+    const int64_t blocks = (threads + kThreads - 1) / kThreads;
+    return blocks > INT32_MAX ? 0u : static_cast<unsigned>(blocks);
+}
 
 }  // namespace
 

@@ -81,7 +81,8 @@ public final class AttentionOptions {
      * about 1e-3 relative error instead of fp32's 1e-6, for several times the speed on large shapes.
      * PyTorch's {@code torch.backends.cuda.matmul.allow_tf32}, per call. The CPU backends compute in
      * fp32 whatever this says; the CUDA backend takes it where its tensor-core kernel takes the shape
-     * (Dh and Dv multiples of 8 up to 128).
+     * (Dh and Dv multiples of 8 up to 128). Weights asked for with it are recomputed in fp32 against the
+     * TF32 pass's log-sum-exp, so their rows sum to 1 only within TF32's error.
      */
     public AttentionOptions allowTf32(boolean allow) {
         return new AttentionOptions(scale, causal, keyPaddingMask, bias, heads, returnLse, returnWeights, allow);
