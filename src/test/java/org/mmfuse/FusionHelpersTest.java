@@ -186,6 +186,13 @@ class FusionHelpersTest {
             IllegalStateException c = assertThrows(IllegalStateException.class, () -> ops.projectedAttention(closedQ, seq, w, null,
                     seq, w, null, org.mmfuse.AttentionOptions.DEFAULT.heads(1)));
             assertTrue(c.getMessage().contains("projectedAttention: q"), c.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> ops.split(a, new long[] {Long.MAX_VALUE, 1}, 0));
+            assertTrue(e.getMessage().contains("add up past the input's size 3"), e.getMessage());
+            // an empty batch whose C1 x C2 (2.5e9) passes any array: an empty result on every backend
+            try (Tensor none = Tensor.of(new float[0], 0, 1, 50_000).to(ops.device()); Tensor z = ops.bilinearPool(none, none,
+                    PoolingOptions.BILINEAR_CNN)) {
+                assertArrayEquals(new long[] {0, 2_500_000_000L}, z.shape());
+            }
             // empty tensors may have a dimension past 2^31, which the kernels' int sizes would wrap
             try (Tensor wide = Tensor.of(new float[0], 0, 1L << 32).to(ops.device());
                     Tensor longQ = Tensor.of(new float[0], 1, 1L << 33, 1, 0).to(ops.device());
@@ -195,6 +202,28 @@ class FusionHelpersTest {
                 e = assertThrows(IllegalArgumentException.class, () -> ops.attention(longQ, oneKey, oneKey, org.mmfuse.AttentionOptions.DEFAULT));
                 assertTrue(e.getMessage().contains("attention: Lq = 8589934592") && e.getMessage().contains("[1, 8589934592, 1, 0]"),
                         e.getMessage());
+            }
+        }
+    }
+
+    /**
+     * A NaN in the key projection's bias makes its head's scores NaN, so that head's outputs: also where the CPU
+     * folds the projections into the products, which drops a finite key bias (it shifts a query's scores evenly).
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void aNanKeyBiasShowsInProjectedAttention(Ops ops) {
+        Random rng = new Random(44);
+        try (Tensor q = TestSupport.on(ops, TestSupport.random(rng, 2, 2, 16)); Tensor key = TestSupport.on(ops, TestSupport.random(rng, 2, 300, 96));
+                Tensor kw = TestSupport.on(ops, TestSupport.random(rng, 16, 96)); Tensor vw = TestSupport.on(ops, TestSupport.random(rng, 16, 96))) {
+            Tensor kb = TestSupport.random(rng, 16);
+            kb.array()[3] = Float.NaN;
+            try (Tensor kBias = TestSupport.on(ops, kb); AttentionResult r = ops.projectedAttention(q, key, kw, kBias, key, vw, null,
+                    AttentionOptions.DEFAULT.heads(2))) {
+                float[] out = r.output().toArray(); // [2, 2, 16]: head 0's 8 values, then head 1's
+                for (int i = 0; i < out.length; i++) {
+                    assertEquals(i % 16 < 8, Float.isNaN(out[i]), ops.backend() + " at " + i + ": " + out[i]);
+                }
             }
         }
     }

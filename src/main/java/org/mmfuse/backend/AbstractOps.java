@@ -249,7 +249,11 @@ public abstract class AbstractOps implements Ops {
             if (s < 0) {
                 throw new IllegalArgumentException("split: sizes must be non-negative, got " + Arrays.toString(sizes));
             }
-            sum = Math.addExact(sum, s);
+            if (s > size - sum) {
+                throw new IllegalArgumentException("split: sizes " + Arrays.toString(sizes) + " add up past the input's size "
+                        + size + " along axis " + a + " (shape " + Shapes.toString(input.shape()) + ")");
+            }
+            sum += s;
         }
         if (sum != size) {
             throw new IllegalArgumentException("split: sizes " + Arrays.toString(sizes) + " sum to " + sum

@@ -27,7 +27,8 @@ final class CpuThreads {
 
     /** One parallel call: its tasks are claimed by index until none is left. */
     private static final class Job {
-        final IntConsumer body;
+        /** Cleared once the job is done: the team keeps its last job, which must not keep the kernel's arrays. */
+        IntConsumer body;
         final int tasks;
         final AtomicInteger next = new AtomicInteger();
         final AtomicInteger unfinished;
@@ -61,6 +62,21 @@ final class CpuThreads {
         }
     }
 
+    /** The number of tasks of at most {@code per} items that cover {@code items} (no int overflow near 2^31). */
+    static int tasks(int items, int per) {
+        return (int) ((items + (long) per - 1) / per);
+    }
+
+    /** Where part {@code part} of {@code parts} near-even parts of {@code items} starts (no int overflow). */
+    static int split(int items, int part, int parts) {
+        return (int) ((long) items * part / parts);
+    }
+
+    /** The end of task {@code t}'s run of {@code per} items, at most {@code items} (no int overflow). */
+    static int end(int items, int t, int per) {
+        return (int) Math.min(items, (t + 1L) * per);
+    }
+
     /** Threads a job runs on: the workers and the caller. */
     int threads() {
         return workers.length + 1;
@@ -79,6 +95,7 @@ final class CpuThreads {
             job.work();
             while (job.unfinished.get() > 0) Thread.onSpinWait();
         } finally {
+            job.body = null; // every task has run: late workers only find the task counter past the end
             busy.set(false);
         }
         Throwable failure = job.failure;

@@ -44,7 +44,7 @@ final class DotGemm {
         int runs = Math.min(blocks, 4 * threads);
         CpuThreads.SHARED.run(threads == 1 ? 1 : runs, t -> {
             int runCount = threads == 1 ? 1 : runs;
-            for (int block = blocks * t / runCount; block < blocks * (t + 1) / runCount; block++) {
+            for (int block = CpuThreads.split(blocks, t, runCount); block < CpuThreads.split(blocks, t + 1, runCount); block++) {
                 int j0 = block * COLS, cols = Math.min(COLS, n - j0);
                 int i0 = 0;
                 if (cols == COLS) {

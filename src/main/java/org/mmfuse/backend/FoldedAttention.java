@@ -81,6 +81,8 @@ final class FoldedAttention {
                         && o.keyPaddingMask().size(1) == lk)
                 && (queryMask == null || queryMask.rank() == 2 && queryMask.size(0) == batch && queryMask.size(1) == lq);
         if (!shapes || batch == 0 || lq == 0 || lk == 0 || kdim == 0 || vdim == 0) return false;
+        // the fold drops the key bias, which shifts each query's scores evenly, unless it is not finite (NaN must show)
+        if (kBias != null && !allFinite(kBias.array())) return false;
         long rows = heads * lq;
         if (rows * Math.max(Math.max(kdim, vdim), lk) > MAX_INTERMEDIATE) return false;
         double packedWeights = (double) e * (kdim + vdim) + NR * (e + heads * vdim); // with panel padding
@@ -93,6 +95,11 @@ final class FoldedAttention {
         double projectFirst = 2.0 * batch * lk * e * (kdim + vdim) + 4.0 * batch * heads * lq * lk * dh;
         double folded = mean ? meanFlops(batch, lq, lk, heads, dh, kdim, vdim) : flops(batch, lq, lk, heads, dh, kdim, vdim);
         return folded / busy < CHEAPER * projectFirst / threads;
+    }
+
+    private static boolean allFinite(float[] values) {
+        for (float v : values) if (!Float.isFinite(v)) return false;
+        return true;
     }
 
     /** Whether {@link #run} and {@link #runMean} take the batch elements one at a time, their heads across the threads. */

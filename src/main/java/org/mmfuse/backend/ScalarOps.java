@@ -113,6 +113,7 @@ final class ScalarOps extends HostOps {
     protected void bilinearPool(PoolShape s, Tensor x, Tensor y, boolean symmetric, PoolingOptions options, Tensor out) {
         float[] xa = x.array(), ya = y.array(), o = out.array();
         int n = s.locations(), c1 = s.xDim(), c2 = s.yDim();
+        if (s.batch() == 0) return; // C1 x C2 may then pass an array's size: the result is empty
         double[] z = new double[c1 * c2];
         for (int b = 0; b < s.batch(); b++) {
             for (int i = 0; i < c1; i++) {

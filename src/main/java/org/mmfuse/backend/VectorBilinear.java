@@ -290,8 +290,8 @@ final class VectorBilinear {
                     outerProducts(rows, in1, in2, x1p, next + t - runs, x2p, nextCount * in2, t - runs, later);
                     return;
                 }
-                WeightStreamGemm.products(rows, outs, kc, now, w, first * in2, in1 * in2, blocks * t / runs,
-                        blocks * (t + 1) / runs,
+                WeightStreamGemm.products(rows, outs, kc, now, w, first * in2, in1 * in2, CpuThreads.split(blocks, t, runs),
+                        CpuThreads.split(blocks, t + 1, runs),
                         (tile, width, j0, cols, b0, valid) -> addTile(tile, width, cols, sums, j0 * padded + b0, padded));
             });
         }
@@ -370,11 +370,11 @@ final class VectorBilinear {
     static void factorized(FactorizedShape s, float[] x, float[] y, FactorizedPoolOptions o, float[] out) {
         int units = s.units(), k = s.factor(), pooled = s.pooled(), width = s.stages() * units;
         int rowsPerTask = Math.max(1, 4096 / Math.max(width, 1));
-        int tasks = (s.rows() + rowsPerTask - 1) / rowsPerTask;
+        int tasks = CpuThreads.tasks(s.rows(), rowsPerTask);
         Activation act = o.activation();
         CpuThreads.SHARED.run(tasks, t -> {
             float[] expansion = scratch(0, units);
-            for (int r = t * rowsPerTask; r < Math.min(s.rows(), (t + 1) * rowsPerTask); r++) {
+            for (int r = t * rowsPerTask; r < CpuThreads.end(s.rows(), t, rowsPerTask); r++) {
                 for (int st = 0; st < s.stages(); st++) {
                     int in = r * width + st * units;
                     expand(x, y, in, units, act, st > 0, expansion);

@@ -22,9 +22,9 @@ final class VectorElementwise {
     private VectorElementwise() {}
 
     static void activation(float[] x, Activation activation, float[] out) {
-        int n = x.length, tasks = (n + CHUNK - 1) / CHUNK;
+        int n = x.length, tasks = CpuThreads.tasks(n, CHUNK);
         CpuThreads.SHARED.run(tasks, t -> {
-            int end = Math.min(n, (t + 1) * CHUNK);
+            int end = CpuThreads.end(n, t, CHUNK);
             for (int i = t * CHUNK; i < end; i += L) {
                 VectorMask<Float> m = S.indexInRange(i, end);
                 VectorMath.activate(FloatVector.fromArray(S, x, i, m), activation).intoArray(out, i, m);
@@ -34,9 +34,9 @@ final class VectorElementwise {
 
     /** Row by row: the mean, the biased variance of the deviations (two passes, no cancellation), the affine map. */
     static void layerNorm(float[] x, int rows, int dim, float[] weight, float[] bias, float eps, float[] out) {
-        int rowsPerTask = Math.max(1, CHUNK / Math.max(dim, 1)), tasks = (rows + rowsPerTask - 1) / rowsPerTask;
+        int rowsPerTask = Math.max(1, CHUNK / Math.max(dim, 1)), tasks = CpuThreads.tasks(rows, rowsPerTask);
         CpuThreads.SHARED.run(tasks, t -> {
-            for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
+            for (int r = t * rowsPerTask; r < CpuThreads.end(rows, t, rowsPerTask); r++) {
                 int at = r * dim;
                 float mean = sum(x, at, dim) / dim;
                 float inverse = (float) (1 / Math.sqrt(squaredDeviations(x, at, dim, mean) / dim + eps));
@@ -75,9 +75,9 @@ final class VectorElementwise {
 
     /** Row by row: the max, then e^(x - max) stored and summed, then scaled by the sum's inverse. */
     static void softmax(float[] x, int rows, int dim, float[] out) {
-        int rowsPerTask = Math.max(1, CHUNK / Math.max(dim, 1)), tasks = (rows + rowsPerTask - 1) / rowsPerTask;
+        int rowsPerTask = Math.max(1, CHUNK / Math.max(dim, 1)), tasks = CpuThreads.tasks(rows, rowsPerTask);
         CpuThreads.SHARED.run(tasks, t -> {
-            for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
+            for (int r = t * rowsPerTask; r < CpuThreads.end(rows, t, rowsPerTask); r++) {
                 int at = r * dim;
                 float max = max(x, at, dim);
                 float inverse = 1f / exponentials(x, at, dim, max, out);
@@ -140,8 +140,8 @@ final class VectorElementwise {
     /** Row by row, the terms added in input order; a zero weight skips its input. */
     static void weightedSum(float[][] xs, float[] weights, int rows, int width, float[] out) {
         int m = xs.length, rowsPerTask = Math.max(1, CHUNK / Math.max(width, 1));
-        CpuThreads.SHARED.run((rows + rowsPerTask - 1) / rowsPerTask, t -> {
-            for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
+        CpuThreads.SHARED.run(CpuThreads.tasks(rows, rowsPerTask), t -> {
+            for (int r = t * rowsPerTask; r < CpuThreads.end(rows, t, rowsPerTask); r++) {
                 int at = r * width;
                 Arrays.fill(out, at, at + width, 0f);
                 for (int k = 0; k < m; k++) {
@@ -157,8 +157,8 @@ final class VectorElementwise {
     /** Each row copied, then finished in place as pooled rows are. */
     static void normalizeRows(float[] x, int rows, int dim, PoolingOptions options, float[] out) {
         int rowsPerTask = Math.max(1, CHUNK / Math.max(dim, 1));
-        CpuThreads.SHARED.run((rows + rowsPerTask - 1) / rowsPerTask, t -> {
-            for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
+        CpuThreads.SHARED.run(CpuThreads.tasks(rows, rowsPerTask), t -> {
+            for (int r = t * rowsPerTask; r < CpuThreads.end(rows, t, rowsPerTask); r++) {
                 System.arraycopy(x, r * dim, out, r * dim, dim);
                 VectorBilinear.finish(out, r * dim, dim, 1, options);
             }

@@ -450,7 +450,7 @@ final class VectorGemm {
     private static void skinny(boolean transposed, int m, int n, int k, float[] a, float[] b, float[] bias, float[] c,
             int threads) {
         CpuThreads.SHARED.run(threads, t -> {
-            int j0 = n * t / threads, j1 = n * (t + 1) / threads;
+            int j0 = CpuThreads.split(n, t, threads), j1 = CpuThreads.split(n, t + 1, threads);
             for (int i = 0; i < m; i++) {
                 if (transposed) {
                     for (int j = j0; j < j1; j++) {

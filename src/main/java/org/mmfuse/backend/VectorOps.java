@@ -68,12 +68,18 @@ final class VectorOps extends HostOps {
         int dh = (int) q.size(2) / heads, kdim = (int) key.size(2), vdim = (int) value.size(2);
         double scale = Double.isNaN(options.scale()) ? 1 / Math.sqrt(dh) : options.scale();
         Tensor mask = options.keyPaddingMask();
-        Tensor out = allocate(new long[] {batch, lq, (long) heads * dh});
-        Tensor weights = options.returnsWeights() ? allocate(new long[] {batch, heads, lq, lk}) : null;
-        FoldedAttention.run(batch, lq, lk, heads, dh, kdim, vdim, (float) scale, q.array(), key.array(), kWeight.array(),
-                value.array(), vWeight.array(), vBias == null ? null : vBias.array(), mask == null ? null : mask.array(),
-                out.array(), weights == null ? null : weights.array());
-        return new AttentionResult(out, null, weights);
+        Tensor out = allocate(new long[] {batch, lq, (long) heads * dh}), weights = null;
+        try {
+            if (options.returnsWeights()) weights = allocate(new long[] {batch, heads, lq, lk});
+            FoldedAttention.run(batch, lq, lk, heads, dh, kdim, vdim, (float) scale, q.array(), key.array(), kWeight.array(),
+                    value.array(), vWeight.array(), vBias == null ? null : vBias.array(), mask == null ? null : mask.array(),
+                    out.array(), weights == null ? null : weights.array());
+            return new AttentionResult(out, null, weights);
+        } catch (RuntimeException | Error e) {
+            out.close();
+            if (weights != null) weights.close();
+            throw e;
+        }
     }
 
     @Override

@@ -58,7 +58,8 @@ final class WeightStreamGemm {
         PACKED.set(packed);
         int blocks = (n + ROWS - 1) / ROWS;
         int runs = threads == 1 ? 1 : Math.min(blocks, 4 * threads);
-        CpuThreads.SHARED.run(runs, t -> products(m, n, k, packed, w, 0, k, blocks * t / runs, blocks * (t + 1) / runs,
+        CpuThreads.SHARED.run(runs, t -> products(m, n, k, packed, w, 0, k, CpuThreads.split(blocks, t, runs),
+                CpuThreads.split(blocks, t + 1, runs),
                 (tile, width, j0, cols, i0, valid) -> store(tile, width, valid, cols, bias, j0, c, i0 * n + j0, n)));
     }
 
