@@ -44,9 +44,24 @@ final class VectorCompactBilinear {
      */
     static Route choose(PoolShape s, int d) {
         double outer = 2.0 * s.locations() * s.xDim() * s.yDim() / 125 + (double) s.xDim() * s.yDim();
-        double transform = 5.0 * d * Math.log(Math.max(d, 2)) / Math.log(2) / 18;
+        double transform = transformFlops(d) / 18;
         double transforms = (s.locations() + 0.5) * transform + (double) s.locations() * (s.xDim() + s.yDim());
         return outer < transforms ? Route.OUTER_PRODUCT : Route.TRANSFORMS;
+    }
+
+    /**
+     * Flops of one complex transform of length n by {@link BatchFft}: 5 n log2 p per stage of radix p up to 5
+     * (5 n log2 n for the smooth lengths), 8 n p for a larger prime factor p, which is a direct p-point DFT:
+     * a prime d such as 8191 costs as much as its square, and the outer product wins.
+     */
+    static double transformFlops(int n) {
+        double flops = 0;
+        int rest = n;
+        for (int p = 2; rest > 1; p++) {
+            if ((long) p * p > rest) p = rest; // what remains is prime
+            for (; rest % p == 0; rest /= p) flops += p <= 5 ? 5.0 * n * Math.log(p) / Math.log(2) : 8.0 * n * p;
+        }
+        return flops;
     }
 
     static void pool(PoolShape s, float[] x, float[] y, CountSketch sx, CountSketch sy, PoolingOptions o, float[] out,

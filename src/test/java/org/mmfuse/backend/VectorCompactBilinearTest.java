@@ -13,6 +13,18 @@ import org.mmfuse.PoolingOptions;
  * Shapes with few channels beside d leave buckets that no term reaches.
  */
 class VectorCompactBilinearTest {
+    /** The cost model prices a large prime factor of d as the direct DFT it becomes, not as n log n. */
+    @Test
+    void aPrimeOutputSizeTakesTheOuterProduct() {
+        double smooth = VectorCompactBilinear.transformFlops(16000), prime = VectorCompactBilinear.transformFlops(8191);
+        assertTrue(Math.abs(smooth - 5.0 * 16000 * Math.log(16000) / Math.log(2)) < 1, "16000 = 2^7 5^3: " + smooth);
+        assertTrue(prime == 8.0 * 8191 * 8191, "8191 is prime: " + prime);
+        assertTrue(VectorCompactBilinear.transformFlops(7 * 1024) > 5.0 * 7 * 1024 * 10, "7 x 2^10");
+        PoolShape issueShape = new PoolShape(64, 1, 2048, 2048);
+        assertTrue(VectorCompactBilinear.choose(issueShape, 16000) == VectorCompactBilinear.Route.TRANSFORMS);
+        assertTrue(VectorCompactBilinear.choose(issueShape, 8191) == VectorCompactBilinear.Route.OUTER_PRODUCT);
+    }
+
     @Test
     void bothRoutesGiveTheSketchOfTheOuterProducts() {
         Random rng = new Random(31);
