@@ -32,12 +32,25 @@ final class TileProduct {
 
     /** Floats that {@link #packA} writes for m rows. */
     static int packedASize(int m, int k) {
-        return Math.multiplyExact(panels(m, MR) * MR, k);
+        return packedSize((long) panels(m, MR) * MR, k);
     }
 
     /** Floats that {@link #packB} writes for n columns. */
     static int packedBSize(int k, int n) {
-        return Math.multiplyExact(panels(n, NR) * NR, k);
+        return packedSize((long) panels(n, NR) * NR, k);
+    }
+
+    /**
+     * rows x k floats of a packed operand (its rows padded to whole panels), or, past a Java array's size,
+     * an IllegalArgumentException: the padding can take a long, narrow operand past 2^31 floats.
+     */
+    static int packedSize(long rows, long k) {
+        long floats = rows * k;
+        if (floats > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("a packed operand of " + rows + " x " + k + " floats (its rows padded to"
+                    + " whole panels) passes a Java array's size; split the call along the long dimension");
+        }
+        return (int) floats;
     }
 
     static int panels(int size, int width) {

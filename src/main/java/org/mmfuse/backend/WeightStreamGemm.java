@@ -101,11 +101,11 @@ final class WeightStreamGemm {
         return WIDE_FITS && m - i0 > NARROW ? WIDE : NARROW;
     }
 
-    /** Floats in the packed form of m rows of k: the rows rounded up to whole blocks (past 2^31: an exception). */
+    /** Floats in the packed form of m rows of k: the rows rounded up to whole blocks (see TileProduct.packedSize). */
     static int packedSize(int m, int k) {
         int rows = 0;
         while (rows < m) rows += blockWidth(m, rows);
-        return Math.multiplyExact(rows, k);
+        return TileProduct.packedSize(rows, k);
     }
 
     /**
