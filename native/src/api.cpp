@@ -110,6 +110,7 @@ struct DeviceTraits {
     int sm_count = 0;       // 0 when the device could not be queried
     int compute_major = 0;
     int shared_optin = 0;   // the most shared memory a block may opt in to, bytes
+    cudaError_t error = cudaSuccess;  // why the device could not be queried
 };
 
 DeviceTraits current_device_traits() {
@@ -118,16 +119,18 @@ DeviceTraits current_device_traits() {
     constexpr int kCached = 64;
     static std::atomic<uint64_t> cache[kCached];
     int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) return {};
+    DeviceTraits traits;
+    if ((traits.error = cudaGetDevice(&device)) != cudaSuccess) return traits;
     const uint64_t known = device < kCached ? cache[device].load(std::memory_order_relaxed) : 0;
     if (known != 0)
         return {static_cast<int>(known & 0xffff), static_cast<int>(known >> 16 & 0xff),
                 static_cast<int>(known >> 24 & 0xffffff) * 1024};
-    DeviceTraits traits;
-    if (cudaDeviceGetAttribute(&traits.sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&traits.compute_major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&traits.shared_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
-        return {};
+    if ((traits.error = cudaDeviceGetAttribute(&traits.sm_count, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess ||
+        (traits.error = cudaDeviceGetAttribute(&traits.compute_major, cudaDevAttrComputeCapabilityMajor, device)) !=
+            cudaSuccess ||
+        (traits.error = cudaDeviceGetAttribute(&traits.shared_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device)) !=
+            cudaSuccess)
+        return DeviceTraits{0, 0, 0, traits.error};
     if (device < kCached)
         cache[device].store(uint64_t(traits.sm_count & 0xffff) | uint64_t(traits.compute_major & 0xff) << 16 |
                                 uint64_t(traits.shared_optin / 1024 & 0xffffff) << 24,
@@ -253,6 +256,7 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
         return fail(MMF_ERR_INVALID_ARGUMENT, "%s: bias without bias_strides", op);
 
     const DeviceTraits traits = current_device_traits();
+    if (traits.error != cudaSuccess) return fail_cuda(traits.error, op);  // not "unsupported": the query failed
     const int chosen = attention_split_count(dtype, tf32, batch, queries, keys, heads, splits, traits.sm_count);
     // the weights pass reads the lse: scratch for it when the caller did not ask (and there are keys)
     const bool lse_scratch = weights != nullptr && lse == nullptr && keys > 0;
