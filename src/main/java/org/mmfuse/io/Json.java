@@ -111,11 +111,15 @@ public final class Json {
                 case 't': out.append('\t'); break;
                 case 'u':
                     if (at + 4 > text.length()) throw error("short \\u escape");
-                    try {
-                        out.append((char) Integer.parseInt(text.substring(at, at + 4), 16));
-                    } catch (NumberFormatException x) {
-                        throw error("bad \\u escape");
+                    int code = 0;
+                    for (int i = at; i < at + 4; i++) { // four ASCII hex digits (parseInt would take a sign, digit other scripts)
+                        char c = text.charAt(i);
+                        int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                        if (digit < 0) throw error("bad \\u escape");
+                        code = code * 16 + digit;
                     }
+                    out.append((char) code);
                     at += 4;
                     break;
                 default: throw error("bad escape \\" + e);

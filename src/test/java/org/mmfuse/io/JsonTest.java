@@ -27,7 +27,7 @@ class JsonTest {
     @Test
     void refusesWhatIsNotJson() {
         for (String bad : new String[] {"", "{", "{\"a\" 1}", "{\"a\": 1,}", "[1 2]", "01", "1.", "-", "tru",
-                "\"open", "\"bad \\q escape\"", "{\"a\": 1} x", "{a: 1}", "\"tab\there\""}) {
+                "\"open", "\"bad \\q escape\"", "{\"a\": 1} x", "{a: 1}", "\"tab\there\"", "\"\\u+041\"", "\"\\u004\uFF11\""}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Json.parse(bad), bad);
             assertTrue(e.getMessage().startsWith("JSON: ") && e.getMessage().contains("at offset"), e.getMessage());
         }
