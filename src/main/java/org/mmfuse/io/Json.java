@@ -113,9 +113,9 @@ public final class Json {
                     if (at + 4 > text.length()) throw error("short \\u escape");
                     int code = 0;
                     for (int i = at; i < at + 4; i++) { // four ASCII hex digits (parseInt would take a sign, digit other scripts)
-                        char c = text.charAt(i);
-                        int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                        char h = text.charAt(i);
+                        int digit = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
                         if (digit < 0) throw error("bad \\u escape");
                         code = code * 16 + digit;
                     }
