@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.mmfuse.DType;
 import org.mmfuse.Ops;
 import org.mmfuse.Shapes;
@@ -44,7 +45,7 @@ public final class Model implements AutoCloseable {
     private final Fusion fusion;
     private final Sequential head;
     /** Predictions hold it shared, close exclusively: weights are never freed under a running prediction. */
-    private final java.util.concurrent.locks.ReentrantReadWriteLock lifecycle = new java.util.concurrent.locks.ReentrantReadWriteLock();
+    private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
     private boolean closed; // guarded by lifecycle
 
     private Model(Ops ops, ModelSpec spec, Map<String, Tensor> state) {

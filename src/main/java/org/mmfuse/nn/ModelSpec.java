@@ -2,9 +2,11 @@ package org.mmfuse.nn;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import org.mmfuse.io.Json;
 
 /**
@@ -65,7 +67,7 @@ public final class ModelSpec {
         this.head = List.copyOf(head);
         this.output = Objects.requireNonNull(output, "output");
         if (inputs.isEmpty()) throw new IllegalArgumentException("a model needs at least one input");
-        java.util.Set<String> names = new java.util.LinkedHashSet<>();
+        Set<String> names = new LinkedHashSet<>();
         for (Input in : inputs) {
             if (names.contains(in.name())) throw new IllegalArgumentException("input '" + in.name() + "' is declared twice");
             names.add(in.name());
