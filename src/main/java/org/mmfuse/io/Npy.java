@@ -58,14 +58,7 @@ public final class Npy {
                         + " data bytes");
             }
             float[] values = new float[(int) n];
-            // a chunk at a time: the data may pass 2 GB, which no ByteBuffer holds
-            ByteBuffer chunk = ByteBuffer.allocate((int) Math.min(dataBytes, 4 << 20)).order(ByteOrder.LITTLE_ENDIAN);
-            for (long done = 0; done < dataBytes; ) {
-                chunk.clear().limit((int) Math.min(chunk.capacity(), dataBytes - done));
-                readFully(channel, chunk, dataStart + done, file);
-                chunk.flip().asFloatBuffer().get(values, (int) (done / 4), chunk.limit() / 4);
-                done += chunk.limit();
-            }
+            ChunkedRead.read(channel, dataStart, dataBytes, 4, (bytes, first, count) -> bytes.asFloatBuffer().get(values, first, count));
             return Tensor.of(values, shape);
         }
     }
@@ -169,7 +162,7 @@ public final class Npy {
     private static void readFully(FileChannel channel, ByteBuffer into, long position, Path file) throws IOException {
         while (into.hasRemaining()) {
             int n = channel.read(into, position);
-            if (n < 0) throw bad(file, "ends early, at byte " + position);
+            if (n < 0) throw bad(file, "ends at byte " + position + ", inside its header");
             position += n;
         }
     }

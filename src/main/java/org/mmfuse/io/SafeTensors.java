@@ -340,27 +340,9 @@ public final class SafeTensors implements AutoCloseable {
         channel.close();
     }
 
-    /** What {@link #readChunks} hands on: {@code count} elements from index {@code first}, at the buffer's start. */
-    private interface Chunk {
-        void accept(ByteBuffer bytes, int first, int count);
-    }
-
-    /** Elements per chunk read: a tensor's bytes may pass 2 GB, which no ByteBuffer holds. */
-    private static final int CHUNK_ELEMENTS = 1 << 20;
-
-    /** A tensor's data, a chunk of whole elements at a time, through one reused buffer. */
-    private void readChunks(Entry e, Chunk chunk) throws IOException {
-        int elementBytes = elementBytes(e.dtype);
-        long total = e.end - e.begin;
-        ByteBuffer bytes = ByteBuffer.allocate((int) Math.min(total, (long) CHUNK_ELEMENTS * elementBytes))
-                .order(ByteOrder.LITTLE_ENDIAN);
-        for (long done = 0; done < total; ) {
-            bytes.clear().limit((int) Math.min(bytes.capacity(), total - done));
-            readFully(channel, bytes, dataStart + e.begin + done);
-            bytes.flip();
-            chunk.accept(bytes, (int) (done / elementBytes), bytes.limit() / elementBytes);
-            done += bytes.limit();
-        }
+    /** A tensor's data, a chunk of whole elements at a time (see {@link ChunkedRead}). */
+    private void readChunks(Entry e, ChunkedRead.Chunk chunk) throws IOException {
+        ChunkedRead.read(channel, dataStart + e.begin, e.end - e.begin, elementBytes(e.dtype), chunk);
     }
 
     private static void readFully(FileChannel channel, ByteBuffer into, long position) throws IOException {
