@@ -271,16 +271,11 @@ public final class Model implements AutoCloseable {
                 break;
             }
         }
-        if (batch > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("predict: a batch of " + batch + " samples; at most 2^31 - 1 per call: "
-                    + describe(input.tensors));
-        }
-        int batchSize = (int) batch;
         try (Temporaries t = new Temporaries()) {
             List<Tensor> fused = new ArrayList<>(), masks = new ArrayList<>();
             List<boolean[]> present = new ArrayList<>();
             for (ModelSpec.Input in : inputs) {
-                Prepared p = prepare(in, input, batchSize, length, t);
+                Prepared p = prepare(in, input, (int) batch, length, t); // checked below 2^31 above
                 Tensor encoded = encoders.get(in.name()).apply(ops, p.x, p.mask);
                 if (encoded != p.x) t.add(encoded);
                 Tensor fill = encoded.rank() == 2 ? missing.get(in.name()) : null;
