@@ -1,11 +1,13 @@
 // bilinear.cu - the bilinear family's own kernels. Their products (X^T Y, x2 W^T, projections) are
 // cuBLAS GEMMs and their transforms cuFFT, called by the host; these kernels are what sits between:
 // the finishing of pooled rows, the bilinear layer's row dots, the count sketches, the spectrum product
-// and factorized pooling. Every reduction has a fixed order (no atomics): results are bit-identical
+// and factorized pooling. Compact pooling of vectors has its own transforms in one kernel (compact_fft.h)
+// where the length allows. Every reduction has a fixed order (no atomics): results are bit-identical
 // run to run.
 #include <algorithm>
 
 #include "common.cuh"
+#include "compact_fft.h"
 
 namespace mmf {
 namespace {
@@ -27,11 +29,6 @@ __device__ __forceinline__ T block_sum(T v, T* shared) {
     return v;
 }
 
-__device__ __forceinline__ float signed_sqrt(float v, float eps) {
-    const float root = sqrtf(fabsf(v) + eps);
-    return v > 0.f ? root : v < 0.f ? -root : v;  // 0 stays 0 and NaN stays NaN, as torch.sign gives
-}
-
 // Pass 1 of finishing: each block scales (and roots) one chunk of one row in place and writes the
 // chunk's sum of squares to partial[row * chunks + chunk]. grid (chunks, rows). The squares are summed in
 // double: a float's square overflows float from |v| = 1.8e19, and the norm of such a row is still finite.
@@ -51,16 +48,14 @@ __global__ void finish_chunks(float* z, int64_t cols, int64_t chunk_cols, float 
     if (partial != nullptr && threadIdx.x == 0) partial[row * gridDim.x + blockIdx.x] = squares;
 }
 
-// Pass 2: every block sums its row's partials in order and divides its chunk by max(norm, 1e-12). The
-// inverse stays a double: past a norm of 8.5e37 it is a float subnormal, short of bits.
+// Pass 2: every block sums its row's partials in order and divides its chunk by max(norm, 1e-12).
 __global__ void normalize_chunks(float* z, int64_t cols, int64_t chunk_cols, const double* partial) {
     __shared__ double inverse;
     const int64_t row = blockIdx.y, first = blockIdx.x * chunk_cols;
     if (threadIdx.x == 0) {
         double sum = 0;
         for (unsigned i = 0; i < gridDim.x; ++i) sum += partial[row * gridDim.x + i];
-        const double norm = sqrt(sum);
-        inverse = 1.0 / (norm < 1e-12 ? 1e-12 : norm);  // a NaN norm stays NaN: fmax would drop it for 1e-12
+        inverse = inverse_norm(sum);
     }
     __syncthreads();
     const int64_t last = min(cols, first + chunk_cols);
@@ -173,6 +168,33 @@ __global__ void poison_rows(const float* x, int64_t x_len, const float* y, int64
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[b * d + i] = __int_as_float(0x7fc00000);
 }
 
+// The block's threads as compact_fft.h's lanes: each takes every blockDim.x-th item of a step.
+struct BlockLanes {
+    double* shared;  // 32 doubles
+
+    __device__ int first() const { return threadIdx.x; }
+    __device__ int step() const { return blockDim.x; }
+    __device__ void sync() const { __syncthreads(); }
+    __device__ bool any(bool v) const { return __syncthreads_or(v) != 0; }
+    __device__ double sum(double v) const {  // the block's total, to every thread
+        v = block_sum(v, shared);
+        if (threadIdx.x == 0) shared[0] = v;  // after warp 0 has read shared[] in block_sum
+        __syncthreads();
+        v = shared[0];
+        __syncthreads();  // read by all before a next sum writes shared[]
+        return v;
+    }
+};
+
+constexpr int kCompactThreads = 1024;
+
+// One block per sample; dynamic shared memory: plan.n complex values.
+__global__ void __launch_bounds__(kCompactThreads) compact_pool(CompactPoolParams p, FftPlan plan) {
+    extern __shared__ float2 spectrum[];
+    __shared__ double shared[32];
+    compact_pool_sample(BlockLanes{shared}, spectrum, plan, p, blockIdx.x);
+}
+
 // Blocks of kThreads covering `threads`; past gridDim.x's 2^31 - 1 limit, 0, so that the launch fails with
 // cudaErrorInvalidConfiguration instead of a wrapped count running on part of the output.
 unsigned blocks_for(int64_t threads) {
@@ -242,6 +264,27 @@ cudaError_t launch_poison_rows(const float* x, int64_t x_len, const float* y, in
     (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (samples == 0 || d == 0) return cudaSuccess;
     poison_rows<<<static_cast<unsigned>(samples), kThreads, 0, stream>>>(x, x_len, y, y_len, out, d);
+    return cudaGetLastError();
+}
+
+size_t compact_pool_shared_bytes(int d) {
+    FftPlan plan;
+    return make_fft_plan(d, &plan) ? static_cast<size_t>(d) * sizeof(float2) + 32 * sizeof(double) : 0;
+}
+
+cudaError_t launch_compact_pool(const CompactPoolParams& p, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
+    if (p.batch == 0) return cudaSuccess;
+    FftPlan plan;
+    make_fft_plan(p.d, &plan);
+    const size_t dynamic = static_cast<size_t>(p.d) * sizeof(float2);
+    cudaError_t error = cudaFuncSetAttribute(compact_pool, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(dynamic));
+    if (error != cudaSuccess) return error;
+    // A thread per four values (a radix-4 stage's butterflies, one each), in whole warps.
+    const int threads = std::max(32, std::min(kCompactThreads, (p.d / 4 + 31) / 32 * 32));
+    const unsigned blocks = p.batch > INT32_MAX ? 0u : static_cast<unsigned>(p.batch);
+    compact_pool<<<blocks, threads, dynamic, stream>>>(p, plan);
     return cudaGetLastError();
 }
 

@@ -154,6 +154,36 @@ cudaError_t launch_poison_rows(const float* x, int64_t x_len, const float* y, in
 cudaError_t launch_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,
                                    int activation, float* out, cudaStream_t stream);
 
+// Compact bilinear pooling of vectors in one kernel, one block per sample (compact_fft.h): out [batch, d] =
+// finish(the circular convolution of x's and y's count sketches), where finish scales by `scale`, takes the
+// signed square root if signed_sqrt, and L2-normalises each row if l2, as launch_finish_rows does; a sample
+// with a NaN or an infinity in its x or y gets a NaN row. The sketches come inverted, as for
+// launch_sketch_gather.
+struct CompactPoolParams {
+    const float* x;  // [batch, dim_x]
+    const float* y;  // [batch, dim_y]
+    const int* offsets_x;
+    const int* units_x;
+    const float* sign_x;
+    const int* offsets_y;
+    const int* units_y;
+    const float* sign_y;
+    float* out;
+    int64_t batch;
+    int32_t dim_x, dim_y, d;
+    float scale, eps;
+    int32_t signed_sqrt, l2;
+};
+
+// Most stages of an FFT plan (a length of 3^19 has 19).
+constexpr int kFftMaxStages = 20;
+
+// Shared memory per block of launch_compact_pool for length d: 0 when d has a prime factor above 5.
+size_t compact_pool_shared_bytes(int d);
+
+// Enqueues it; the caller has checked that compact_pool_shared_bytes(p.d) is not 0 and fits the device.
+cudaError_t launch_compact_pool(const CompactPoolParams& p, cudaStream_t stream);
+
 // ---- activations, layer norm, softmax (elementwise.cu) ------------------------------------------------
 
 // out[i] = activation(x[i]) for i < n.

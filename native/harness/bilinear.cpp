@@ -1,13 +1,16 @@
 // bilinear.cpp - checks the bilinear family's kernels (mmf_finish_rows, mmf_bilinear_row_dots, mmf_sketch,
-// mmf_spectrum_product, mmf_outer_sketch, mmf_factorized_sums, mmf_poison_nonfinite_rows) and the
-// elementwise ones (mmf_activate, mmf_layer_norm, mmf_softmax) against double-precision references on
-// random and edge-case sizes: empty and single rows, rows longer than one block's chunk, odd d.
+// mmf_spectrum_product, mmf_outer_sketch, mmf_compact_pool, mmf_factorized_sums, mmf_poison_nonfinite_rows)
+// and the elementwise ones (mmf_activate, mmf_layer_norm, mmf_softmax) against double-precision references
+// on random and edge-case sizes: empty and single rows, rows longer than one block's chunk, odd d. The
+// one-kernel compact pooling is also run on the host, one lane at a time (check_compact_pool_emulated).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "compact_fft.h"
 #include "harness.h"
 
 namespace {
@@ -173,6 +176,153 @@ void check_sketches(int& failures, int& checks) {
     }
 }
 
+// ---- compact pooling in one kernel: the same cases on the GPU and in the host emulation ----------------
+
+// One lane that runs every item of a step in turn: compact_fft.h's loops on the host.
+struct SerialLanes {
+    int first() const { return 0; }
+    int step() const { return 1; }
+    void sync() const {}
+    bool any(bool v) const { return v; }
+    double sum(double v) const { return v; }
+};
+
+// Runs compact pooling of p.batch samples (host arrays in p) into p.out.
+using CompactRunner = std::function<void(const mmf::CompactPoolParams& p)>;
+
+// Lengths with factors 2, 3 and 5 only, from 1 to the 16,000 of MCB; the stage orders each takes differ.
+const int kCompactLengths[] = {1, 2, 3, 4, 5, 6, 8, 9, 12, 15, 16, 25, 30, 32, 45, 64, 81, 100, 125, 128, 243, 250,
+                               480, 1000, 2400, 4096, 6000, 8192, 16000};
+
+// Compact pooling of random x [batch, dim_x] and y [batch, dim_y] at length d, finished each way, against
+// the convolution of the sketches in double; sample 1 of 3 gets a NaN or an infinity in x or y.
+void check_compact_case(int d, int dim_x, int dim_y, const CompactRunner& run, int& failures, int& checks) {
+    const int batch = 3;
+    std::vector<int> hx(dim_x), hy(dim_y), offsets_x, units_x, offsets_y, units_y;
+    std::vector<float> sx(dim_x), sy(dim_y);
+    for (int i = 0; i < dim_x; ++i) { hx[i] = static_cast<int>(uniform(0, d - 1)); sx[i] = uniform(0, 1) ? 1.f : -1.f; }
+    for (int j = 0; j < dim_y; ++j) { hy[j] = static_cast<int>(uniform(0, d - 1)); sy[j] = uniform(0, 1) ? 1.f : -1.f; }
+    invert(hx, d, offsets_x, units_x);
+    invert(hy, d, offsets_y, units_y);
+    std::vector<float> x = random_floats(static_cast<size_t>(batch) * dim_x), y = random_floats(static_cast<size_t>(batch) * dim_y);
+    const bool poisoned = dim_x + dim_y > 0;
+    if (poisoned) {
+        const bool in_x = dim_y == 0 || (dim_x > 0 && uniform(0, 1));
+        const float bad = uniform(0, 1) ? NAN : -INFINITY;
+        if (in_x) x[dim_x + uniform(0, dim_x - 1)] = bad; else y[dim_y + uniform(0, dim_y - 1)] = bad;
+    }
+    // (scale, signed square root, eps, l2)
+    const struct { float scale; int root; float eps; int l2; } finishes[] = {{1, 0, 0, 0}, {0.25f, 1, 1e-3f, 0}, {1, 0, 0, 1}, {2, 1, 0, 1}};
+    for (const auto& f : finishes) {
+        std::vector<float> out(static_cast<size_t>(batch) * d, 7.f);
+        const mmf::CompactPoolParams p{x.data(), y.data(), offsets_x.data(), units_x.data(), sx.data(), offsets_y.data(),
+                                       units_y.data(), sy.data(), out.data(), batch, dim_x, dim_y, d, f.scale, f.eps,
+                                       f.root, f.l2};
+        run(p);
+        const std::string what = "compact pool d=" + std::to_string(d) + " dims " + std::to_string(dim_x) + "x" +
+                                 std::to_string(dim_y) + " scale=" + std::to_string(f.scale) + " root=" +
+                                 std::to_string(f.root) + " l2=" + std::to_string(f.l2);
+        for (int b = 0; b < batch; ++b) {
+            const float* got = out.data() + static_cast<size_t>(b) * d;
+            if (poisoned && b == 1) {
+                for (int k = 0; k < d; ++k) {
+                    if (!std::isnan(got[k])) {
+                        if (failures++ < 10) std::printf("  FAIL %s: sample with a non-finite input, [%d] = %g\n", what.c_str(), k, got[k]);
+                        break;
+                    }
+                }
+                continue;
+            }
+            // the sketches in double, their circular convolution over the non-zero buckets
+            // (and each bucket's sum of magnitudes, which bounds the rounding of its float sum)
+            std::vector<double> a(d), c(d), conv(d), mass_a(d), mass_c(d);
+            for (int i = 0; i < dim_x; ++i) {
+                a[hx[i]] += sx[i] * static_cast<double>(x[static_cast<size_t>(b) * dim_x + i]);
+                mass_a[hx[i]] += std::fabs(x[static_cast<size_t>(b) * dim_x + i]);
+            }
+            for (int j = 0; j < dim_y; ++j) {
+                c[hy[j]] += sy[j] * static_cast<double>(y[static_cast<size_t>(b) * dim_y + j]);
+                mass_c[hy[j]] += std::fabs(y[static_cast<size_t>(b) * dim_y + j]);
+            }
+            double norm_a = 0, norm_c = 0, norm_mass_a = 0, norm_mass_c = 0;
+            std::vector<int> used;
+            for (int v = 0; v < d; ++v) {
+                norm_a += a[v] * a[v];
+                norm_c += c[v] * c[v];
+                norm_mass_a += mass_a[v] * mass_a[v];
+                norm_mass_c += mass_c[v] * mass_c[v];
+                if (c[v] != 0) used.push_back(v);
+            }
+            for (int u = 0; u < d; ++u) {
+                if (a[u] == 0) continue;
+                for (int v : used) conv[(u + v) % d] += a[u] * c[v];
+            }
+            // An FFT's rounding is relative to the norms of its operands, not to each output; the sketches'
+            // rounding reaches the convolution through the norms of their buckets' magnitudes.
+            const double tolerance = f.scale * 2e-7 * (std::log2(2.0 * d) * std::sqrt(norm_a * norm_c) +
+                                                       std::sqrt(norm_mass_a * norm_c) + std::sqrt(norm_a * norm_mass_c));
+            std::vector<double> finished(d);
+            double squares = 0;
+            for (int k = 0; k < d; ++k) {
+                const double v = f.scale * conv[k];
+                finished[k] = f.root ? (v > 0 ? 1 : v < 0 ? -1 : 0) * std::sqrt(std::fabs(v) + f.eps) : v;
+                squares += finished[k] * finished[k];
+            }
+            const double norm = f.l2 ? std::max(std::sqrt(squares), 1e-12) : 1.0;
+            for (int k = 0; k < d; ++k) {
+                // compared before the root and the normalisation, which would magnify rounding near 0
+                double g = got[k] * norm;
+                if (f.root) g = (g > 0 ? 1 : g < 0 ? -1 : 0) * (g * g - f.eps);
+                const double want = f.scale * conv[k];  // and the output's own rounding, squared by the root
+                close(g, want, tolerance + 3e-7 * (std::fabs(want) + f.eps), what, failures);
+            }
+        }
+        ++checks;
+    }
+}
+
+void check_compact_cases(const CompactRunner& run, int& failures, int& checks) {
+    for (int d : kCompactLengths) {
+        const int wide = d >= 4096 ? 2048 : static_cast<int>(uniform(0, 300));
+        check_compact_case(d, wide, d >= 4096 ? 768 : static_cast<int>(uniform(0, 300)), run, failures, checks);
+    }
+    check_compact_case(30, 0, 5, run, failures, checks);  // an empty x: all zeros, unnormalised
+    check_compact_case(16, 1, 1, run, failures, checks);
+}
+
+void check_compact_pool(int& failures, int& checks) {
+    int supported = 0;
+    MMF_OK_(mmf_compact_pool_supported(16000, &supported));
+    if (!supported) {
+        std::printf("  FAIL compact pool: d = 16000 not supported on this device\n");
+        ++failures;
+    }
+    for (int d : {7, 97, 8191, 1 << 20}) {  // a prime factor above 5, or past shared memory
+        MMF_OK_(mmf_compact_pool_supported(d, &supported));
+        const float one = 1.f;
+        const int status = mmf_compact_pool(&one, &one, 1, 1, 1, &d, &d, &one, &d, &d, &one, d, 1.f, 0, 0.f, 0,
+                                            const_cast<float*>(&one), nullptr);
+        if (supported || status != MMF_ERR_UNSUPPORTED) {
+            std::printf("  FAIL compact pool: d = %d supported = %d, status %d\n", d, supported, status);
+            ++failures;
+        }
+        ++checks;
+    }
+    check_compact_cases([](const mmf::CompactPoolParams& p) {
+        const size_t dx = static_cast<size_t>(p.dim_x), dy = static_cast<size_t>(p.dim_y), b = static_cast<size_t>(p.batch);
+        const float *x = upload(std::vector<float>(p.x, p.x + b * dx)), *y = upload(std::vector<float>(p.y, p.y + b * dy));
+        const int *ox = upload(std::vector<int>(p.offsets_x, p.offsets_x + p.d + 1)), *ux = upload(std::vector<int>(p.units_x, p.units_x + dx));
+        const int *oy = upload(std::vector<int>(p.offsets_y, p.offsets_y + p.d + 1)), *uy = upload(std::vector<int>(p.units_y, p.units_y + dy));
+        const float *sx = upload(std::vector<float>(p.sign_x, p.sign_x + dx)), *sy = upload(std::vector<float>(p.sign_y, p.sign_y + dy));
+        float* out = upload(std::vector<float>(b * p.d, 7.f));
+        MMF_OK_(mmf_compact_pool(x, y, p.batch, p.dim_x, p.dim_y, ox, ux, sx, oy, uy, sy, p.d, p.scale, p.signed_sqrt, p.eps,
+                                 p.l2, out, nullptr));
+        const std::vector<float> got = download(out, b * p.d);
+        std::copy(got.begin(), got.end(), p.out);
+        for (const void* q : std::vector<const void*>{x, y, ox, ux, oy, uy, sx, sy, out}) CUDA_OK(cudaFree(const_cast<void*>(q)));
+    }, failures, checks);
+}
+
 void check_spectrum_product(int& failures, int& checks) {
     for (int64_t n : {int64_t{1}, int64_t{1000}, int64_t{513 * 64}}) {
         std::vector<float> a = random_floats(2 * n), b = random_floats(2 * n);
@@ -294,10 +444,33 @@ int check_bilinear() {
     check_finish(failures, checks);
     check_row_dots(failures, checks);
     check_sketches(failures, checks);
+    check_compact_pool(failures, checks);
     check_spectrum_product(failures, checks);
     check_factorized(failures, checks);
     check_poison(failures, checks);
     check_elementwise(failures, checks);
     std::printf("bilinear family and elementwise kernels: %d cases, %d failed values\n", checks, failures);
+    return failures;
+}
+
+int check_compact_pool_emulated() {
+    int failures = 0, checks = 0;
+    for (int d : {0, 7, 14, 97, 8191}) {
+        mmf::FftPlan plan;
+        if (mmf::make_fft_plan(d, &plan)) {
+            std::printf("  FAIL fft plan: d = %d has a plan\n", d);
+            ++failures;
+        }
+    }
+    check_compact_cases([](const mmf::CompactPoolParams& p) {
+        mmf::FftPlan plan;
+        if (!mmf::make_fft_plan(p.d, &plan)) {
+            std::printf("  FAIL fft plan: none for d = %d\n", p.d);
+            std::exit(1);
+        }
+        std::vector<float2> z(p.d);
+        for (int64_t b = 0; b < p.batch; ++b) mmf::compact_pool_sample(SerialLanes{}, z.data(), plan, p, b);
+    }, failures, checks);
+    std::printf("compact pooling in one block, emulated on the host: %d cases, %d failed values\n", checks, failures);
     return failures;
 }

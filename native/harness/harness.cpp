@@ -243,6 +243,7 @@ int main(int argc, char** argv) {
     std::printf("mmfuse %d harness\n", mmf_version());
     if (!check_fast_divider()) return 1;
     if (check_arguments() != 0) return 1;
+    if (check_compact_pool_emulated() != 0) return 1;
     if (argc > 1 && std::strcmp(argv[1], "--host-only") == 0) return 0;  // the sanitized build's run
     int count = 0;
     if (mmf_device_count(&count) != MMF_OK || count == 0) {

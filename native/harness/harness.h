@@ -41,5 +41,10 @@ int check_attention();
 // of failed values.
 int check_bilinear();
 
+// Compact pooling in one block (kernels/compact_fft.h) run on the host one lane at a time, against the same
+// references as on the GPU: its index arithmetic, checked without a GPU (bilinear.cpp). Returns the number
+// of failed values.
+int check_compact_pool_emulated();
+
 // The C ABI's argument checks, without a GPU (arguments.cpp). Returns the number of failed checks.
 int check_arguments();

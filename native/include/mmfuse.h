@@ -132,6 +132,20 @@ int mmf_sketch(const float* x, int64_t items, int dim, const int* offsets, const
 /* p = a * b / d elementwise over n complex values, each an interleaved (re, im) float pair. */
 int mmf_spectrum_product(const float* a, const float* b, float* p, int64_t n, float inverse_d, void* stream);
 
+/* Compact bilinear pooling of vectors in one kernel: out [batch, d] = the circular convolution of the count
+ * sketches of x [batch, dim_x] and y [batch, dim_y] (each sketch inverted, as for mmf_sketch), finished as
+ * mmf_finish_rows does (scale, signed square root, L2); a sample with a NaN or an infinity in its x or y gets
+ * a NaN row. Each sample's transforms run in one block's shared memory, so d must have no prime factor
+ * above 5 and d complex values must fit the device's shared memory per block (d up to about 20,000 on an
+ * A100, 29,000 on an H100): mmf_compact_pool_supported says whether the current device takes d; where it
+ * does not, mmf_compact_pool fails with MMF_ERR_UNSUPPORTED. */
+int mmf_compact_pool_supported(int d, int* supported);
+
+int mmf_compact_pool(const float* x, const float* y, int64_t batch, int dim_x, int dim_y, const int* offsets_x,
+                     const int* units_x, const float* sign_x, const int* offsets_y, const int* units_y,
+                     const float* sign_y, int d, float scale, int signed_sqrt, float eps, int l2, float* out,
+                     void* stream);
+
 /* The count sketch out [samples, d] of each z [c1, c2] (sums of outer products) under the hash
  * (hash1[i] + h2(j)) mod d and sign sign1[i] sign2[j], y's sketch given inverted as for mmf_sketch. */
 int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int* hash1, const float* sign1,

@@ -356,6 +356,37 @@ int mmf_spectrum_product(const float* a, const float* b, float* p, int64_t n, fl
                     "mmf_spectrum_product");
 }
 
+int mmf_compact_pool_supported(int d, int* supported) {
+    if (supported == nullptr) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_compact_pool_supported: supported is NULL");
+    *supported = 0;
+    const DeviceTraits traits = current_device_traits();
+    if (traits.error != cudaSuccess) return fail_cuda(traits.error, "mmf_compact_pool_supported");
+    const size_t shared = mmf::compact_pool_shared_bytes(d);
+    *supported = d > 0 && shared > 0 && shared <= static_cast<size_t>(traits.shared_optin);
+    return succeed();
+}
+
+int mmf_compact_pool(const float* x, const float* y, int64_t batch, int dim_x, int dim_y, const int* offsets_x,
+                     const int* units_x, const float* sign_x, const int* offsets_y, const int* units_y,
+                     const float* sign_y, int d, float scale, int signed_sqrt, float eps, int l2, float* out,
+                     void* stream) {
+    if (batch < 0 || batch > INT32_MAX || dim_x < 0 || dim_y < 0 || d <= 0 || !(eps >= 0.f))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_compact_pool: batch = %lld, dim_x = %d, dim_y = %d, d = %d, eps = %g",
+                    (long long)batch, dim_x, dim_y, d, eps);
+    if (missing(x, batch * dim_x) || missing(y, batch * dim_y) || offsets_x == nullptr || missing(units_x, dim_x) ||
+        missing(sign_x, dim_x) || offsets_y == nullptr || missing(units_y, dim_y) || missing(sign_y, dim_y) ||
+        missing(out, batch * d))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_compact_pool: an array is NULL");
+    int supported = 0;
+    if (mmf_compact_pool_supported(d, &supported) != MMF_OK) return MMF_ERR_CUDA;
+    if (!supported)
+        return fail(MMF_ERR_UNSUPPORTED, "mmf_compact_pool: d = %d has a prime factor above 5 or needs %zu bytes of "
+                    "shared memory per block, more than this device allows", d, mmf::compact_pool_shared_bytes(d));
+    const mmf::CompactPoolParams p{x, y, offsets_x, units_x, sign_x, offsets_y, units_y, sign_y, out, batch,
+                                   dim_x, dim_y, d, scale, eps, signed_sqrt, l2};
+    return launched(mmf::launch_compact_pool(p, static_cast<cudaStream_t>(stream)), "mmf_compact_pool");
+}
+
 int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int* hash1, const float* sign1,
                      const int* offsets2, const int* units2, const float* sign2, int d, float* out, void* stream) {
     if (samples < 0 || c1 < 0 || c2 < 0 || d <= 0)
