@@ -265,8 +265,9 @@ class BilinearTest {
             double[] a = new double[d], b = new double[d];
             for (int i = 0; i < c1; i++) a[sx.hash(i)] += sx.sign(i) * (double) x[(s * n + l) * c1 + i];
             for (int j = 0; j < c2; j++) b[sy.hash(j)] += sy.sign(j) * (double) y[(s * n + l) * c2 + j];
-            for (int k = 0; k < d; k++) {
-                for (int u = 0; u < d; u++) raw.add(k, a[u] * b[Math.floorMod(k - u, d)]);
+            for (int u = 0; u < d; u++) {
+                if (a[u] == 0) continue; // an empty bucket adds nothing (and a wide d has mostly empty ones)
+                for (int k = 0; k < d; k++) raw.add(k, a[u] * b[Math.floorMod(k - u, d)]);
             }
         }
         return raw;
@@ -276,9 +277,11 @@ class BilinearTest {
     @MethodSource("backends")
     void compactPoolingIsTheConvolutionOfTheSketches(Ops ops) {
         Random rng = new Random(15);
-        // {B, N (0: vectors), C1, C2, d}: d not a power of two, prime, 1; C larger and smaller than d
+        // {B, N (0: vectors), C1, C2, d}: d not a power of two, prime, 1; C larger and smaller than d; MCB's
+        // 16,000 (on CUDA, lengths with factors 2, 3 and 5 take the one-kernel route, 77 and 13 cuFFT's)
         int[][] shapes = {{2, 0, 7, 5, 16}, {3, 0, 33, 20, 30}, {1, 4, 9, 11, 49}, {2, 3, 17, 8, 1}, {17, 0, 40, 30, 77},
-            {2, 5, 6, 70, 125}, {1, 0, 1, 1, 13}, {0, 0, 3, 3, 8}, {20, 0, 300, 200, 64}};
+            {2, 5, 6, 70, 125}, {1, 0, 1, 1, 13}, {0, 0, 3, 3, 8}, {20, 0, 300, 200, 64}, {3, 0, 500, 400, 2400},
+            {2, 0, 2048, 768, 16000}};
         for (int[] sh : shapes) {
             int b = sh[0], n = Math.max(sh[1], 1), c1 = sh[2], c2 = sh[3], d = sh[4];
             Tensor x = sh[1] == 0 ? TestSupport.random(rng, b, c1) : TestSupport.random(rng, b, n, c1);
@@ -292,6 +295,96 @@ class BilinearTest {
                     for (int s = 0; s < b; s++) {
                         assertFinished(sketchConvolution(x.array(), y.array(), s, n, c1, c2, sx, sy), n, o, got, s * d, 1e-5,
                                 ops.backend() + " " + java.util.Arrays.toString(sh) + " sample " + s);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * A NaN or an infinity in a sample's x or y makes that sample's row NaN, whatever the finish, and leaves
+     * the others as they are without it; for vectors and maps, at lengths of every CUDA route.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void compactPoolingMarksASampleWithANonFiniteInput(Ops ops) {
+        Random rng = new Random(18);
+        for (int[] sh : new int[][] {{0, 30}, {0, 77}, {0, 8}, {3, 30}}) {
+            int n = Math.max(sh[0], 1), d = sh[1], c1 = 9, c2 = 7;
+            CountSketch sx = CountSketch.random(c1, d, 5), sy = CountSketch.random(c2, d, 6);
+            for (float bad : new float[] {Float.NaN, Float.NEGATIVE_INFINITY}) {
+                for (PoolingOptions o : new PoolingOptions[] {PoolingOptions.NONE, PoolingOptions.NONE.l2Normalize(true)}) {
+                    Tensor x = sh[0] == 0 ? TestSupport.random(rng, 3, c1) : TestSupport.random(rng, 3, n, c1);
+                    Tensor y = sh[0] == 0 ? TestSupport.random(rng, 3, c2) : TestSupport.random(rng, 3, n, c2);
+                    float[] clean;
+                    try (Tensor z = ops.compactBilinearPool(x.to(ops.device()), y.to(ops.device()), sx, sy, o)) {
+                        clean = z.toArray();
+                    }
+                    boolean inX = rng.nextBoolean();
+                    int width = n * (inX ? c1 : c2);
+                    (inX ? x.array() : y.array())[width + rng.nextInt(width)] = bad; // in sample 1
+                    try (Tensor z = ops.compactBilinearPool(x.to(ops.device()), y.to(ops.device()), sx, sy, o)) {
+                        float[] got = z.toArray();
+                        for (int i = 0; i < got.length; i++) {
+                            String what = ops.backend() + " " + java.util.Arrays.toString(sh) + " " + bad + " " + o + " element " + i;
+                            if (i / d == 1) {
+                                assertTrue(Float.isNaN(got[i]), what + " is " + got[i]);
+                            } else { // transforms may pair samples: the rounding of the others may change
+                                float rowMax = 0;
+                                for (int k = i / d * d; k < (i / d + 1) * d; k++) rowMax = Math.max(rowMax, Math.abs(clean[k]));
+                                assertEquals(clean[i], got[i], 1e-5 * rowMax, what);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Operands of very different sizes (|x| about 1e-6 of |y|) keep fp32's relative error: the one-kernel CUDA
+     * route transforms both sketches as one complex sequence, whose rounding would otherwise be relative to
+     * the larger.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void compactPoolingOfOperandsOfVeryDifferentSizes(Ops ops) {
+        Random rng = new Random(19);
+        int c1 = 300, c2 = 200, d = 1000;
+        Tensor x = TestSupport.random(rng, 2, c1), y = TestSupport.random(rng, 2, c2);
+        for (int i = 0; i < x.array().length; i++) x.array()[i] *= 1e-6f;
+        CountSketch sx = CountSketch.random(c1, d, 7), sy = CountSketch.random(c2, d, 8);
+        try (Tensor z = ops.compactBilinearPool(x.to(ops.device()), y.to(ops.device()), sx, sy, PoolingOptions.NONE)) {
+            float[] got = z.toArray();
+            for (int s = 0; s < 2; s++) {
+                assertFinished(sketchConvolution(x.array(), y.array(), s, 1, c1, c2, sx, sy), 1, PoolingOptions.NONE, got,
+                        s * d, 1e-5, ops.backend() + " sample " + s);
+            }
+        }
+    }
+
+    /**
+     * A sample whose x or y is all zeros pools to exact zeros, also after the signed root and the L2
+     * normalisation, whatever its batch neighbours hold: a missing modality filled with zeros must not come
+     * out as normalised round-off of the other operand or of another sample.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void compactPoolingOfAZeroOperandIsZero(Ops ops) {
+        Random rng = new Random(20);
+        for (int n : new int[] {0, 2}) { // vectors; maps of 2 locations (the transforms' route on the CPU too)
+            int c1 = 300, c2 = 200, d = 1000, b = 2 * 8 + 3; // more samples than one group of vector lanes
+            Tensor x = n == 0 ? TestSupport.random(rng, b, c1) : TestSupport.random(rng, b, n, c1);
+            Tensor y = n == 0 ? TestSupport.random(rng, b, c2) : TestSupport.random(rng, b, n, c2);
+            int wx = Math.max(n, 1) * c1, wy = Math.max(n, 1) * c2;
+            java.util.Arrays.fill(x.array(), wx, 2 * wx, 0f);  // sample 1: x is zero
+            java.util.Arrays.fill(y.array(), 10 * wy, 11 * wy, 0f); // sample 10: y is zero
+            CountSketch sx = CountSketch.random(c1, d, 9), sy = CountSketch.random(c2, d, 10);
+            try (Tensor z = ops.compactBilinearPool(x.to(ops.device()), y.to(ops.device()), sx, sy, PoolingOptions.BILINEAR_CNN)) {
+                float[] got = z.toArray();
+                for (int sample : new int[] {1, 10}) {
+                    for (int k = 0; k < d; k++) {
+                        assertEquals(0f, got[sample * d + k], ops.backend() + " N=" + n + " sample " + sample + " element " + k);
                     }
                 }
             }

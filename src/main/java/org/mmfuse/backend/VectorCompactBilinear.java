@@ -189,8 +189,8 @@ final class VectorCompactBilinear {
             Workspace w = Workspace.get(fft);
             int ga = 2 * p, gb = 2 * p + 1 < groups ? 2 * p + 1 : -1;
             w.inverse(spec, specLength, ga, gb, half);
-            w.store(out, ga * LANES, Math.min(LANES, batch - ga * LANES), false);
-            if (gb >= 0) w.store(out, gb * LANES, Math.min(LANES, batch - gb * LANES), true);
+            w.store(out, ga * LANES, Math.min(LANES, batch - ga * LANES), false, w.restoreA);
+            if (gb >= 0) w.store(out, gb * LANES, Math.min(LANES, batch - gb * LANES), true, w.restoreB);
             for (int b = ga * LANES; b < Math.min(batch, (ga + 2) * LANES); b++) {
                 for (int k : unreached) out[b * d + k] = 0f;
             }
@@ -241,13 +241,35 @@ final class VectorCompactBilinear {
         return Arrays.copyOf(values, count);
     }
 
-    /** One thread's transform arrays for one length. */
+    /**
+     * The e with 2^e just above the root of a sum of squares (its exponent, kept within float's range), so
+     * that scaling by 2^-e, which is exact, brings the root into [0.5, 1); 0 for a sum that is 0 or not finite.
+     */
+    static int exponentOf(double squares) {
+        if (!(squares > 0 && squares <= Double.MAX_VALUE)) return 0;
+        return Math.max(-120, Math.min(120, Math.getExponent(Math.sqrt(squares)) + 1));
+    }
+
+    /**
+     * One thread's transform arrays for one length.
+     *
+     * <p>Both transforms carry two real sequences in one complex one, and a transform's rounding is relative
+     * to the norm of all it carries: with one sequence far smaller than its partner (a zero modality, a
+     * sample of small features beside a large one), the small one's result would be round-off of the other.
+     * So every sequence is first scaled by a power of two (exactly) to a norm in [0.5, 1), and its result
+     * scaled back; a zero sequence gives exact zeros.
+     */
     private static final class Workspace {
         private static final ThreadLocal<Workspace> CURRENT = new ThreadLocal<>();
         final BatchFft fft;
         final float[] re, im, re2, im2;
         /** Which pair holds the last transform's result. */
         float[] resultRe, resultIm;
+        /** Per lane: what the spectrum product is multiplied by (1 / d and the sketches' scales undone; 0 for a zero sketch). */
+        private final float[] productScale = new float[LANES];
+        /** Per lane, for the inverse: the scale of each group's spectrum, and what its result is multiplied by. */
+        private final float[] scaleA = new float[LANES], scaleB = new float[LANES];
+        final float[] restoreA = new float[LANES], restoreB = new float[LANES];
 
         private Workspace(BatchFft fft) {
             this.fft = fft;
@@ -280,10 +302,34 @@ final class VectorCompactBilinear {
                 int item = itemsAreSamples ? b + lane : b * s.locations() + first + lane;
                 // A non-finite item stays out (its sample's output is set to NaN at the end): the inverse
                 // transform pairs lanes of two groups, and a NaN would leak into its partner's result.
+                productScale[lane] = 0f;
                 if (!finite(x, item * c1, c1) || !finite(y, item * c2, c2)) continue;
                 for (int i = 0; i < c1; i++) re[sx.hash(i) * LANES + lane] += sx.sign(i) * x[item * c1 + i];
                 for (int j = 0; j < c2; j++) im[sy.hash(j) * LANES + lane] += sy.sign(j) * y[item * c2 + j];
+                scaleToUnitNorms(lane);
             }
+            for (int lane = count; lane < LANES; lane++) productScale[lane] = 0f;
+        }
+
+        /** Scales a lane's two sketches to norms in [0.5, 1) and records the product's scale (0 if either is 0). */
+        private void scaleToUnitNorms(int lane) {
+            int d = fft.n;
+            double squaresX = 0, squaresY = 0;
+            for (int u = lane; u < d * LANES; u += LANES) {
+                squaresX += (double) re[u] * re[u];
+                squaresY += (double) im[u] * im[u];
+            }
+            if (squaresX == 0 || squaresY == 0) { // the product is 0: nothing of the other sketch may reach it
+                for (int u = lane; u < d * LANES; u += LANES) re[u] = im[u] = 0f;
+                return;
+            }
+            int ex = exponentOf(squaresX), ey = exponentOf(squaresY);
+            float fx = Math.scalb(1f, -ex), fy = Math.scalb(1f, -ey);
+            for (int u = lane; u < d * LANES; u += LANES) {
+                re[u] *= fx;
+                im[u] *= fy;
+            }
+            productScale[lane] = Math.scalb(0.25f / d, ex + ey);
         }
 
         void forward() {
@@ -294,12 +340,12 @@ final class VectorCompactBilinear {
 
         /**
          * For k <= d/2, P[k] = X[k] Y[k] / d with X = (Z[k] + conj Z[d-k]) / 2 and
-         * Y = (Z[k] - conj Z[d-k]) / 2i, per lane, written (or with {@code add}, added) to re[reAt + k LANES]
-         * and im[imAt + k LANES].
+         * Y = (Z[k] - conj Z[d-k]) / 2i, per lane (the sketches' scales undone), written (or with {@code add},
+         * added) to re[reAt + k LANES] and im[imAt + k LANES].
          */
         void addProducts(float[] re, int reAt, float[] im, int imAt, boolean add) {
             int d = fft.n, half = d / 2 + 1;
-            float quarter = 0.25f / d;
+            FloatVector quarter = FloatVector.fromArray(S, productScale, 0);
             for (int k = 0; k < half; k++) {
                 int m = (d - k) % d;
                 FloatVector a = FloatVector.fromArray(S, resultRe, k * LANES), b = FloatVector.fromArray(S, resultIm, k * LANES);
@@ -318,19 +364,23 @@ final class VectorCompactBilinear {
 
         /**
          * Q = P_a + i P_b over the full length (P[d - k] = conj P[k]) from the half spectra of groups ga
-         * and gb (gb < 0: none; real parts in spec, imaginary parts {@code imOffset} further), then the
-         * inverse FFT; the real part is group a's result, the imaginary b's.
+         * and gb (gb < 0: none; real parts in spec, imaginary parts {@code imOffset} further), each lane's
+         * spectra scaled to unit norms, then the inverse FFT; the real part is group a's result, the imaginary
+         * b's, to be multiplied by restoreA and restoreB.
          */
         void inverse(float[] spec, int imOffset, int ga, int gb, int half) {
             int d = fft.n;
-            FloatVector zero = FloatVector.zero(S);
+            unitScales(spec, imOffset, ga, half, scaleA, restoreA);
+            if (gb >= 0) unitScales(spec, imOffset, gb, half, scaleB, restoreB);
+            FloatVector zero = FloatVector.zero(S), fa = FloatVector.fromArray(S, scaleA, 0);
+            FloatVector fb = gb < 0 ? zero : FloatVector.fromArray(S, scaleB, 0);
             for (int k = 0; k < d; k++) {
                 boolean mirrored = k >= half;
                 int kk = mirrored ? d - k : k;
                 int a = (ga * half + kk) * LANES, b = (gb * half + kk) * LANES;
-                FloatVector ar = FloatVector.fromArray(S, spec, a), ai = FloatVector.fromArray(S, spec, imOffset + a);
-                FloatVector br = gb < 0 ? zero : FloatVector.fromArray(S, spec, b);
-                FloatVector bi = gb < 0 ? zero : FloatVector.fromArray(S, spec, imOffset + b);
+                FloatVector ar = FloatVector.fromArray(S, spec, a).mul(fa), ai = FloatVector.fromArray(S, spec, imOffset + a).mul(fa);
+                FloatVector br = gb < 0 ? zero : FloatVector.fromArray(S, spec, b).mul(fb);
+                FloatVector bi = gb < 0 ? zero : FloatVector.fromArray(S, spec, imOffset + b).mul(fb);
                 if (mirrored) {
                     ai = ai.neg();
                     bi = bi.neg();
@@ -343,13 +393,29 @@ final class VectorCompactBilinear {
             resultIm = second ? im2 : im;
         }
 
-        /** Lanes [0, count) of the last result's real (or imaginary) part to out rows first, first + 1, ... */
-        void store(float[] out, int first, int count, boolean imaginary) {
+        /** Per lane of group g's half spectrum: 2^-e to bring its norm into [0.5, 1), and 2^e back (0 for a zero spectrum). */
+        private static void unitScales(float[] spec, int imOffset, int g, int half, float[] scale, float[] restore) {
+            for (int lane = 0; lane < LANES; lane++) {
+                double squares = 0;
+                for (int at = g * half * LANES + lane; at < (g + 1) * half * LANES; at += LANES) {
+                    squares += (double) spec[at] * spec[at] + (double) spec[imOffset + at] * spec[imOffset + at];
+                }
+                int e = exponentOf(squares);
+                scale[lane] = Math.scalb(1f, -e);
+                restore[lane] = squares == 0 ? 0f : Math.scalb(1f, e);
+            }
+        }
+
+        /**
+         * Lanes [0, count) of the last result's real (or imaginary) part, times restore[lane], to out rows first,
+         * first + 1, ...
+         */
+        void store(float[] out, int first, int count, boolean imaginary, float[] restore) {
             float[] src = imaginary ? resultIm : resultRe;
             int d = fft.n;
             for (int lane = 0; lane < count; lane++) {
                 int row = (first + lane) * d;
-                for (int t = 0; t < d; t++) out[row + t] = src[t * LANES + lane];
+                for (int t = 0; t < d; t++) out[row + t] = src[t * LANES + lane] * restore[lane];
             }
         }
     }

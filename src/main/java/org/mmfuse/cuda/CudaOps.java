@@ -468,10 +468,12 @@ public final class CudaOps extends AbstractOps {
     }
 
     /**
-     * Vectors by transforms: both count sketches gathered (no atomics), batched R2C FFTs, the spectrum
-     * product, one C2R FFT into out. Maps by the outer-product route, as on the CPU: Σ_n x_n y_nᵀ per
-     * sample by a batched GEMM (samples taken in groups whose products fit 256 MB) and its count sketch
-     * gathered bucket by bucket; no [B, N, d] tensor in either.
+     * Vectors by transforms: where d has no prime factor above 5 and fits a block's shared memory, all of it
+     * in one kernel, a block per sample (kernels/compact_fft.h); otherwise both count sketches gathered (no
+     * atomics), batched cuFFT R2C transforms, the spectrum product and one C2R into out. Maps by the
+     * outer-product route, as on the CPU: Σ_n x_n y_nᵀ per sample by a batched GEMM (samples taken in
+     * groups whose products fit 256 MB) and its count sketch gathered bucket by bucket; no [B, N, d]
+     * tensor in any.
      */
     @Override
     protected void compactBilinearPool(PoolShape s, Tensor x, Tensor y, CountSketch sx, CountSketch sy,
@@ -482,6 +484,13 @@ public final class CudaOps extends AbstractOps {
             Cuda.enter(device, "compactBilinearPool");
             long o = out.deviceMemory().address();
             SketchTables tx = tablesOf(sx), ty = tablesOf(sy);
+            if (s.locations() == 1 && oneKernelTakes(d)) { // finished and NaN-marked in the kernel too
+                checkStatus(MmfNative.mmf_compact_pool(at(x), at(y), batch, s.xDim(), s.yDim(), Cuda.at(tx.offsets.address()),
+                        Cuda.at(tx.units.address()), Cuda.at(tx.sign.address()), Cuda.at(ty.offsets.address()),
+                        Cuda.at(ty.units.address()), Cuda.at(ty.sign.address()), d, 1f, options.signedSqrt() ? 1 : 0,
+                        (float) options.eps(), options.l2Normalize() ? 1 : 0, Cuda.at(o), Cuda.stream()), "compactBilinearPool");
+                return;
+            }
             if (s.locations() == 1 && d >= 16) { // shorter transforms cost more to plan than the outer products
                 long spectrum = (long) batch * (d / 2 + 1);
                 try (CudaMemory a = CudaMemory.allocate(device, (long) batch * d * 4);
@@ -520,6 +529,13 @@ public final class CudaOps extends AbstractOps {
         } finally {
             Reference.reachabilityFence(new Object[] {x, y, sx, sy, out});
         }
+    }
+
+    /** Whether the current device runs compact pooling of length d in one kernel. */
+    private static boolean oneKernelTakes(int d) {
+        int[] supported = new int[1];
+        checkStatus(MmfNative.mmf_compact_pool_supported(d, supported), "compactBilinearPool");
+        return supported[0] != 0;
     }
 
     /** The sketch's device tables (see {@link #sketchTables}). */

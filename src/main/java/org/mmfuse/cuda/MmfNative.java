@@ -84,6 +84,14 @@ public final class MmfNative {
     public static native int mmf_spectrum_product(@Cast("const float*") Pointer a, @Cast("const float*") Pointer b,
             @Cast("float*") Pointer p, long n, float inverseD, Pointer stream);
 
+    public static native int mmf_compact_pool_supported(int d, int[] supported);
+
+    public static native int mmf_compact_pool(@Cast("const float*") Pointer x, @Cast("const float*") Pointer y, long batch,
+            int dimX, int dimY, @Cast("const int*") Pointer offsetsX, @Cast("const int*") Pointer unitsX,
+            @Cast("const float*") Pointer signX, @Cast("const int*") Pointer offsetsY, @Cast("const int*") Pointer unitsY,
+            @Cast("const float*") Pointer signY, int d, float scale, int signedSqrt, float eps, int l2,
+            @Cast("float*") Pointer out, Pointer stream);
+
     public static native int mmf_outer_sketch(@Cast("const float*") Pointer z, long samples, int c1, int c2,
             @Cast("const int*") Pointer hash1, @Cast("const float*") Pointer sign1, @Cast("const int*") Pointer offsets2,
             @Cast("const int*") Pointer units2, @Cast("const float*") Pointer sign2, int d, @Cast("float*") Pointer out,
