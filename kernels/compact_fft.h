@@ -6,7 +6,7 @@
 // The algorithm, for a transform length n whose prime factors are 2, 3 and 5:
 //   1. z[u] = sketch_x(x)[u] + i sketch_y(y)[u]: two real sequences in one complex one;
 //   2. Z = DFT(z) by decimation in frequency, in place: stage s takes radix r_s and leaves the spectrum in
-//      mixed-radix digit-reversed order (scrambled_position); nothing reorders it;
+//      mixed-radix digit-reversed order (see mirror_position); nothing reorders it;
 //   3. P[k] = A[k] B[k], with A = DFT(sketch_x) and B = DFT(sketch_y) taken out of Z by its symmetry:
 //      A[k] = (Z[k] + conj Z[-k]) / 2, B[k] = (Z[k] - conj Z[-k]) / 2i. Elementwise, so in the same
 //      scrambled order; each thread takes the pair of positions holding k and -k;
@@ -39,11 +39,15 @@ namespace mmf {
 
 // The radices of a transform of length n, in stage order: powers of two first, in radix 8 (then one 4 or 2),
 // then 3s, then 5s. The last stages work on the shortest strides, where an odd radix spreads a warp's
-// accesses over the shared-memory banks.
+// accesses over the shared-memory banks. Stage s works on sub-transforms of span[s] * radix[s] values
+// span[s] apart, span[s] = n / (radix[0] ... radix[s]); the same span is the place value of digit s of a
+// frequency in the scrambled order the forward transform leaves. Dividing by it takes a multiply-high.
 struct FftPlan {
     int n;
     int stages;
     int radix[kFftMaxStages];
+    int span[kFftMaxStages];
+    FastDivider by_span[kFftMaxStages];
 };
 
 // The plan for length n >= 1, or false when n has a prime factor above 5.
@@ -55,7 +59,10 @@ inline bool make_fft_plan(int n, FftPlan* plan) {
     auto take = [&](int radix) {
         while (rest % radix == 0 && plan->stages < kFftMaxStages) {
             rest /= radix;
-            plan->radix[plan->stages++] = radix;
+            plan->radix[plan->stages] = radix;
+            plan->span[plan->stages] = rest;  // n over the radices so far
+            plan->by_span[plan->stages] = FastDivider::of(static_cast<uint32_t>(rest));
+            ++plan->stages;
         }
     };
     take(8);
@@ -67,6 +74,15 @@ inline bool make_fft_plan(int n, FftPlan* plan) {
 }
 
 namespace fft {
+
+// i / divider's d, for 0 <= i < 2^31.
+MMF_FFT_FN int divide(int i, const FastDivider& by) {
+#ifdef __CUDACC__
+    return static_cast<int>(by.div(static_cast<uint32_t>(i)));
+#else
+    return static_cast<int>(((static_cast<uint64_t>(i) * by.magic >> 32) + static_cast<uint32_t>(i)) >> by.shift);
+#endif
+}
 
 MMF_FFT_FN float2 add(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
 MMF_FFT_FN float2 sub(float2 a, float2 b) { return make_float2(a.x - b.x, a.y - b.y); }
@@ -153,8 +169,8 @@ MMF_FFT_FN void small_dft<8>(float2* v, float sign) {
 // from base = (j / span) * span * R + j % span. Forward (decimation in frequency): DFT of the R values, then
 // output k times exp(-2 pi i (j % span) k / (span R)). Inverse: the same undone, the conjugate twiddles first.
 template <int R>
-MMF_FFT_FN void butterfly(float2* z, int j, int span, bool inverse) {
-    const int group = j / span, offset = j - group * span;
+MMF_FFT_FN void butterfly(float2* z, int j, int span, const FastDivider& by_span, bool inverse) {
+    const int group = divide(j, by_span), offset = j - group * span;
     float2* base = z + group * span * R + offset;
     const float sign = inverse ? 1.f : -1.f;
     float2 v[R];
@@ -173,63 +189,46 @@ MMF_FFT_FN void butterfly(float2* z, int j, int span, bool inverse) {
 }
 
 template <class Lanes, int R>
-MMF_FFT_FN void stage(const Lanes& lanes, float2* z, int n, int span, bool inverse) {
-    for (int j = lanes.first(); j < n / R; j += lanes.step()) butterfly<R>(z, j, span, inverse);
+MMF_FFT_FN void stage(const Lanes& lanes, float2* z, const FftPlan& plan, int s, bool inverse) {
+    for (int j = lanes.first(); j < plan.n / R; j += lanes.step()) butterfly<R>(z, j, plan.span[s], plan.by_span[s], inverse);
 }
 
 template <class Lanes>
-MMF_FFT_FN void stage(const Lanes& lanes, float2* z, int n, int radix, int span, bool inverse) {
-    switch (radix) {
-        case 2: stage<Lanes, 2>(lanes, z, n, span, inverse); break;
-        case 3: stage<Lanes, 3>(lanes, z, n, span, inverse); break;
-        case 4: stage<Lanes, 4>(lanes, z, n, span, inverse); break;
-        case 5: stage<Lanes, 5>(lanes, z, n, span, inverse); break;
-        default: stage<Lanes, 8>(lanes, z, n, span, inverse); break;
+MMF_FFT_FN void stage(const Lanes& lanes, float2* z, const FftPlan& plan, int s, bool inverse) {
+    switch (plan.radix[s]) {
+        case 2: stage<Lanes, 2>(lanes, z, plan, s, inverse); break;
+        case 3: stage<Lanes, 3>(lanes, z, plan, s, inverse); break;
+        case 4: stage<Lanes, 4>(lanes, z, plan, s, inverse); break;
+        case 5: stage<Lanes, 5>(lanes, z, plan, s, inverse); break;
+        default: stage<Lanes, 8>(lanes, z, plan, s, inverse); break;
     }
 }
 
-// Forward: natural order in, scrambled order out. Inverse (unnormalised): scrambled in, natural out.
+// Forward: natural order in, scrambled order out, stages first to last. Inverse (unnormalised): scrambled
+// in, natural out, each stage undone, last to first.
 template <class Lanes>
 MMF_FFT_FN void transform(const Lanes& lanes, float2* z, const FftPlan& plan, bool inverse) {
-    if (!inverse) {
-        int span = plan.n;
-        for (int s = 0; s < plan.stages; ++s) {
-            span /= plan.radix[s];
-            stage(lanes, z, plan.n, plan.radix[s], span, false);
-            lanes.sync();
-        }
-    } else {
-        int span = 1;
-        for (int s = plan.stages - 1; s >= 0; --s) {
-            stage(lanes, z, plan.n, plan.radix[s], span, true);
-            lanes.sync();
-            span *= plan.radix[s];
-        }
+    for (int t = 0; t < plan.stages; ++t) {
+        stage(lanes, z, plan, inverse ? plan.stages - 1 - t : t, inverse);
+        lanes.sync();
     }
 }
 
-// Where the forward transform leaves frequency k: its digits in the plan's mixed radix, reversed.
-MMF_FFT_FN int scrambled_position(const FftPlan& plan, int k) {
-    int position = 0, stride = plan.n;
+// Where the forward transform leaves frequency n - k (mod n), given where it leaves k. Frequency k's digits
+// in the plan's mixed radix, least significant first, are the position's digits in place values span[0],
+// span[1], ...; those of -k are the digits' complement plus one: 0 while k's are 0, then r - d once, then
+// r - 1 - d.
+MMF_FFT_FN int mirror_position(const FftPlan& plan, int position) {
+    int mirror = 0;
+    bool carry = true;
     for (int s = 0; s < plan.stages; ++s) {
-        stride /= plan.radix[s];
-        position += k % plan.radix[s] * stride;
-        k /= plan.radix[s];
+        const int digit = divide(position, plan.by_span[s]), r = plan.radix[s];
+        position -= digit * plan.span[s];
+        const int negated = carry ? (digit == 0 ? 0 : r - digit) : r - 1 - digit;
+        carry = carry && digit == 0;
+        mirror += negated * plan.span[s];
     }
-    return position;
-}
-
-// The frequency the forward transform leaves at a position (the inverse of scrambled_position).
-MMF_FFT_FN int frequency_at(const FftPlan& plan, int position) {
-    int k = 0, weight = 1, stride = plan.n;
-    for (int s = 0; s < plan.stages; ++s) {
-        stride /= plan.radix[s];
-        const int digit = position / stride;
-        position -= digit * stride;
-        k += digit * weight;
-        weight *= plan.radix[s];
-    }
-    return k;
+    return mirror;
 }
 
 }  // namespace fft
@@ -297,8 +296,7 @@ MMF_FFT_FN void compact_pool_sample(const Lanes& lanes, float2* z, const FftPlan
     fft::transform(lanes, z, plan, false);
 
     for (int at = lanes.first(); at < n; at += lanes.step()) {
-        const int k = fft::frequency_at(plan, at);
-        const int mirror = fft::scrambled_position(plan, k == 0 ? 0 : n - k);
+        const int mirror = fft::mirror_position(plan, at);
         if (mirror < at) continue;  // the pair's other position takes it
         const float2 zk = z[at], zm = z[mirror];
         const float2 a = make_float2(0.5f * (zk.x + zm.x), 0.5f * (zk.y - zm.y));
