@@ -241,13 +241,43 @@ final class VectorCompactBilinear {
         return Arrays.copyOf(values, count);
     }
 
+    /** laneExponents' mark of a lane that holds only zeros. */
+    private static final int ZERO = Integer.MIN_VALUE;
+
     /**
-     * The e with 2^e just above the root of a sum of squares (its exponent, kept within float's range), so
-     * that scaling by 2^-e, which is exact, brings the root into [0.5, 1); 0 for a sum that is 0 or not finite.
+     * Per lane of {@code vectors} lane-major vectors of a from aFrom (and as many of b from bFrom, unless b is
+     * null): the e with 2^e just above the root of the lane's sum of squares, so that scaling by 2^-e, which is
+     * exact, brings the root into [0.5, 1); kept within float's range, 0 for a sum that is not finite, and
+     * {@link #ZERO} for a lane of zeros. Summed in float, the vector way; a lane whose squares leave float's
+     * range is summed again in double.
      */
-    static int exponentOf(double squares) {
-        if (!(squares > 0 && squares <= Double.MAX_VALUE)) return 0;
-        return Math.max(-120, Math.min(120, Math.getExponent(Math.sqrt(squares)) + 1));
+    static void laneExponents(float[] a, int aFrom, float[] b, int bFrom, int vectors, int[] e) {
+        FloatVector sum = FloatVector.zero(S), max = FloatVector.zero(S);
+        for (int v = 0; v < vectors; v++) {
+            FloatVector x = FloatVector.fromArray(S, a, aFrom + v * LANES);
+            sum = x.fma(x, sum);
+            max = max.max(x.abs());
+            if (b != null) {
+                FloatVector y = FloatVector.fromArray(S, b, bFrom + v * LANES);
+                sum = y.fma(y, sum);
+                max = max.max(y.abs());
+            }
+        }
+        for (int lane = 0; lane < LANES; lane++) {
+            double squares = sum.lane(lane);
+            if (max.lane(lane) == 0f) {
+                e[lane] = ZERO;
+                continue;
+            }
+            if (!(squares >= 0x1p-100 && squares <= Float.MAX_VALUE)) { // overflowed, or short of bits
+                squares = 0;
+                for (int v = 0; v < vectors; v++) {
+                    double x = a[aFrom + v * LANES + lane], y = b == null ? 0 : b[bFrom + v * LANES + lane];
+                    squares += x * x + y * y;
+                }
+            }
+            e[lane] = squares <= Double.MAX_VALUE ? Math.max(-120, Math.min(120, Math.getExponent(Math.sqrt(squares)) + 1)) : 0;
+        }
     }
 
     /**
@@ -270,6 +300,8 @@ final class VectorCompactBilinear {
         /** Per lane, for the inverse: the scale of each group's spectrum, and what its result is multiplied by. */
         private final float[] scaleA = new float[LANES], scaleB = new float[LANES];
         final float[] restoreA = new float[LANES], restoreB = new float[LANES];
+        private final int[] exponentX = new int[LANES], exponentY = new int[LANES];
+        private final float[] factorX = new float[LANES], factorY = new float[LANES];
 
         private Workspace(BatchFft fft) {
             this.fft = fft;
@@ -302,34 +334,32 @@ final class VectorCompactBilinear {
                 int item = itemsAreSamples ? b + lane : b * s.locations() + first + lane;
                 // A non-finite item stays out (its sample's output is set to NaN at the end): the inverse
                 // transform pairs lanes of two groups, and a NaN would leak into its partner's result.
-                productScale[lane] = 0f;
                 if (!finite(x, item * c1, c1) || !finite(y, item * c2, c2)) continue;
                 for (int i = 0; i < c1; i++) re[sx.hash(i) * LANES + lane] += sx.sign(i) * x[item * c1 + i];
                 for (int j = 0; j < c2; j++) im[sy.hash(j) * LANES + lane] += sy.sign(j) * y[item * c2 + j];
-                scaleToUnitNorms(lane);
             }
-            for (int lane = count; lane < LANES; lane++) productScale[lane] = 0f;
+            scaleToUnitNorms();
         }
 
-        /** Scales a lane's two sketches to norms in [0.5, 1) and records the product's scale (0 if either is 0). */
-        private void scaleToUnitNorms(int lane) {
+        /**
+         * Scales each lane's two sketches to norms in [0.5, 1) and records the product's scale; a lane where
+         * either is zero (unused lanes too) is cleared, so that nothing of the other reaches its product.
+         */
+        private void scaleToUnitNorms() {
             int d = fft.n;
-            double squaresX = 0, squaresY = 0;
-            for (int u = lane; u < d * LANES; u += LANES) {
-                squaresX += (double) re[u] * re[u];
-                squaresY += (double) im[u] * im[u];
+            laneExponents(re, 0, null, 0, d, exponentX);
+            laneExponents(im, 0, null, 0, d, exponentY);
+            for (int lane = 0; lane < LANES; lane++) {
+                boolean zero = exponentX[lane] == ZERO || exponentY[lane] == ZERO;
+                factorX[lane] = zero ? 0f : Math.scalb(1f, -exponentX[lane]);
+                factorY[lane] = zero ? 0f : Math.scalb(1f, -exponentY[lane]);
+                productScale[lane] = zero ? 0f : Math.scalb(0.25f / d, exponentX[lane] + exponentY[lane]);
             }
-            if (squaresX == 0 || squaresY == 0) { // the product is 0: nothing of the other sketch may reach it
-                for (int u = lane; u < d * LANES; u += LANES) re[u] = im[u] = 0f;
-                return;
+            FloatVector fx = FloatVector.fromArray(S, factorX, 0), fy = FloatVector.fromArray(S, factorY, 0);
+            for (int u = 0; u < d * LANES; u += LANES) {
+                FloatVector.fromArray(S, re, u).mul(fx).intoArray(re, u);
+                FloatVector.fromArray(S, im, u).mul(fy).intoArray(im, u);
             }
-            int ex = exponentOf(squaresX), ey = exponentOf(squaresY);
-            float fx = Math.scalb(1f, -ex), fy = Math.scalb(1f, -ey);
-            for (int u = lane; u < d * LANES; u += LANES) {
-                re[u] *= fx;
-                im[u] *= fy;
-            }
-            productScale[lane] = Math.scalb(0.25f / d, ex + ey);
         }
 
         void forward() {
@@ -370,8 +400,8 @@ final class VectorCompactBilinear {
          */
         void inverse(float[] spec, int imOffset, int ga, int gb, int half) {
             int d = fft.n;
-            unitScales(spec, imOffset, ga, half, scaleA, restoreA);
-            if (gb >= 0) unitScales(spec, imOffset, gb, half, scaleB, restoreB);
+            unitScales(spec, imOffset, ga, half, exponentX, scaleA, restoreA);
+            if (gb >= 0) unitScales(spec, imOffset, gb, half, exponentY, scaleB, restoreB);
             FloatVector zero = FloatVector.zero(S), fa = FloatVector.fromArray(S, scaleA, 0);
             FloatVector fb = gb < 0 ? zero : FloatVector.fromArray(S, scaleB, 0);
             for (int k = 0; k < d; k++) {
@@ -394,15 +424,11 @@ final class VectorCompactBilinear {
         }
 
         /** Per lane of group g's half spectrum: 2^-e to bring its norm into [0.5, 1), and 2^e back (0 for a zero spectrum). */
-        private static void unitScales(float[] spec, int imOffset, int g, int half, float[] scale, float[] restore) {
+        private static void unitScales(float[] spec, int imOffset, int g, int half, int[] e, float[] scale, float[] restore) {
+            laneExponents(spec, g * half * LANES, spec, imOffset + g * half * LANES, half, e);
             for (int lane = 0; lane < LANES; lane++) {
-                double squares = 0;
-                for (int at = g * half * LANES + lane; at < (g + 1) * half * LANES; at += LANES) {
-                    squares += (double) spec[at] * spec[at] + (double) spec[imOffset + at] * spec[imOffset + at];
-                }
-                int e = exponentOf(squares);
-                scale[lane] = Math.scalb(1f, -e);
-                restore[lane] = squares == 0 ? 0f : Math.scalb(1f, e);
+                scale[lane] = e[lane] == ZERO ? 0f : Math.scalb(1f, -e[lane]);
+                restore[lane] = e[lane] == ZERO ? 0f : Math.scalb(1f, e[lane]);
             }
         }
 
