@@ -55,6 +55,18 @@ void invert(const std::vector<int>& hash, int d, std::vector<int>& offsets, std:
     for (size_t i = 0; i < hash.size(); ++i) units[next[hash[i]]++] = static_cast<int>(i);
 }
 
+// A random count sketch of dim units into d buckets: hash, sign, and the hash inverted.
+void random_sketch(int dim, int d, std::vector<int>& hash, std::vector<float>& sign, std::vector<int>& offsets,
+                   std::vector<int>& units) {
+    hash.resize(dim);
+    sign.resize(dim);
+    for (int i = 0; i < dim; ++i) {
+        hash[i] = static_cast<int>(uniform(0, d - 1));
+        sign[i] = uniform(0, 1) ? 1.f : -1.f;
+    }
+    invert(hash, d, offsets, units);
+}
+
 void check_finish(int& failures, int& checks) {
     const int64_t shapes[][2] = {{1, 1}, {3, 7}, {2, 8192}, {2, 8193}, {5, 20000}, {0, 5}, {4, 0}, {1, 100003}};
     // A spread of 3e20 squares past float's range: the norm must still come out right.
@@ -131,12 +143,10 @@ void check_sketches(int& failures, int& checks) {
     const int shapes[][4] = {{1, 1, 1, 1}, {3, 20, 11, 30}, {64, 2048, 300, 16000}, {2, 7, 9, 49}, {0, 5, 5, 8}, {5, 40, 3, 7}};
     for (const auto& s : shapes) {
         const int items = s[0], dim1 = s[1], dim2 = s[2], d = s[3];
-        std::vector<int> h1(dim1), h2(dim2), offsets1, units1, offsets2, units2;
-        std::vector<float> s1(dim1), s2(dim2);
-        for (int i = 0; i < dim1; ++i) { h1[i] = static_cast<int>(uniform(0, d - 1)); s1[i] = uniform(0, 1) ? 1.f : -1.f; }
-        for (int j = 0; j < dim2; ++j) { h2[j] = static_cast<int>(uniform(0, d - 1)); s2[j] = uniform(0, 1) ? 1.f : -1.f; }
-        invert(h1, d, offsets1, units1);
-        invert(h2, d, offsets2, units2);
+        std::vector<int> h1, h2, offsets1, units1, offsets2, units2;
+        std::vector<float> s1, s2;
+        random_sketch(dim1, d, h1, s1, offsets1, units1);
+        random_sketch(dim2, d, h2, s2, offsets2, units2);
         int *dh1 = upload(h1), *do1 = upload(offsets1), *du1 = upload(units1), *do2 = upload(offsets2), *du2 = upload(units2);
         float *ds1 = upload(s1), *ds2 = upload(s2);
 
@@ -198,12 +208,10 @@ const int kCompactLengths[] = {1, 2, 3, 4, 5, 6, 8, 9, 12, 15, 16, 25, 30, 32, 4
 // the convolution of the sketches in double; sample 1 of 3 gets a NaN or an infinity in x or y.
 void check_compact_case(int d, int dim_x, int dim_y, const CompactRunner& run, int& failures, int& checks) {
     const int batch = 3;
-    std::vector<int> hx(dim_x), hy(dim_y), offsets_x, units_x, offsets_y, units_y;
-    std::vector<float> sx(dim_x), sy(dim_y);
-    for (int i = 0; i < dim_x; ++i) { hx[i] = static_cast<int>(uniform(0, d - 1)); sx[i] = uniform(0, 1) ? 1.f : -1.f; }
-    for (int j = 0; j < dim_y; ++j) { hy[j] = static_cast<int>(uniform(0, d - 1)); sy[j] = uniform(0, 1) ? 1.f : -1.f; }
-    invert(hx, d, offsets_x, units_x);
-    invert(hy, d, offsets_y, units_y);
+    std::vector<int> hx, hy, offsets_x, units_x, offsets_y, units_y;
+    std::vector<float> sx, sy;
+    random_sketch(dim_x, d, hx, sx, offsets_x, units_x);
+    random_sketch(dim_y, d, hy, sy, offsets_y, units_y);
     std::vector<float> x = random_floats(static_cast<size_t>(batch) * dim_x), y = random_floats(static_cast<size_t>(batch) * dim_y);
     const bool poisoned = dim_x + dim_y > 0;
     if (poisoned) {
