@@ -91,7 +91,7 @@ __global__ void sketch_gather(const float* x, int64_t items, int dim, const int*
     float sum = 0.f;
     for (int e = offsets[u]; e < offsets[u + 1]; ++e) sum = fmaf(sign[units[e]], x[item * dim + units[e]], sum);
     // A batched cuFFT may transform two samples as one complex sequence, so a NaN would reach a neighbour;
-    // the sample of a non-finite input is made NaN after the transforms (poison_rows). A sum that overflows
+    // the sample of a non-finite input is made NaN after the transforms (exact_rows). A sum that overflows
     // from finite inputs (|x| near float's limit) is zeroed too, and its sample not marked.
     out[index] = isfinite(sum) ? sum : 0.f;
 }
@@ -152,20 +152,23 @@ __global__ void factorized_sums(const float* x, const float* y, int64_t rows, in
     out[index] = sum;
 }
 
-// out[b, :] = NaN for every sample b whose x [x_len] or y [y_len] values hold a NaN or an infinity. One block
-// per sample.
-__global__ void poison_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t d) {
-    __shared__ int found;
-    if (threadIdx.x == 0) found = 0;
-    __syncthreads();
+// out[b, :] = NaN for every sample b whose x [x_len] or y [y_len] values hold a NaN or an infinity, else 0
+// where its x or y is all zeros. One block per sample.
+__global__ void exact_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t d) {
     const int64_t b = blockIdx.x;
-    bool bad = false;
-    for (int64_t i = threadIdx.x; i < x_len; i += blockDim.x) bad |= !isfinite(x[b * x_len + i]);
-    for (int64_t i = threadIdx.x; i < y_len; i += blockDim.x) bad |= !isfinite(y[b * y_len + i]);
-    if (bad) found = 1;  // a benign race: every writer writes 1
-    __syncthreads();
-    if (!found) return;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[b * d + i] = __int_as_float(0x7fc00000);
+    bool bad = false, some_x = false, some_y = false;
+    for (int64_t i = threadIdx.x; i < x_len; i += blockDim.x) {
+        bad |= !isfinite(x[b * x_len + i]);
+        some_x |= x[b * x_len + i] != 0.f;
+    }
+    for (int64_t i = threadIdx.x; i < y_len; i += blockDim.x) {
+        bad |= !isfinite(y[b * y_len + i]);
+        some_y |= y[b * y_len + i] != 0.f;
+    }
+    bad = __syncthreads_or(bad);
+    const bool zero = !__syncthreads_or(some_x) || !__syncthreads_or(some_y);
+    if (!bad && !zero) return;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[b * d + i] = bad ? __int_as_float(0x7fc00000) : 0.f;
 }
 
 // The block's threads as compact_fft.h's lanes: each takes every blockDim.x-th item of a step.
@@ -259,11 +262,11 @@ cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, 
     return cudaGetLastError();
 }
 
-cudaError_t launch_poison_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out,
+cudaError_t launch_exact_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out,
                                int64_t samples, int64_t d, cudaStream_t stream) {
     (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (samples == 0 || d == 0) return cudaSuccess;
-    poison_rows<<<static_cast<unsigned>(samples), kThreads, 0, stream>>>(x, x_len, y, y_len, out, d);
+    exact_rows<<<static_cast<unsigned>(samples), kThreads, 0, stream>>>(x, x_len, y, y_len, out, d);
     return cudaGetLastError();
 }
 

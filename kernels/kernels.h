@@ -146,8 +146,9 @@ cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, 
                                        const float* sign1, const int* offsets2, const int* units2,
                                        const float* sign2, int d, float* out, cudaStream_t stream);
 
-// out[b, :d] = NaN for each of `samples` samples whose x[b, :x_len] or y[b, :y_len] hold a NaN or infinity.
-cudaError_t launch_poison_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out,
+// out[b, :d] = NaN for each of `samples` samples whose x[b, :x_len] or y[b, :y_len] hold a NaN or infinity,
+// else 0 where x[b] or y[b] is all zeros.
+cudaError_t launch_exact_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out,
                                int64_t samples, int64_t d, cudaStream_t stream);
 
 // out [rows, stages, units / factor]: the group sums of factorized pooling (before finishing).

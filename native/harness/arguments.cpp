@@ -68,7 +68,7 @@ int check_arguments() {
         {"row dots: negative rows", bad, [&] { return mmf_bilinear_row_dots(scratch, scratch, nullptr, scratch, 4, -2, 4, 4, nullptr); }},
         {"sketch: negative items", bad, [&] { return mmf_sketch(scratch, -1, 4, nullptr, nullptr, scratch, 8, scratch, nullptr); }},
         {"spectrum: negative n", bad, [&] { return mmf_spectrum_product(scratch, scratch, scratch, -3, 1.f, nullptr); }},
-        {"poison: negative samples", bad, [&] { return mmf_poison_nonfinite_rows(scratch, 1, scratch, 1, scratch, -1, 4, nullptr); }},
+        {"exact rows: negative samples", bad, [&] { return mmf_compact_exact_rows(scratch, 1, scratch, 1, scratch, -1, 4, nullptr); }},
         {"attention: negative batch", bad, [&] {
              return mmf_attention(MMF_F32, 0, -1, 4, 4, 1, 8, 8, scratch, scratch, scratch, nullptr, nullptr, nullptr,
                                   1.f, 0, scratch, nullptr, nullptr, 0, nullptr, 0, nullptr);

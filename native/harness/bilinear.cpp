@@ -1,5 +1,5 @@
 // bilinear.cpp - checks the bilinear family's kernels (mmf_finish_rows, mmf_bilinear_row_dots, mmf_sketch,
-// mmf_spectrum_product, mmf_outer_sketch, mmf_compact_pool, mmf_factorized_sums, mmf_poison_nonfinite_rows)
+// mmf_spectrum_product, mmf_outer_sketch, mmf_compact_pool, mmf_compact_exact_rows, mmf_factorized_sums)
 // and the elementwise ones (mmf_activate, mmf_layer_norm, mmf_softmax) against double-precision references
 // on random and edge-case sizes: empty and single rows, rows longer than one block's chunk, odd d. The
 // one-kernel compact pooling is also run on the host, one lane at a time (check_compact_pool_emulated).
@@ -377,19 +377,24 @@ void check_factorized(int& failures, int& checks) {
     }
 }
 
-void check_poison(int& failures, int& checks) {
-    const int64_t samples = 5, x_len = 300, y_len = 7, d = 11;
+void check_exact_rows(int& failures, int& checks) {
+    const int64_t samples = 6, x_len = 300, y_len = 7, d = 11;
     std::vector<float> x = random_floats(samples * x_len), y = random_floats(samples * y_len), out = random_floats(samples * d);
-    x[1 * x_len + 299] = NAN;       // sample 1: NaN in x
-    y[3 * y_len] = INFINITY;        // sample 3: infinity in y
+    x[1 * x_len + 299] = NAN;                                      // sample 1: NaN in x
+    y[3 * y_len] = INFINITY;                                       // sample 3: infinity in y
+    std::fill(x.begin() + 2 * x_len, x.begin() + 3 * x_len, 0.f);  // sample 2: x all zeros
+    std::fill(y.begin() + 4 * y_len, y.begin() + 5 * y_len, 0.f);  // sample 4: y all zeros
+    std::fill(x.begin() + 5 * x_len, x.begin() + 6 * x_len, 0.f);  // sample 5: x all zeros, NaN in y
+    y[5 * y_len + 6] = NAN;
     float *dx = upload(x), *dy = upload(y), *dout = upload(out);
-    MMF_OK_(mmf_poison_nonfinite_rows(dx, x_len, dy, y_len, dout, samples, d, nullptr));
+    MMF_OK_(mmf_compact_exact_rows(dx, x_len, dy, y_len, dout, samples, d, nullptr));
     std::vector<float> got = download(dout, out.size());
     for (int64_t b = 0; b < samples; ++b) {
         for (int64_t k = 0; k < d; ++k) {
-            const bool poisoned = b == 1 || b == 3;
-            if (poisoned != std::isnan(got[b * d + k]) || (!poisoned && got[b * d + k] != out[b * d + k])) {
-                if (failures++ < 10) std::printf("  FAIL poison rows: sample %lld value %lld is %g\n", (long long)b, (long long)k, got[b * d + k]);
+            const float g = got[b * d + k];
+            const bool nan = b == 1 || b == 3 || b == 5, zero = b == 2 || b == 4;
+            if (nan != std::isnan(g) || (zero && g != 0.f) || (!nan && !zero && g != out[b * d + k])) {
+                if (failures++ < 10) std::printf("  FAIL exact rows: sample %lld value %lld is %g\n", (long long)b, (long long)k, g);
             }
         }
     }
@@ -455,7 +460,7 @@ int check_bilinear() {
     check_compact_pool(failures, checks);
     check_spectrum_product(failures, checks);
     check_factorized(failures, checks);
-    check_poison(failures, checks);
+    check_exact_rows(failures, checks);
     check_elementwise(failures, checks);
     std::printf("bilinear family and elementwise kernels: %d cases, %d failed values\n", checks, failures);
     return failures;

@@ -125,7 +125,7 @@ int mmf_bilinear_row_dots(const float* x1, const float* t, const float* bias, fl
 /* The count sketch out [items, d] of x [items, dim]: bucket u sums sign[i] x[item, i] over the input units
  * units[offsets[u] .. offsets[u + 1]) (the sketch's hash inverted, offsets [d + 1], units [dim]). A bucket
  * whose sum is not finite holds 0: the caller marks the samples of non-finite inputs
- * (mmf_poison_nonfinite_rows); a sum that overflows from finite inputs is lost unmarked. */
+ * (mmf_compact_exact_rows); a sum that overflows from finite inputs is lost unmarked. */
 int mmf_sketch(const float* x, int64_t items, int dim, const int* offsets, const int* units, const float* sign,
                int d, float* out, void* stream);
 
@@ -151,10 +151,12 @@ int mmf_compact_pool(const float* x, const float* y, int64_t batch, int dim_x, i
 int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int* hash1, const float* sign1,
                      const int* offsets2, const int* units2, const float* sign2, int d, float* out, void* stream);
 
-/* Compact pooling's rule for non-finite inputs: out[b, :d] = NaN for every sample b whose x[b, :x_len] or
- * y[b, :y_len] hold a NaN or an infinity; other rows untouched. */
-int mmf_poison_nonfinite_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t samples,
-                              int64_t d, void* stream);
+/* Compact pooling's rows whose value is known exactly, set after transforms that may pair two samples in one
+ * complex sequence (and so carry one's NaN or round-off into the other): out[b, :d] = NaN for every sample b
+ * whose x[b, :x_len] or y[b, :y_len] hold a NaN or an infinity, else zeros where x[b] or y[b] is all zeros;
+ * other rows untouched. */
+int mmf_compact_exact_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t samples,
+                           int64_t d, void* stream);
 
 typedef enum mmf_activation {
     MMF_ACTIVATION_NONE = 0,

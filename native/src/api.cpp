@@ -400,15 +400,15 @@ int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int*
                     "mmf_outer_sketch");
 }
 
-int mmf_poison_nonfinite_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t samples,
-                              int64_t d, void* stream) {
+int mmf_compact_exact_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t samples,
+                           int64_t d, void* stream) {
     if (x_len < 0 || y_len < 0 || samples < 0 || d < 0 || samples > INT32_MAX)
-        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_poison_nonfinite_rows: x_len = %lld, y_len = %lld, samples = %lld, d = %lld",
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_compact_exact_rows: x_len = %lld, y_len = %lld, samples = %lld, d = %lld",
                     (long long)x_len, (long long)y_len, (long long)samples, (long long)d);
     if (missing(x, samples * x_len) || missing(y, samples * y_len) || missing(out, samples * d))
-        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_poison_nonfinite_rows: x, y or out is NULL");
-    return launched(mmf::launch_poison_rows(x, x_len, y, y_len, out, samples, d, static_cast<cudaStream_t>(stream)),
-                    "mmf_poison_nonfinite_rows");
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_compact_exact_rows: x, y or out is NULL");
+    return launched(mmf::launch_exact_rows(x, x_len, y, y_len, out, samples, d, static_cast<cudaStream_t>(stream)),
+                    "mmf_compact_exact_rows");
 }
 
 int mmf_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,

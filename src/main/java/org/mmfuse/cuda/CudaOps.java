@@ -522,8 +522,9 @@ public final class CudaOps extends AbstractOps {
                     }
                 }
             }
-            // A non-finite input makes its sample's row NaN, as the CPU backends define it.
-            checkStatus(MmfNative.mmf_poison_nonfinite_rows(at(x), (long) s.locations() * s.xDim(), at(y),
+            // A non-finite input makes its sample's row NaN, as the CPU backends define it, and an all-zero x or y
+            // zeros: cuFFT may transform two samples as one complex sequence, which leaks between them.
+            checkStatus(MmfNative.mmf_compact_exact_rows(at(x), (long) s.locations() * s.xDim(), at(y),
                     (long) s.locations() * s.yDim(), Cuda.at(o), batch, d, Cuda.stream()), "compactBilinearPool");
             finish(o, batch, d, options.mean() && s.locations() > 0 ? 1f / s.locations() : 1f, options, "compactBilinearPool");
         } finally {

@@ -97,7 +97,7 @@ public final class MmfNative {
             @Cast("const int*") Pointer units2, @Cast("const float*") Pointer sign2, int d, @Cast("float*") Pointer out,
             Pointer stream);
 
-    public static native int mmf_poison_nonfinite_rows(@Cast("const float*") Pointer x, long xLength,
+    public static native int mmf_compact_exact_rows(@Cast("const float*") Pointer x, long xLength,
             @Cast("const float*") Pointer y, long yLength, @Cast("float*") Pointer out, long samples, long d,
             Pointer stream);
 
