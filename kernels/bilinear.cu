@@ -166,8 +166,9 @@ __global__ void exact_rows(const float* x, int64_t x_len, const float* y, int64_
         some_y |= y[b * y_len + i] != 0.f;
     }
     bad = __syncthreads_or(bad);
-    const bool zero = !__syncthreads_or(some_x) || !__syncthreads_or(some_y);
-    if (!bad && !zero) return;
+    some_x = __syncthreads_or(some_x);
+    some_y = __syncthreads_or(some_y);
+    if (!bad && some_x && some_y) return;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[b * d + i] = bad ? __int_as_float(0x7fc00000) : 0.f;
 }
 
@@ -275,14 +276,17 @@ size_t compact_pool_shared_bytes(int d) {
     return make_fft_plan(d, &plan) ? static_cast<size_t>(d) * sizeof(float2) + 32 * sizeof(double) : 0;
 }
 
-cudaError_t launch_compact_pool(const CompactPoolParams& p, cudaStream_t stream) {
+cudaError_t launch_compact_pool(const CompactPoolParams& p, int shared_optin, cudaStream_t stream) {
     (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
-    if (p.batch == 0) return cudaSuccess;
     FftPlan plan;
-    make_fft_plan(p.d, &plan);
     const size_t dynamic = static_cast<size_t>(p.d) * sizeof(float2);
+    if (!make_fft_plan(p.d, &plan) || compact_pool_shared_bytes(p.d) > static_cast<size_t>(shared_optin))
+        return cudaErrorInvalidValue;
+    if (p.batch == 0) return cudaSuccess;
+    // The kernel's limit is the device's, the same in every call: threads launching other lengths at the same
+    // time cannot lower it under each other's launches.
     cudaError_t error = cudaFuncSetAttribute(compact_pool, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(dynamic));
+                                             shared_optin - static_cast<int>(32 * sizeof(double)));
     if (error != cudaSuccess) return error;
     // A thread per four values (a radix-4 stage's butterflies, one each), in whole warps.
     const int threads = std::max(32, std::min(kCompactThreads, (p.d / 4 + 31) / 32 * 32));

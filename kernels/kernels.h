@@ -182,8 +182,9 @@ constexpr int kFftMaxStages = 20;
 // Shared memory per block of launch_compact_pool for length d: 0 when d has a prime factor above 5.
 size_t compact_pool_shared_bytes(int d);
 
-// Enqueues it; the caller has checked that compact_pool_shared_bytes(p.d) is not 0 and fits the device.
-cudaError_t launch_compact_pool(const CompactPoolParams& p, cudaStream_t stream);
+// Enqueues it on a device that lets a block opt in to shared_optin bytes of shared memory; cudaErrorInvalidValue
+// where compact_pool_shared_bytes(p.d) is 0 or more than that.
+cudaError_t launch_compact_pool(const CompactPoolParams& p, int shared_optin, cudaStream_t stream);
 
 // ---- activations, layer norm, softmax (elementwise.cu) ------------------------------------------------
 

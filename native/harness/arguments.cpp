@@ -20,6 +20,7 @@ struct Case {
 };
 
 float scratch[64];  // a valid host address for the arrays the checks never get to read
+int ints[16];       // and for int arrays
 
 }  // namespace
 
@@ -68,6 +69,19 @@ int check_arguments() {
         {"row dots: negative rows", bad, [&] { return mmf_bilinear_row_dots(scratch, scratch, nullptr, scratch, 4, -2, 4, 4, nullptr); }},
         {"sketch: negative items", bad, [&] { return mmf_sketch(scratch, -1, 4, nullptr, nullptr, scratch, 8, scratch, nullptr); }},
         {"spectrum: negative n", bad, [&] { return mmf_spectrum_product(scratch, scratch, scratch, -3, 1.f, nullptr); }},
+        {"compact pool: negative batch", bad, [&] {
+             return mmf_compact_pool(scratch, scratch, -1, 4, 4, ints, ints, scratch, ints, ints, scratch, 16, 1.f, 0, 0.f, 0,
+                                     scratch, nullptr);
+         }},
+        {"compact pool: d = 0", bad, [&] {
+             return mmf_compact_pool(scratch, scratch, 1, 4, 4, ints, ints, scratch, ints, ints, scratch, 0, 1.f, 0, 0.f, 0,
+                                     scratch, nullptr);
+         }},
+        {"compact pool: units NULL", bad, [&] {
+             return mmf_compact_pool(scratch, scratch, 1, 4, 4, ints, nullptr, scratch, ints, ints, scratch, 16, 1.f, 0, 0.f,
+                                     0, scratch, nullptr);
+         }},
+        {"compact pool supported: NULL answer", bad, [&] { return mmf_compact_pool_supported(16, nullptr); }},
         {"exact rows: negative samples", bad, [&] { return mmf_compact_exact_rows(scratch, 1, scratch, 1, scratch, -1, 4, nullptr); }},
         {"attention: negative batch", bad, [&] {
              return mmf_attention(MMF_F32, 0, -1, 4, 4, 1, 8, 8, scratch, scratch, scratch, nullptr, nullptr, nullptr,

@@ -154,7 +154,8 @@ int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int*
 /* Compact pooling's rows whose value is known exactly, set after transforms that may pair two samples in one
  * complex sequence (and so carry one's NaN or round-off into the other): out[b, :d] = NaN for every sample b
  * whose x[b, :x_len] or y[b, :y_len] hold a NaN or an infinity, else zeros where x[b] or y[b] is all zeros;
- * other rows untouched. */
+ * other rows untouched. (A sketch that cancels to zero from non-zero inputs, or one far smaller than the
+ * sample it is paired with, still takes round-off from it: mmf_compact_pool scales its sequences instead.) */
 int mmf_compact_exact_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out, int64_t samples,
                            int64_t d, void* stream);
 

@@ -356,13 +356,22 @@ int mmf_spectrum_product(const float* a, const float* b, float* p, int64_t n, fl
                     "mmf_spectrum_product");
 }
 
+namespace {
+
+// Whether compact pooling of length d runs in one block on a device that lets a block opt in to shared_optin bytes.
+bool compact_pool_fits(int d, int shared_optin) {
+    const size_t shared = mmf::compact_pool_shared_bytes(d);
+    return shared > 0 && shared <= static_cast<size_t>(shared_optin);
+}
+
+}  // namespace
+
 int mmf_compact_pool_supported(int d, int* supported) {
     if (supported == nullptr) return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_compact_pool_supported: supported is NULL");
     *supported = 0;
     const DeviceTraits traits = current_device_traits();
     if (traits.error != cudaSuccess) return fail_cuda(traits.error, "mmf_compact_pool_supported");
-    const size_t shared = mmf::compact_pool_shared_bytes(d);
-    *supported = d > 0 && shared > 0 && shared <= static_cast<size_t>(traits.shared_optin);
+    *supported = compact_pool_fits(d, traits.shared_optin);
     return succeed();
 }
 
@@ -377,14 +386,15 @@ int mmf_compact_pool(const float* x, const float* y, int64_t batch, int dim_x, i
         missing(sign_x, dim_x) || offsets_y == nullptr || missing(units_y, dim_y) || missing(sign_y, dim_y) ||
         missing(out, batch * d))
         return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_compact_pool: an array is NULL");
-    int supported = 0;
-    if (mmf_compact_pool_supported(d, &supported) != MMF_OK) return MMF_ERR_CUDA;
-    if (!supported)
+    const DeviceTraits traits = current_device_traits();
+    if (traits.error != cudaSuccess) return fail_cuda(traits.error, "mmf_compact_pool");
+    if (!compact_pool_fits(d, traits.shared_optin))
         return fail(MMF_ERR_UNSUPPORTED, "mmf_compact_pool: d = %d has a prime factor above 5 or needs %zu bytes of "
                     "shared memory per block, more than this device allows", d, mmf::compact_pool_shared_bytes(d));
     const mmf::CompactPoolParams p{x, y, offsets_x, units_x, sign_x, offsets_y, units_y, sign_y, out, batch,
                                    dim_x, dim_y, d, scale, eps, signed_sqrt, l2};
-    return launched(mmf::launch_compact_pool(p, static_cast<cudaStream_t>(stream)), "mmf_compact_pool");
+    return launched(mmf::launch_compact_pool(p, traits.shared_optin, static_cast<cudaStream_t>(stream)),
+                    "mmf_compact_pool");
 }
 
 int mmf_outer_sketch(const float* z, int64_t samples, int c1, int c2, const int* hash1, const float* sign1,
