@@ -191,11 +191,12 @@ struct BlockLanes {
 };
 
 constexpr int kCompactThreads = 1024;
+constexpr size_t kCompactStaticShared = 32 * sizeof(double);  // BlockLanes' scratch
 
 // One block per sample; dynamic shared memory: plan.n complex values.
 __global__ void __launch_bounds__(kCompactThreads) compact_pool(CompactPoolParams p, FftPlan plan) {
     extern __shared__ float2 spectrum[];
-    __shared__ double shared[32];
+    __shared__ double shared[kCompactStaticShared / sizeof(double)];
     compact_pool_sample(BlockLanes{shared}, spectrum, plan, p, blockIdx.x);
 }
 
@@ -264,7 +265,7 @@ cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, 
 }
 
 cudaError_t launch_exact_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out,
-                               int64_t samples, int64_t d, cudaStream_t stream) {
+                              int64_t samples, int64_t d, cudaStream_t stream) {
     (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (samples == 0 || d == 0) return cudaSuccess;
     exact_rows<<<static_cast<unsigned>(samples), kThreads, 0, stream>>>(x, x_len, y, y_len, out, d);
@@ -273,20 +274,20 @@ cudaError_t launch_exact_rows(const float* x, int64_t x_len, const float* y, int
 
 size_t compact_pool_shared_bytes(int d) {
     FftPlan plan;
-    return make_fft_plan(d, &plan) ? static_cast<size_t>(d) * sizeof(float2) + 32 * sizeof(double) : 0;
+    return make_fft_plan(d, &plan) ? static_cast<size_t>(d) * sizeof(float2) + kCompactStaticShared : 0;
 }
 
 cudaError_t launch_compact_pool(const CompactPoolParams& p, int shared_optin, cudaStream_t stream) {
     (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     FftPlan plan;
     const size_t dynamic = static_cast<size_t>(p.d) * sizeof(float2);
-    if (!make_fft_plan(p.d, &plan) || compact_pool_shared_bytes(p.d) > static_cast<size_t>(shared_optin))
+    if (!make_fft_plan(p.d, &plan) || dynamic + kCompactStaticShared > static_cast<size_t>(shared_optin))
         return cudaErrorInvalidValue;
     if (p.batch == 0) return cudaSuccess;
     // The kernel's limit is the device's, the same in every call: threads launching other lengths at the same
     // time cannot lower it under each other's launches.
     cudaError_t error = cudaFuncSetAttribute(compact_pool, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             shared_optin - static_cast<int>(32 * sizeof(double)));
+                                             shared_optin - static_cast<int>(kCompactStaticShared));
     if (error != cudaSuccess) return error;
     // A thread per four values (a radix-4 stage's butterflies, one each), in whole warps.
     const int threads = std::max(32, std::min(kCompactThreads, (p.d / 4 + 31) / 32 * 32));

@@ -149,7 +149,7 @@ cudaError_t launch_outer_sketch_gather(const float* z, int64_t samples, int c1, 
 // out[b, :d] = NaN for each of `samples` samples whose x[b, :x_len] or y[b, :y_len] hold a NaN or infinity,
 // else 0 where x[b] or y[b] is all zeros.
 cudaError_t launch_exact_rows(const float* x, int64_t x_len, const float* y, int64_t y_len, float* out,
-                               int64_t samples, int64_t d, cudaStream_t stream);
+                              int64_t samples, int64_t d, cudaStream_t stream);
 
 // out [rows, stages, units / factor]: the group sums of factorized pooling (before finishing).
 cudaError_t launch_factorized_sums(const float* x, const float* y, int64_t rows, int stages, int units, int factor,

@@ -375,14 +375,14 @@ final class VectorCompactBilinear {
          */
         void addProducts(float[] re, int reAt, float[] im, int imAt, boolean add) {
             int d = fft.n, half = d / 2 + 1;
-            FloatVector quarter = FloatVector.fromArray(S, productScale, 0);
+            FloatVector scale = FloatVector.fromArray(S, productScale, 0);
             for (int k = 0; k < half; k++) {
                 int m = (d - k) % d;
                 FloatVector a = FloatVector.fromArray(S, resultRe, k * LANES), b = FloatVector.fromArray(S, resultIm, k * LANES);
                 FloatVector c = FloatVector.fromArray(S, resultRe, m * LANES), e = FloatVector.fromArray(S, resultIm, m * LANES);
                 // 2X = (a + c) + i (b - e); 2Y = (b + e) - i (a - c)
                 FloatVector xr = a.add(c), xi = b.sub(e), yr = b.add(e), yi = c.sub(a);
-                FloatVector pr = xr.mul(yr).sub(xi.mul(yi)).mul(quarter), pi = xr.mul(yi).add(xi.mul(yr)).mul(quarter);
+                FloatVector pr = xr.mul(yr).sub(xi.mul(yi)).mul(scale), pi = xr.mul(yi).add(xi.mul(yr)).mul(scale);
                 if (add) {
                     pr = pr.add(FloatVector.fromArray(S, re, reAt + k * LANES));
                     pi = pi.add(FloatVector.fromArray(S, im, imAt + k * LANES));
