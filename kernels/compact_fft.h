@@ -4,7 +4,8 @@
 // the B x d temporaries of the cuFFT route.
 //
 // The algorithm, for a transform length n whose prime factors are 2, 3 and 5:
-//   1. z[u] = sketch_x(x)[u] + i sketch_y(y)[u]: two real sequences in one complex one;
+//   1. z[u] = sketch_x(x)[u] + i sketch_y(y)[u]: two real sequences in one complex one, each first scaled
+//      by a power of two to a norm in [0.5, 1), so that neither is lost in the other's rounding;
 //   2. Z = DFT(z) by decimation in frequency, in place: stage s takes radix r_s and leaves the spectrum in
 //      mixed-radix digit-reversed order (see mirror_position); nothing reorders it;
 //   3. P[k] = A[k] B[k], with A = DFT(sketch_x) and B = DFT(sketch_y) taken out of Z by its symmetry:
