@@ -88,8 +88,8 @@ __global__ void sketch_gather(const float* x, int64_t items, int dim, const int*
     if (index >= items * d) return;
     const int64_t item = index / d;
     const int u = static_cast<int>(index % d);
-    float sum = 0.f;
-    for (int e = offsets[u]; e < offsets[u + 1]; ++e) sum = fmaf(sign[units[e]], x[item * dim + units[e]], sum);
+    bool nonfinite_input = false;  // exact_rows marks the sample; the sum below is what matters here
+    const float sum = sketch_bucket(x + item * dim, offsets, units, sign, u, nonfinite_input);
     // A batched cuFFT may transform two samples as one complex sequence, so a NaN would reach a neighbour;
     // the sample of a non-finite input is made NaN after the transforms (exact_rows). A sum that overflows
     // from finite inputs (|x| near float's limit) is zeroed too, and its sample not marked.
