@@ -1,5 +1,6 @@
-// elementwise.cu - activations, layer norm and softmax: memory-bound passes, one block per row for the
-// row reductions (fixed-order sums: bit-identical results run to run).
+// elementwise.cu - activations, layer norm, softmax, the fusion helpers and the sum of a split product's
+// partials: memory-bound passes, one block per row for the row reductions (fixed-order sums:
+// bit-identical results run to run).
 #include <math.h>
 
 #include <algorithm>
@@ -128,6 +129,18 @@ __global__ void weighted_accumulate_kernel(const float* x, const float* weights,
     }
 }
 
+// out = bias + partials[0] + partials[1] + ..., one element per thread; neighbouring threads read
+// neighbouring elements of each partial.
+__global__ void sum_slices_kernel(const float* partials, int slices, int64_t count, int64_t cols, const float* bias,
+                                  float* out) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        float sum = bias != nullptr ? bias[i % cols] : 0.f;
+        for (int s = 0; s < slices; ++s) sum += partials[s * count + i];
+        out[i] = sum;
+    }
+}
+
 unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
 
 }  // namespace
@@ -137,6 +150,14 @@ cudaError_t launch_binary(int op, const float* a, const float* b, int64_t n, int
     (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (n == 0) return cudaSuccess;
     binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, a, b, n, b_n, out);
+    return cudaGetLastError();
+}
+
+cudaError_t launch_sum_slices(const float* partials, int slices, int64_t rows, int64_t cols, const float* bias,
+                              float* out, cudaStream_t stream) {
+    (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
+    if (rows * cols == 0) return cudaSuccess;
+    sum_slices_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(partials, slices, rows * cols, cols, bias, out);
     return cudaGetLastError();
 }
 

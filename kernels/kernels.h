@@ -186,6 +186,12 @@ size_t compact_pool_shared_bytes(int d);
 // where compact_pool_shared_bytes(p.d) is 0 or more than that.
 cudaError_t launch_compact_pool(const CompactPoolParams& p, int shared_optin, cudaStream_t stream);
 
+// ---- products split along k (see mmfuse.h; elementwise.cu) --------------------------------------------
+
+// out [rows, cols] = bias (per column; may be NULL) + the sum of `slices` partials [rows, cols], in order.
+cudaError_t launch_sum_slices(const float* partials, int slices, int64_t rows, int64_t cols, const float* bias,
+                              float* out, cudaStream_t stream);
+
 // ---- activations, layer norm, softmax (elementwise.cu) ------------------------------------------------
 
 // out[i] = activation(x[i]) for i < n.

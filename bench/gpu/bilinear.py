@@ -26,6 +26,8 @@ LIB.mmf_spectrum_product.argtypes = [P, P, P, I64, F32, P]
 LIB.mmf_outer_sketch.argtypes = [P, I64, I32, I32, P, P, P, P, P, I32, P, P]
 LIB.mmf_compact_pool.argtypes = [P, P, I64, I32, I32, P, P, P, P, P, P, I32, F32, I32, F32, I32, P, P]
 LIB.mmf_factorized_sums.argtypes = [P, P, I64, I32, I32, I32, I32, P, P]
+LIB.mmf_gemm_k_split.argtypes = [I64, I64, I64, I32, ctypes.POINTER(I32), ctypes.POINTER(I64)]
+LIB.mmf_sum_slices.argtypes = [P, I32, I64, I64, P, P, P]
 LIB.mmf_last_error.restype = ctypes.c_char_p
 
 
@@ -139,15 +141,71 @@ def compact_case(b, n, c, d):
     return ours, theirs, error, temporaries, f"compact B={b} N={n} C={c} d={d}"
 
 
-def mfb_case(b, dx, dy, mm, k):
+def cublas():
+    """torch's cuBLAS (found in this process's maps once torch has used it) and its handle on the current
+    stream: the library and handle MMFuse's Java backend would call through the presets."""
+    torch.mm(torch.ones(2, 2, device="cuda"), torch.ones(2, 2, device="cuda"))
+    with open("/proc/self/maps") as maps:
+        path = next(line.split()[-1] for line in maps if "libcublas.so" in line and "libcublasLt" not in line)
+    lib = ctypes.CDLL(path)
+    lib.cublasGemmEx.argtypes = [P, I32, I32, I32, I32, I32, P, P, I32, I32, P, I32, I32, P, P, I32, I32, I32, I32]
+    lib.cublasGemmStridedBatchedEx.argtypes = [P, I32, I32, I32, I32, I32, P, P, I32, I32, ctypes.c_longlong, P, I32,
+                                               I32, ctypes.c_longlong, P, P, I32, I32, ctypes.c_longlong, I32, I32, I32]
+    return lib
+
+
+OP_N, OP_T, R_32F, COMPUTE_32F, GEMM_DEFAULT = 0, 1, 0, 68, -1
+ONE, ZERO = ctypes.c_float(1.0), ctypes.c_float(0.0)
+
+
+def linear_as_java(blas, x, w, bias, out, partials, slices=None):
+    """out = x wᵀ + bias with the calls CudaOps.gemm makes: one cublasGemmEx over the bias (copied into out
+    first; Java doubles the copied rows, a few more launches), or, where mmf_gemm_k_split says so, k cut into
+    slices (one strided-batched call, one more for a shorter last slice) summed by mmf_sum_slices. `slices`
+    overrides the rule's count, to sweep it."""
+    m, k = x.shape
+    n = w.shape[0]
+    count, length = I32(), I64()
+    ok(LIB.mmf_gemm_k_split(m, n, k, torch.cuda.get_device_properties(0).multi_processor_count, count, length))
+    count, length = count.value, length.value
+    if slices is not None and slices != count:
+        length = k if slices == 1 else ((k + slices - 1) // slices + 15) // 16 * 16
+        count = (k + length - 1) // length
+    handle = ctypes.c_void_p(torch.cuda.current_blas_handle())
+    if count == 1:
+        out.copy_(bias.expand(m, n))
+        status = blas.cublasGemmEx(handle, OP_T, OP_N, n, m, k, ctypes.addressof(ONE), w.data_ptr(), R_32F, k, x.data_ptr(),
+                                   R_32F, k, ctypes.addressof(ONE), out.data_ptr(), R_32F, n, COMPUTE_32F, GEMM_DEFAULT)
+        if status != 0:
+            raise RuntimeError(f"cublasGemmEx: status {status}")
+        return
+    whole = count if k % length == 0 else count - 1
+    rest = k - whole * length
+    status = blas.cublasGemmStridedBatchedEx(handle, OP_T, OP_N, n, m, length, ctypes.addressof(ONE), w.data_ptr(), R_32F,
+                                             k, length, x.data_ptr(), R_32F, k, length, ctypes.addressof(ZERO),
+                                             partials.data_ptr(), R_32F, n, m * n, whole, COMPUTE_32F, GEMM_DEFAULT)
+    if status == 0 and rest > 0:
+        status = blas.cublasGemmEx(handle, OP_T, OP_N, n, m, rest, ctypes.addressof(ONE), w.data_ptr() + whole * length * 4,
+                                   R_32F, k, x.data_ptr() + whole * length * 4, R_32F, k, ctypes.addressof(ZERO),
+                                   partials.data_ptr() + whole * m * n * 4, R_32F, n, COMPUTE_32F, GEMM_DEFAULT)
+    if status != 0:
+        raise RuntimeError(f"cuBLAS: status {status}")
+    ok(LIB.mmf_sum_slices(partials.data_ptr(), count, m, n, bias.data_ptr(), out.data_ptr(), stream()))
+
+
+def mfb_case(b, dx, dy, mm, k, slices=None):
     x, y = torch.randn(b, dx, device="cuda"), torch.randn(b, dy, device="cuda")
     w0, b0 = torch.randn(mm * k, dx, device="cuda") / dx ** 0.5, torch.randn(mm * k, device="cuda")
     w1, b1 = torch.randn(mm * k, dy, device="cuda") / dy ** 0.5, torch.randn(mm * k, device="cuda")
     z = torch.empty(b, mm, device="cuda")
     ws = workspace_for(b, mm)
+    blas = cublas()
+    px, py = torch.empty(b, mm * k, device="cuda"), torch.empty(b, mm * k, device="cuda")
+    partials = torch.empty(16 * b * mm * k, device="cuda")  # mmf_gemm_k_split's most slices
 
     def ours():
-        px, py = F.linear(x, w0, b0), F.linear(y, w1, b1)
+        linear_as_java(blas, x, w0, b0, px, partials, slices)
+        linear_as_java(blas, y, w1, b1, py, partials, slices)
         ok(LIB.mmf_factorized_sums(px.data_ptr(), py.data_ptr(), b, 1, mm * k, k, 0, z.data_ptr(), stream()))
         finish(z, 1.0, 1, 0.0, 1, ws)
 
@@ -159,7 +217,8 @@ def mfb_case(b, dx, dy, mm, k):
     t = (F.linear(x.double(), w0.double(), b0.double()) * F.linear(y.double(), w1.double(), b1.double()))
     want = F.normalize(signed_sqrt(t.view(b, mm, k).sum(2), 0.0))
     error = (z.double() - want).abs().max().item()
-    return ours, theirs, error, 2 * b * mm * k * 4 + ws.numel(), f"MFB B={b} {dx},{dy}->{mm}x{k}"
+    split = "" if slices is None else f" {slices} slices"
+    return ours, theirs, error, 2 * b * mm * k * 4 + ws.numel(), f"MFB B={b} {dx},{dy}->{mm}x{k}{split}"
 
 
 def main():
@@ -168,6 +227,8 @@ def main():
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
     cases = [pool_case(32, 196, 512, 512), pool_case(8, 49, 2048, 768), layer_case(64, 512, 512, 256),
              compact_case(64, 1, 2048, 16000), compact_case(32, 196, 512, 8192), mfb_case(64, 2048, 768, 1200, 5)]
+    # the k split's slice count swept (the row above is mmf_gemm_k_split's choice), to set its rule
+    cases += [mfb_case(64, 2048, 768, 1200, 5, slices) for slices in (1, 2, 4, 6, 8)]
     rows, failed = [], 0
     for ours, theirs, error, temporaries, name in cases:
         good = error < 1e-4

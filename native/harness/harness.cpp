@@ -244,6 +244,7 @@ int main(int argc, char** argv) {
     if (!check_fast_divider()) return 1;
     if (check_arguments() != 0) return 1;
     if (check_compact_pool_emulated() != 0) return 1;
+    if (check_gemm_split() != 0) return 1;
     if (argc > 1 && std::strcmp(argv[1], "--host-only") == 0) return 0;  // the sanitized build's run
     int count = 0;
     if (mmf_device_count(&count) != MMF_OK || count == 0) {
@@ -264,6 +265,7 @@ int main(int argc, char** argv) {
     std::printf("concat/split: %d passed, %d failed\n", checks - failures, failures);
     failures += check_attention();
     failures += check_bilinear();
+    failures += check_sum_slices();
     if (argc > 1 && std::strcmp(argv[1], "--checks-only") == 0) return failures == 0 ? 0 : 1;  // compute-sanitizer
 
     const float copy_gbps = copy_bandwidth_gbps();

@@ -48,3 +48,8 @@ int check_compact_pool_emulated();
 
 // The C ABI's argument checks, without a GPU (arguments.cpp). Returns the number of failed checks.
 int check_arguments();
+
+// The split of a product along k (products.cpp): the rule, without a GPU (returns the number of failed
+// shapes), and the sum of the partials against a double sum (returns the number of failed values).
+int check_gemm_split();
+int check_sum_slices();

@@ -103,6 +103,23 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
                   const int64_t* bias_strides, float scale, int causal, void* out, float* lse, float* weights,
                   int splits, void* workspace, size_t workspace_bytes, void* stream);
 
+/* ---- products with few output tiles: split along k ----------------------------------------------------
+ * cuBLAS computes c [m, n] = a [m, k] b in tiles of c. A product with few rows (a linear layer on a small
+ * batch) has few tiles and leaves most SMs idle however long k is, so the caller cuts k into slices,
+ * multiplies each into its own partial [m, n] (one strided-batched cuBLAS call) and adds the partials with
+ * mmf_sum_slices. */
+
+/* How to cut k for c [m, n] = a [m, k] b on a device of `sms` SMs: *slices (1: don't) and *slice_k, the
+ * length of every slice but the last, which takes the rest (1 to slice_k). The partials take
+ * slices * m * n floats, fewer than 16 * 4096 * sms. Needs no device. */
+int mmf_gemm_k_split(int64_t m, int64_t n, int64_t k, int sms, int* slices, int64_t* slice_k);
+
+/* out [rows, cols] = bias (one value per column, repeated on every row; NULL: 0) + partials[0] + ... +
+ * partials[slices - 1], each partial [rows, cols] and stored one after another, added in that order.
+ * out must not overlap partials. */
+int mmf_sum_slices(const float* partials, int slices, int64_t rows, int64_t cols, const float* bias, float* out,
+                   void* stream);
+
 /* ---- bilinear family --------------------------------------------------------------------------------
  * The kernels between the products (cuBLAS, called by the host: X^T Y, x2 W^T, the projections) and the
  * transforms (cuFFT). Row-major fp32 device arrays; reductions in a fixed order (bit-identical results).

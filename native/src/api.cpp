@@ -505,3 +505,43 @@ int mmf_weighted_accumulate(const float* x, const float* weights, int64_t count,
                                                     static_cast<cudaStream_t>(stream)),
                     "mmf_weighted_accumulate");
 }
+
+// ---- products split along k ----------------------------------------------------------------------------
+
+namespace {
+
+// cuBLAS's fp32 kernels tile c at least 64 x 64, so a product of fewer such tiles than SMs cannot fill the
+// device. A slice shorter than kMinSliceK costs more in its partial's traffic than it gains.
+constexpr int64_t kGemmTileEdge = 64, kMinSliceK = 256, kMaxSlices = 16;
+
+}  // namespace
+
+int mmf_gemm_k_split(int64_t m, int64_t n, int64_t k, int sms, int* slices, int64_t* slice_k) {
+    if (m < 0 || n < 0 || k < 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || sms < 1 || slices == nullptr ||
+        slice_k == nullptr)
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_gemm_k_split: m = %lld, n = %lld, k = %lld, sms = %d", (long long)m,
+                    (long long)n, (long long)k, sms);
+    *slices = 1;
+    *slice_k = k;
+    const int64_t tiles = (m + kGemmTileEdge - 1) / kGemmTileEdge * ((n + kGemmTileEdge - 1) / kGemmTileEdge);
+    if (tiles == 0 || tiles >= sms) return succeed();
+    // about two tiles per SM
+    const int64_t wanted = std::min({(2 * int64_t{sms} + tiles - 1) / tiles, k / kMinSliceK, kMaxSlices});
+    if (wanted < 2) return succeed();
+    // slices start a multiple of 16 floats apart, so each keeps its operands' 64-byte alignment
+    const int64_t length = ((k + wanted - 1) / wanted + 15) / 16 * 16;
+    *slice_k = length;
+    *slices = static_cast<int>((k + length - 1) / length);
+    return succeed();
+}
+
+int mmf_sum_slices(const float* partials, int slices, int64_t rows, int64_t cols, const float* bias, float* out,
+                   void* stream) {
+    if (slices < 1 || rows < 0 || cols < 0 || (cols > 0 && rows > INT64_MAX / cols / slices))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_sum_slices: slices = %d, rows = %lld, cols = %lld", slices,
+                    (long long)rows, (long long)cols);
+    if (missing(partials, rows * cols) || missing(out, rows * cols))
+        return fail(MMF_ERR_INVALID_ARGUMENT, "mmf_sum_slices: partials or out is NULL");
+    return launched(mmf::launch_sum_slices(partials, slices, rows, cols, bias, out, static_cast<cudaStream_t>(stream)),
+                    "mmf_sum_slices");
+}

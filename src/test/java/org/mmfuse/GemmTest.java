@@ -129,6 +129,22 @@ class GemmTest {
         checkLinear(ops, rng, new long[] {9}, 4, true);           // a single vector
     }
 
+    /**
+     * Few rows and a long k: on CUDA these products are split along k (mmf_gemm_k_split) into slices of one
+     * length (k = 4096) or with a shorter last one (k = 4097, 513), the partials summed with the bias.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void fewRowsAndALongK(Ops ops) {
+        Random rng = new Random(15);
+        checkMatmul(ops, rng, 5, 33, 4096);
+        checkMatmul(ops, rng, 1, 70, 4097);
+        checkMatmul(ops, rng, 64, 300, 513);
+        checkLinear(ops, rng, new long[] {5, 4097}, 33, true);
+        checkLinear(ops, rng, new long[] {2, 32, 4096}, 300, true);
+        checkLinear(ops, rng, new long[] {1, 1000}, 129, false);
+    }
+
     /** The CPU backends take any matmul precision and stay fp32 (CudaTest checks the CUDA ones). */
     @ParameterizedTest
     @MethodSource("backends")

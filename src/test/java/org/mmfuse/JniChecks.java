@@ -72,6 +72,10 @@ public final class JniChecks {
                     new Case("fill: NULL present", bad, () -> MmfNative.mmf_fill_absent(scratch, null, null, 3, 2, scratch, null)),
                     new Case("weighted: term past count", bad,
                             () -> MmfNative.mmf_weighted_accumulate(scratch, scratch, 2, 2, 2, 2, scratch, null)),
+                    new Case("gemm split: no SMs", bad,
+                            () -> MmfNative.mmf_gemm_k_split(4, 4, 4096, 0, new int[1], new long[1])),
+                    new Case("sum slices: no slices", bad, () -> MmfNative.mmf_sum_slices(scratch, 0, 2, 2, null, scratch, null)),
+                    new Case("sum slices: empty", ok, () -> MmfNative.mmf_sum_slices(null, 3, 0, 5, null, null, null)),
                     new Case("runtime version: NULL", bad, () -> MmfNative.mmf_cuda_runtime_version(null)),
                     new Case("runtime version", ok, () -> MmfNative.mmf_cuda_runtime_version(new int[1])));
             for (Case c : cases) {
@@ -85,6 +89,11 @@ public final class JniChecks {
             expect(failures, "concat workspace", MmfNative.mmf_concat_workspace_bytes(4) == 4 * MmfNative.mmf_concat_workspace_bytes(1));
             expect(failures, "attention workspace of nothing", MmfNative.mmf_attention_workspace_bytes(0, 0, 0, 1, 1, 1, 8, 0, 0) == 0);
             expect(failures, "finish rows workspace", MmfNative.mmf_finish_rows_workspace_bytes(3, 1000) > 0);
+            int[] slices = {0};
+            long[] sliceK = {0};
+            expect(failures, "gemm split of MFB's projection (64 x 2048 -> 6000, 132 SMs)",
+                    MmfNative.mmf_gemm_k_split(64, 6000, 2048, 132, slices, sliceK) == ok && slices[0] > 1
+                            && (slices[0] - 1) * sliceK[0] < 2048 && slices[0] * sliceK[0] >= 2048);
             expect(failures, "error name", "cudaErrorMemoryAllocation".equals(MmfNative.mmf_cuda_error_name(2)));
             expect(failures, "unknown error name", MmfNative.mmf_cuda_error_name(987654) != null);
             int[] count = {-1};

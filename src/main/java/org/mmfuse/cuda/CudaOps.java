@@ -23,6 +23,8 @@ import static org.bytedeco.cuda.global.cufft.cufftExecR2C;
 import static org.bytedeco.cuda.global.cufft.cufftPlan1d;
 import static org.bytedeco.cuda.global.cufft.cufftSetStream;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
+import static org.bytedeco.cuda.global.cudart.cudaDevAttrMultiProcessorCount;
+import static org.bytedeco.cuda.global.cudart.cudaDeviceGetAttribute;
 import static org.bytedeco.cuda.global.cudart.cudaGetDeviceProperties;
 import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
@@ -95,6 +97,8 @@ public final class CudaOps extends AbstractOps {
      * tables go by the cleaner's cudaFree, which waits for the device, so no queued kernel still reads them.
      */
     private final java.util.Map<CountSketch, SketchTables> sketchTables;
+    /** The device's SM count, 0 until {@link #smCount()} looks it up. */
+    private int smCount;
 
     public CudaOps(int deviceIndex) {
         this(Device.cuda(deviceIndex), MatmulPrecision.FP32, new ThreadLocal<>(), new ThreadLocal<>(),
@@ -219,7 +223,8 @@ public final class CudaOps extends AbstractOps {
      * cuBLAS GEMM through the presets, in fp32 or at the allowed {@link #matmulPrecision}. cuBLAS is
      * column-major: a row-major C [m, n] is a column-major [n, m] matrix, Cᵀ = Bᵀ · Aᵀ, so B goes first.
      * The bias is written into C's rows first (copies doubling the filled rows) and the product is added
-     * with beta = 1.
+     * with beta = 1. Products with too few output tiles to fill the device are split along k instead
+     * ({@link #gemmSplitK}).
      */
     @Override
     protected void gemm(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c) {
@@ -230,6 +235,13 @@ public final class CudaOps extends AbstractOps {
             int m = (int) g.m, n = (int) g.n, k = (int) g.k;
             if (m == 0 || n == 0) return;
             Cuda.enter(device, "gemm");
+            int[] slices = new int[1];
+            long[] sliceK = new long[1];
+            checkStatus(MmfNative.mmf_gemm_k_split(m, n, k, smCount(), slices, sliceK), "gemm");
+            if (slices[0] > 1) {
+                gemmSplitK(g, a, b, bias, c, slices[0], (int) sliceK[0]);
+                return;
+            }
             long cAddress = c.deviceMemory().address();
             if (bias != null) {
                 fillRows(cAddress, bias.deviceMemory().address(), m, n * 4L);
@@ -247,6 +259,50 @@ public final class CudaOps extends AbstractOps {
         } finally {
             Reference.reachabilityFence(new Object[] {a, b, bias, c});
         }
+    }
+
+    /**
+     * C = A · B (+ bias) as {@code slices} products over consecutive ranges of k of {@code sliceK} steps (the
+     * last one the rest), each into its own partial [m, n] in this thread's workspace, which libmmfuse then
+     * adds in order, bias first. A product with few rows has few tiles of C and leaves most SMs idle however
+     * long k is; its slices run side by side. One strided-batched call takes the slices of full length, one
+     * more call the last when it is shorter.
+     */
+    private void gemmSplitK(Gemm g, Tensor a, Tensor b, Tensor bias, Tensor c, int slices, int sliceK) {
+        int m = (int) g.m, n = (int) g.n, k = (int) g.k;
+        long partialFloats = (long) m * n;
+        long partials = workspace(slices * partialFloats * 4).address();
+        long aAddress = a.deviceMemory().address(), bAddress = b.deviceMemory().address();
+        // where slice s starts: a [m, k] at column s sliceK; b [n, k] (transposed) at column s sliceK, b [k, n] at row
+        long bSliceStride = g.transposedB ? sliceK : (long) sliceK * n;
+        int whole = k % sliceK == 0 ? slices : slices - 1, rest = k - whole * sliceK;
+        int opB = g.transposedB ? CUBLAS_OP_T : CUBLAS_OP_N, ldb = g.transposedB ? k : n;
+        String op = (g.transposedB ? "linear" : "matmul") + " split along k";
+        try (FloatPointer one = new FloatPointer(1f); FloatPointer zero = new FloatPointer(0f)) {
+            int status = cublasGemmStridedBatchedEx(cublasHandle(), opB, CUBLAS_OP_N, n, m, sliceK, one, Cuda.at(bAddress),
+                    CUDA_R_32F, ldb, bSliceStride, Cuda.at(aAddress), CUDA_R_32F, k, sliceK, zero, Cuda.at(partials),
+                    CUDA_R_32F, n, partialFloats, whole, computeType, CUBLAS_GEMM_DEFAULT);
+            checkCublas(status, op + " (cublasGemmStridedBatchedEx, " + precision + ")");
+            if (rest > 0) {
+                status = cublasGemmEx(cublasHandle(), opB, CUBLAS_OP_N, n, m, rest, one,
+                        Cuda.at(bAddress + whole * bSliceStride * 4), CUDA_R_32F, ldb,
+                        Cuda.at(aAddress + (long) whole * sliceK * 4), CUDA_R_32F, k, zero,
+                        Cuda.at(partials + whole * partialFloats * 4), CUDA_R_32F, n, computeType, CUBLAS_GEMM_DEFAULT);
+                checkCublas(status, op + " (cublasGemmEx, " + precision + ")");
+            }
+        }
+        checkStatus(MmfNative.mmf_sum_slices(Cuda.at(partials), slices, m, n, at(bias), at(c), Cuda.stream()), op);
+    }
+
+    /** The device's SM count, which decides {@link #gemmSplitK}; looked up once (a race only repeats the lookup). */
+    private int smCount() {
+        if (smCount == 0) {
+            int[] count = new int[1];
+            Cuda.check(cudaDeviceGetAttribute(count, cudaDevAttrMultiProcessorCount, device.index()),
+                    "cudaDeviceGetAttribute");
+            smCount = count[0];
+        }
+        return smCount;
     }
 
     /**

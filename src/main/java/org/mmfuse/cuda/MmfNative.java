@@ -101,6 +101,12 @@ public final class MmfNative {
             @Cast("const float*") Pointer y, long yLength, @Cast("float*") Pointer out, long samples, long d,
             Pointer stream);
 
+    public static native int mmf_gemm_k_split(long m, long n, long k, int sms, int[] slices,
+            @Cast("int64_t*") long[] sliceK);
+
+    public static native int mmf_sum_slices(@Cast("const float*") Pointer partials, int slices, long rows, long cols,
+            @Cast("const float*") Pointer bias, @Cast("float*") Pointer out, Pointer stream);
+
     public static final int MMF_ACTIVATION_NONE = 0;
     public static final int MMF_ACTIVATION_RELU = 1;
     public static final int MMF_ACTIVATION_TANH = 2;
