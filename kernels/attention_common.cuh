@@ -6,6 +6,8 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "kernels.h"
 
 namespace mmf {
@@ -96,6 +98,26 @@ __device__ __forceinline__ void store_output(const AttentionParams& p, int b, in
     } else {
         const int64_t row = (int64_t{split} * p.batch * p.heads + int64_t{b} * p.heads + h) * p.queries + i;
         p.partial_out[row * p.value_dim + d] = value;
+    }
+}
+
+// store_output of elements d and d + 1 (d even) in one store: the output is aligned to two elements
+// (attention_mma_supports), the split scratch to 256 bytes with rows of a multiple of 8 floats.
+template <typename T>
+__device__ __forceinline__ void store_output_pair(const AttentionParams& p, int b, int h, int i, int split, int d,
+                                                  float first, float second) {
+    if (p.splits == 1) {
+        const int64_t at = ((int64_t{b} * p.queries + i) * p.heads + h) * p.value_dim + d;
+        if constexpr (std::is_same_v<T, float>) {
+            *reinterpret_cast<float2*>(static_cast<float*>(p.out) + at) = make_float2(first, second);
+        } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+            *reinterpret_cast<__nv_bfloat162*>(static_cast<T*>(p.out) + at) = __floats2bfloat162_rn(first, second);
+        } else {
+            *reinterpret_cast<__half2*>(static_cast<T*>(p.out) + at) = __floats2half2_rn(first, second);
+        }
+    } else {
+        const int64_t row = (int64_t{split} * p.batch * p.heads + int64_t{b} * p.heads + h) * p.queries + i;
+        *reinterpret_cast<float2*>(p.partial_out + row * p.value_dim + d) = make_float2(first, second);
     }
 }
 

@@ -77,6 +77,7 @@ struct AttentionParams {
     int32_t tiles_per_split; // key tiles of kAttentionKeyTile keys per split
     ElementType type;
     int32_t tf32;            // fp32 inputs may run on tensor cores in TF32
+    int32_t narrow_rows;     // tensor-core blocks take at most 64 query rows (MMF_ATTENTION_ROWS_64)
 };
 
 // Keys per tile, in every attention kernel: the unit of split-KV ranges.
@@ -85,13 +86,21 @@ constexpr int kAttentionKeyTile = 64;
 constexpr int kAttentionSimtRows = 32;
 
 // Query rows per block for a call: 32 for fp32 on CUDA cores; on tensor cores 16, 32 or 64, the
-// fewest that cover Lq, since the kernel's warps share the keys of rows it does not have. (16-bit
-// calls that fall back to CUDA cores, misaligned or with Dh % 8 != 0, run 32 rows: the split-KV
-// choice, made from this, is then a little off, never wrong.)
-inline int attention_query_tile(ElementType type, bool tf32, int queries) {
+// fewest that cover Lq, since the kernel's warps share the keys of rows it does not have; and for
+// 16-bit inputs from Lq = 128 on, 128 (two 16-row tiles a warp), unless `narrow`. (16-bit calls that
+// fall back to CUDA cores, misaligned or with Dh % 8 != 0, run 32 rows: the split-KV choice, made
+// from this, then counts up to 4 times fewer blocks than run and may split a grid that needs no
+// splitting: slower, never wrong.)
+inline int attention_query_tile(ElementType type, bool tf32, int queries, bool narrow) {
     if (type == ElementType::kF32 && !tf32) return kAttentionSimtRows;
+    if (type != ElementType::kF32 && !narrow && queries >= 128) return 128;
     return queries <= 16 ? 16 : queries <= 32 ? 32 : 64;
 }
+
+// Whether the 128-row blocks of a 16-bit call with these head dimensions fit a device that lets a
+// block opt in to shared_optin bytes: an A100's or H100's up to Dh = Dv = 128, the 99 KB of sm_86,
+// sm_89 and sm_120 only up to 64. Where not, the call is narrow (64-row blocks, which fit).
+bool attention_wide_rows_fit(int head_dim, int value_dim, int shared_optin);
 // Most key ranges of one split-KV call.
 constexpr int kAttentionMaxSplits = 64;
 

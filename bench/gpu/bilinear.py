@@ -158,6 +158,16 @@ OP_N, OP_T, R_32F, COMPUTE_32F, GEMM_DEFAULT = 0, 1, 0, 68, -1
 ONE, ZERO = ctypes.c_float(1.0), ctypes.c_float(0.0)
 
 
+def k_split(m, n, k, slices=None):
+    """(slices, slice length) for c [m, n] = a [m, k] b: mmf_gemm_k_split's rule, or `slices` cut as it cuts."""
+    count, length = I32(), I64()
+    ok(LIB.mmf_gemm_k_split(m, n, k, torch.cuda.get_device_properties(0).multi_processor_count, count, length))
+    if slices is None or slices == count.value:
+        return count.value, length.value
+    length = k if slices == 1 else ((k + slices - 1) // slices + 15) // 16 * 16
+    return (k + length - 1) // length, length
+
+
 def linear_as_java(blas, x, w, bias, out, partials, slices=None):
     """out = x wᵀ + bias with the calls CudaOps.gemm makes: one cublasGemmEx over the bias (copied into out
     first; Java doubles the copied rows, a few more launches), or, where mmf_gemm_k_split says so, k cut into
@@ -165,12 +175,7 @@ def linear_as_java(blas, x, w, bias, out, partials, slices=None):
     overrides the rule's count, to sweep it."""
     m, k = x.shape
     n = w.shape[0]
-    count, length = I32(), I64()
-    ok(LIB.mmf_gemm_k_split(m, n, k, torch.cuda.get_device_properties(0).multi_processor_count, count, length))
-    count, length = count.value, length.value
-    if slices is not None and slices != count:
-        length = k if slices == 1 else ((k + slices - 1) // slices + 15) // 16 * 16
-        count = (k + length - 1) // length
+    count, length = k_split(m, n, k, slices)
     handle = ctypes.c_void_p(torch.cuda.current_blas_handle())
     if count == 1:
         out.copy_(bias.expand(m, n))
@@ -218,7 +223,9 @@ def mfb_case(b, dx, dy, mm, k, slices=None):
     want = F.normalize(signed_sqrt(t.view(b, mm, k).sum(2), 0.0))
     error = (z.double() - want).abs().max().item()
     split = "" if slices is None else f" {slices} slices"
-    return ours, theirs, error, 2 * b * mm * k * 4 + ws.numel(), f"MFB B={b} {dx},{dy}->{mm}x{k}{split}"
+    counts = [k_split(b, mm * k, d, slices)[0] for d in (dx, dy)]
+    partial_bytes = max(c for c in counts if c > 1) * b * mm * k * 4 if max(counts) > 1 else 0
+    return ours, theirs, error, 2 * b * mm * k * 4 + ws.numel() + partial_bytes, f"MFB B={b} {dx},{dy}->{mm}x{k}{split}"
 
 
 def main():

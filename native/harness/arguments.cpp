@@ -90,6 +90,10 @@ int check_arguments() {
         {"sum slices: sizes past 2^63", bad, [&] { return mmf_sum_slices(scratch, 4, big, 2, nullptr, scratch, nullptr); }},
         {"sum slices: NULL partials", bad, [&] { return mmf_sum_slices(nullptr, 2, 2, 2, nullptr, scratch, nullptr); }},
         {"sum slices: empty", MMF_OK, [&] { return mmf_sum_slices(nullptr, 3, 0, 5, nullptr, nullptr, nullptr); }},
+        {"attention: unknown flag", bad, [&] {
+             return mmf_attention(MMF_BF16, 4, 1, 4, 4, 1, 8, 8, scratch, scratch, scratch, nullptr, nullptr, nullptr,
+                                  1.f, 0, scratch, nullptr, nullptr, 0, nullptr, 0, nullptr);
+         }},
         {"attention: negative batch", bad, [&] {
              return mmf_attention(MMF_F32, 0, -1, 4, 4, 1, 8, 8, scratch, scratch, scratch, nullptr, nullptr, nullptr,
                                   1.f, 0, scratch, nullptr, nullptr, 0, nullptr, 0, nullptr);

@@ -21,16 +21,17 @@ struct AttentionProblem {
     bool mask, causal, lse, weights;
     int bias;       // 0 none, 1 [B, H, Lq, Lk], 2 [Lq, Lk] (broadcast over B and H), 3 [B, 1, 1, Lk]
     int splits;     // 0: the library's choice
-    int misalign;   // elements every device pointer is moved by
+    int misalign;   // 1: every device pointer moved by one element; 2: only the output's
     float q_scale;  // spread of q: larger gives peakier softmax rows
+    bool narrow;    // MMF_ATTENTION_ROWS_64: at most 64 query rows a tensor-core block
 };
 
 std::string describe(const AttentionProblem& p) {
     static const char* types[] = {"f32", "bf16", "f16"};
     char s[256];
     std::snprintf(s, sizeof s, "%s%s B=%d Lq=%d Lk=%d H=%d Dh=%d Dv=%d mask=%d causal=%d bias=%d splits=%d lse=%d w=%d "
-                  "misalign=%d", types[p.dtype], p.tf32 ? "(tf32)" : "", p.batch, p.queries, p.keys, p.heads, p.head_dim, p.value_dim, p.mask,
-                  p.causal, p.bias, p.splits, p.lse, p.weights, p.misalign);
+                  "misalign=%d%s", types[p.dtype], p.tf32 ? "(tf32)" : "", p.batch, p.queries, p.keys, p.heads, p.head_dim, p.value_dim, p.mask,
+                  p.causal, p.bias, p.splits, p.lse, p.weights, p.misalign, p.narrow ? " rows<=64" : "");
     return s;
 }
 
@@ -154,9 +155,9 @@ bool check(const AttentionProblem& p) {
             }
 
     // device
-    const size_t eb = element_bytes(p.dtype), shift = size_t(p.misalign) * eb;
+    const size_t eb = element_bytes(p.dtype), shift = size_t(p.misalign == 1) * eb, out_shift = size_t(p.misalign != 0) * eb;
     DeviceBuffer dq(q.size() * eb, shift), dk(k.size() * eb, shift), dv(v.size() * eb, shift);
-    DeviceBuffer dout(out_ref.size() * eb, shift), dmask(mask.size() * 4, 0), dbias(bias.size() * 4, 0);
+    DeviceBuffer dout(out_ref.size() * eb, out_shift), dmask(mask.size() * 4, 0), dbias(bias.size() * 4, 0);
     DeviceBuffer dlse(rows * 4, 0), dw(rows * Lk * 4, 0);
     CUDA_OK(cudaMemcpy(dq.at, encode(p.dtype, q).data(), q.size() * eb, cudaMemcpyHostToDevice));
     CUDA_OK(cudaMemcpy(dk.at, encode(p.dtype, k).data(), k.size() * eb, cudaMemcpyHostToDevice));
@@ -166,7 +167,7 @@ bool check(const AttentionProblem& p) {
     CUDA_OK(cudaMemset(dout.at, 0xff, out_ref.size() * eb));  // NaN: a cell the kernel misses shows
     CUDA_OK(cudaMemset(dlse.at, 0xff, rows * 4));
     CUDA_OK(cudaMemset(dw.at, 0xff, rows * Lk * 4));
-    const int flags = p.tf32 ? MMF_ATTENTION_TF32 : 0;
+    const int flags = (p.tf32 ? MMF_ATTENTION_TF32 : 0) | (p.narrow ? MMF_ATTENTION_ROWS_64 : 0);
     const size_t workspace_bytes =
         mmf_attention_workspace_bytes(p.dtype, flags, B, Lq, Lk, H, Dv, p.weights && !p.lse, p.splits);
     DeviceBuffer workspace(workspace_bytes, 0);
@@ -228,28 +229,37 @@ bool check(const AttentionProblem& p) {
 std::vector<AttentionProblem> problems() {
     //                 dtype    B   Lq    Lk  H   Dh   Dv  tf32   mask  causal lse  weights bias splits mis q_scale
     std::vector<AttentionProblem> list = {
-        {MMF_F32,  1,   1,    1, 1,   1,   1, false, false, false, true, true,  0, 0, 0, 1.f},
-        {MMF_F32,  2,   5,    0, 2,  16,  16, false, false, false, true, false, 0, 0, 0, 1.f},   // no keys: zeros
-        {MMF_BF16, 2,   5,    0, 2,  64,  64, false, false, false, true, false, 0, 0, 0, 1.f},
-        {MMF_F32,  3,  17,   70, 2,  33,  17, false, true,  false, true, true,  1, 0, 0, 1.f},   // odd widths
-        {MMF_F32,  2,  70,   20, 3,  64,  64, false, false, true,  true, true,  0, 0, 0, 1.f},   // causal, Lq > Lk
-        {MMF_F32,  1, 130,  130, 2,  32,  32, false, false, true,  true, false, 2, 0, 0, 3.f},   // causal square
-        {MMF_F32,  2,   9,  300, 1, 256, 256, false, true,  false, true, true,  3, 0, 0, 1.f},   // widest heads
-        {MMF_F32,  1,  16, 1000, 2, 128, 128, false, false, false, true, false, 0, 0, 0, 4.f},   // split-KV chosen
-        {MMF_F32,  2,   3,  300, 2,  64,  48, false, true,  true,  true, true,  1, 7, 0, 1.f},   // forced splits
-        {MMF_BF16, 2,  64,  256, 4,  64,  64, false, false, false, true, false, 0, 1, 0, 1.f},   // tensor cores
-        {MMF_BF16, 2, 100,  190, 2, 128, 128, false, true,  true,  true, true,  1, 0, 0, 2.f},
-        {MMF_BF16, 1,  16, 2000, 2,  64, 128, false, true,  false, true, false, 3, 0, 0, 1.f},   // split-KV, Dv > Dh
-        {MMF_F16,  3,  33,   97, 2,  32,  32, false, false, true,  true, true,  2, 3, 0, 1.f},
-        {MMF_F16,  2,  65,  129, 3, 128,  64, false, true,  false, false, true, 0, 0, 0, 2.f},
-        {MMF_BF16, 2,  20,   50, 2,  64,  64, false, false, false, true, false, 0, 0, 1, 1.f},   // misaligned: SIMT
-        {MMF_F16,  1,   7,   77, 2,  40,  24, false, true,  false, true, true,  0, 0, 0, 1.f},   // Dh % 8 == 0, not 32
-        {MMF_BF16, 1,   7,   77, 2,  36,  36, false, false, false, true, false, 0, 0, 0, 1.f},   // Dh % 8 != 0: SIMT
-        {MMF_F32,  2,  64,  256, 4,  64,  64, true,  false, false, true, false, 0, 1, 0, 1.f},   // TF32
-        {MMF_F32,  2, 100,  190, 2, 128, 128, true,  true,  true,  true, true,  1, 0, 0, 2.f},
-        {MMF_F32,  1,  16, 2000, 2,  64, 128, true,  true,  false, true, false, 3, 0, 0, 1.f},   // TF32 split-KV
-        {MMF_F32,  3,   9,   97, 2,  32,  32, true,  false, true,  true, true,  2, 3, 0, 1.f},
-        {MMF_F32,  2,  20,   50, 2,  64,  64, true,  false, false, true, false, 0, 0, 1, 1.f},   // misaligned: SIMT
+        {MMF_F32,  1,   1,    1, 1,   1,   1, false, false, false, true, true,  0, 0, 0, 1.f, false},
+        {MMF_F32,  2,   5,    0, 2,  16,  16, false, false, false, true, false, 0, 0, 0, 1.f, false},   // no keys: zeros
+        {MMF_BF16, 2,   5,    0, 2,  64,  64, false, false, false, true, false, 0, 0, 0, 1.f, false},
+        {MMF_F32,  3,  17,   70, 2,  33,  17, false, true,  false, true, true,  1, 0, 0, 1.f, false},   // odd widths
+        {MMF_F32,  2,  70,   20, 3,  64,  64, false, false, true,  true, true,  0, 0, 0, 1.f, false},   // causal, Lq > Lk
+        {MMF_F32,  1, 130,  130, 2,  32,  32, false, false, true,  true, false, 2, 0, 0, 3.f, false},   // causal square
+        {MMF_F32,  2,   9,  300, 1, 256, 256, false, true,  false, true, true,  3, 0, 0, 1.f, false},   // widest heads
+        {MMF_F32,  1,  16, 1000, 2, 128, 128, false, false, false, true, false, 0, 0, 0, 4.f, false},   // split-KV chosen
+        {MMF_F32,  2,   3,  300, 2,  64,  48, false, true,  true,  true, true,  1, 7, 0, 1.f, false},   // forced splits
+        {MMF_BF16, 2,  64,  256, 4,  64,  64, false, false, false, true, false, 0, 1, 0, 1.f, false},   // tensor cores
+        {MMF_BF16, 2, 100,  190, 2, 128, 128, false, true,  true,  true, true,  1, 0, 0, 2.f, false},
+        {MMF_BF16, 1,  16, 2000, 2,  64, 128, false, true,  false, true, false, 3, 0, 0, 1.f, false},   // split-KV, Dv > Dh
+        {MMF_F16,  3,  33,   97, 2,  32,  32, false, false, true,  true, true,  2, 3, 0, 1.f, false},
+        {MMF_F16,  2,  65,  129, 3, 128,  64, false, true,  false, false, true, 0, 0, 0, 2.f, false},
+        {MMF_BF16, 2,  20,   50, 2,  64,  64, false, false, false, true, false, 0, 0, 1, 1.f, false},   // misaligned: SIMT
+        {MMF_F16,  1,   7,   77, 2,  40,  24, false, true,  false, true, true,  0, 0, 0, 1.f, false},   // Dh % 8 == 0, not 32
+        {MMF_BF16, 1,   7,   77, 2,  36,  36, false, false, false, true, false, 0, 0, 0, 1.f, false},   // Dh % 8 != 0: SIMT
+        {MMF_F32,  2,  64,  256, 4,  64,  64, true,  false, false, true, false, 0, 1, 0, 1.f, false},   // TF32
+        {MMF_F32,  2, 100,  190, 2, 128, 128, true,  true,  true,  true, true,  1, 0, 0, 2.f, false},
+        {MMF_F32,  1,  16, 2000, 2,  64, 128, true,  true,  false, true, false, 3, 0, 0, 1.f, false},   // TF32 split-KV
+        {MMF_F32,  3,   9,   97, 2,  32,  32, true,  false, true,  true, true,  2, 3, 0, 1.f, false},
+        {MMF_F32,  2,  20,   50, 2,  64,  64, true,  false, false, true, false, 0, 0, 1, 1.f, false},   // misaligned: SIMT
+        // 16-bit, Lq >= 128: blocks of 128 rows, two 16-row tiles a warp
+        {MMF_BF16, 2, 200,  190, 2, 128, 128, false, true,  true,  true, true,  1, 0, 0, 2.f, false},   // a partial 2nd block
+        {MMF_F16,  1, 300,   77, 3,  64,  64, false, false, false, true, false, 2, 0, 0, 3.f, false},   // ragged Lk
+        {MMF_BF16, 1, 129, 1000, 2,  32,  32, false, false, false, true, false, 0, 0, 0, 1.f, false},   // split-KV chosen
+        {MMF_F16,  2, 256,  256, 2, 128,  64, false, true,  false, true, true,  3, 5, 0, 1.f, false},   // forced splits
+        {MMF_F16,  1, 140,   50, 1,  40,  24, false, true,  false, true, true,  0, 0, 0, 1.f, false},   // widths padded to 64
+        {MMF_BF16, 3, 128,    1, 2,  64,  64, false, true,  false, true, true,  0, 0, 0, 1.f, false},   // one key, masked or not
+        {MMF_BF16, 1, 160,  130, 2,  64,  64, false, false, true,  true, false, 0, 0, 0, 4.f, true},    // rows <= 64
+        {MMF_F16,  1, 130,   70, 2,  64,  64, false, true,  false, true, false, 0, 0, 2, 1.f, false},   // out misaligned: SIMT
     };
     const int dims[] = {1, 8, 16, 24, 32, 40, 64, 72, 96, 128, 130, 256};
     for (int t = 0; t < 60; ++t) {
@@ -257,7 +267,7 @@ std::vector<AttentionProblem> problems() {
         p.dtype = static_cast<int>(uniform(0, 2));
         p.tf32 = p.dtype == MMF_F32 && uniform(0, 1);
         p.batch = static_cast<int>(uniform(1, 3));
-        p.queries = static_cast<int>(uniform(1, t % 4 == 0 ? 200 : 40));
+        p.queries = static_cast<int>(uniform(1, t % 4 == 0 ? 300 : 40));
         p.keys = static_cast<int>(uniform(0, t % 3 == 0 ? 700 : 130));
         p.heads = static_cast<int>(uniform(1, 3));
         p.head_dim = dims[uniform(0, 11)];
@@ -267,6 +277,7 @@ std::vector<AttentionProblem> problems() {
         p.splits = uniform(0, 2) == 0 ? static_cast<int>(uniform(1, 6)) : 0;
         p.misalign = uniform(0, 4) == 0 ? 1 : 0;
         p.q_scale = uniform(0, 1) ? 1.f : 3.f;
+        p.narrow = uniform(0, 3) == 0;
         list.push_back(p);
     }
     return list;

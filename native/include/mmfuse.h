@@ -83,15 +83,19 @@ int mmf_split_f32(int n_pieces, float* const* pieces, const int64_t* piece_width
  *   splits: key ranges for split-KV (at most 64 and one per 64 keys are used), 0 to let the library
  *     choose from the device's SM count.
  *   flags: 0, or MMF_ATTENTION_TF32 to let fp32 inputs run on tensor cores in TF32 (about 1e-3
- *     relative error instead of fp32's 1e-6).
+ *     relative error instead of fp32's 1e-6); MMF_ATTENTION_ROWS_64 (below).
+ *   workspace: 16-byte aligned, of mmf_attention_workspace_bytes (given the same flags).
  * bf16, fp16 and (with MMF_ATTENTION_TF32) fp32 inputs run on tensor cores with fp32 accumulation
- * on sm_80 and later when Dh and Dv are multiples of 8 up to 128, q, k, v are 16-byte aligned and the
- * kernel's shared memory fits the device; everything else runs on CUDA cores in fp32. Dh or Dv above
+ * on sm_80 and later when Dh and Dv are multiples of 8 up to 128, q, k, v are 16-byte aligned, out is
+ * aligned to two elements and the kernel's shared memory fits the device; everything else runs on CUDA cores in fp32. Dh or Dv above
  * 128 on CUDA cores need 175 KB of shared memory per block: on devices with less (an A100 has 163 KB)
  * the call fails with MMF_ERR_UNSUPPORTED. */
 typedef enum mmf_dtype { MMF_F32 = 0, MMF_BF16 = 1, MMF_F16 = 2 } mmf_dtype;
 
 #define MMF_ATTENTION_TF32 1
+/* Tensor-core blocks take at most 64 query rows, as before 128-row blocks (two 16-row tiles a warp, for
+ * 16-bit inputs from Lq = 128 on): for comparing the two. */
+#define MMF_ATTENTION_ROWS_64 2
 
 #define MMF_ATTENTION_MAX_HEAD_DIM 256
 
