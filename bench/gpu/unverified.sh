@@ -19,7 +19,7 @@ PYTHONUNBUFFERED=1 MMFUSE_DTYPES="bfloat16,bfloat16 64 rows" python3 bench/gpu/a
     > "$out/attention.log" 2>&1 || status=1
 grep -E -A3 "FAIL|Traceback|Error" "$out/bilinear.log" "$out/attention.log" | head -20
 echo
-grep -E "^\|" "$out/bilinear.log"
+grep -E "^\||: product " "$out/bilinear.log"
 echo
 grep -E "^\|" "$out/attention.log"
 echo "exit status $status"
