@@ -71,8 +71,11 @@ public final class QuickBench {
                 includes.add("BilinearCudaBench");
             }
         }
+        // Five warm-up iterations even in the short run: C2 compiles the Vector API kernels while the two
+        // cores of a small machine run them interpreted, and a 32 x 768 x 512 product was still at 5 GFLOP/s
+        // after 0.9 s (2026-12-07), which three iterations left inside the measurement.
         ChainedOptionsBuilder options = new OptionsBuilder()
-                .warmupIterations(longRun ? 5 : 3).warmupTime(TimeValue.milliseconds(longRun ? 1000 : 300))
+                .warmupIterations(5).warmupTime(TimeValue.milliseconds(longRun ? 1000 : 300))
                 .measurementIterations(longRun ? 10 : 5).measurementTime(TimeValue.milliseconds(longRun ? 1000 : 300))
                 .forks(1);
         for (String include : includes) options.include(include);
