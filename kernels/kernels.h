@@ -101,6 +101,7 @@ inline int attention_query_tile(ElementType type, bool tf32, int queries, bool n
 // block opt in to shared_optin bytes: an A100's or H100's up to Dh = Dv = 128, the 99 KB of sm_86,
 // sm_89 and sm_120 only up to 64. Where not, the call is narrow (64-row blocks, which fit).
 bool attention_wide_rows_fit(int head_dim, int value_dim, int shared_optin);
+
 // Most key ranges of one split-KV call.
 constexpr int kAttentionMaxSplits = 64;
 
