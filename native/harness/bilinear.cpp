@@ -22,22 +22,6 @@ std::vector<float> random_floats(size_t n, float spread = 1.f) {
     return v;
 }
 
-// A device copy of v (at least 4 bytes, so that empty arrays still have an address); freed by the caller.
-template <typename T>
-T* upload(const std::vector<T>& v) {
-    T* p = nullptr;
-    CUDA_OK(cudaMalloc(&p, std::max<size_t>(v.size() * sizeof(T), 4)));
-    if (!v.empty()) CUDA_OK(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-    return p;
-}
-
-std::vector<float> download(const float* p, size_t n) {
-    CUDA_OK(cudaDeviceSynchronize());
-    std::vector<float> v(n);
-    if (n > 0) CUDA_OK(cudaMemcpy(v.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
-    return v;
-}
-
 // Counts a failure (and prints it) when |got - want| > tolerance.
 bool close(double got, double want, double tolerance, const std::string& what, int& failures) {
     if (std::fabs(got - want) <= tolerance) return true;

@@ -3,6 +3,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -32,6 +33,23 @@
 extern std::mt19937_64 rng;
 
 inline int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+
+// A device copy of v (at least 4 bytes, so that empty arrays still have an address); freed by the caller.
+template <typename T>
+T* upload(const std::vector<T>& v) {
+    T* p = nullptr;
+    CUDA_OK(cudaMalloc(&p, std::max<size_t>(v.size() * sizeof(T), 4)));
+    if (!v.empty()) CUDA_OK(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return p;
+}
+
+// n floats from the device, once the work queued before has finished.
+inline std::vector<float> download(const float* p, size_t n) {
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<float> v(n);
+    if (n > 0) CUDA_OK(cudaMemcpy(v.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
+    return v;
+}
 
 // Attention: random and edge-case shapes against a double-precision reference (attention.cpp).
 // Returns the number of failed checks; prints one line per failure and a summary.

@@ -1,6 +1,5 @@
 // products.cpp - the split of a product along k: the rule (mmf_gemm_k_split, on the host, over a grid of shapes
 // and SM counts) and the sum of the partials (mmf_sum_slices, on a GPU, against a double-precision sum).
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -63,16 +62,9 @@ int check_sum_slices() {
             std::vector<float> partials(slices * count), bias(cols);
             for (float& v : partials) v = u(rng) * 1000.f;
             for (float& v : bias) v = u(rng);
-            float *dp = nullptr, *db = nullptr, *dout = nullptr;
-            CUDA_OK(cudaMalloc(&dp, std::max<size_t>(partials.size(), 1) * sizeof(float)));
-            CUDA_OK(cudaMalloc(&db, std::max<size_t>(bias.size(), 1) * sizeof(float)));
-            CUDA_OK(cudaMalloc(&dout, std::max<int64_t>(count, 1) * sizeof(float)));
-            if (!partials.empty()) CUDA_OK(cudaMemcpy(dp, partials.data(), partials.size() * 4, cudaMemcpyHostToDevice));
-            if (!bias.empty()) CUDA_OK(cudaMemcpy(db, bias.data(), bias.size() * 4, cudaMemcpyHostToDevice));
+            float *dp = upload(partials), *db = upload(bias), *dout = upload(std::vector<float>(count));
             MMF_OK_(mmf_sum_slices(dp, slices, rows, cols, with_bias ? db : nullptr, dout, nullptr));
-            CUDA_OK(cudaDeviceSynchronize());
-            std::vector<float> got(count);
-            if (count > 0) CUDA_OK(cudaMemcpy(got.data(), dout, count * 4, cudaMemcpyDeviceToHost));
+            const std::vector<float> got = download(dout, count);
             ++checks;
             for (int64_t i = 0; i < count; ++i) {
                 double want = with_bias ? bias[i % cols] : 0, magnitude = std::fabs(want);
