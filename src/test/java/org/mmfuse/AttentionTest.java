@@ -167,10 +167,15 @@ class AttentionTest {
         check(ops, rng, 1, 40, 33, 12, 16, 16, false, true, false, 1);   // many heads
         check(ops, rng, 3, 70, 45, 8, 64, 24, true, true, false, 1);     // runs of heads whose rows a CPU task copies
         check(ops, rng, 1, 5, 300, 12, 80, 24, true, true, false, 1);    // few queries, one batch element, many heads
+        // a CPU backend takes three, four or seven queries four at a time (the last four padded)
+        check(ops, rng, 2, 4, 37, 3, 64, 40, true, true, false, 1);      // causal, masks, Dv past whole vector pairs
+        check(ops, rng, 2, 7, 53, 2, 32, 70, true, true, false, 1);
+        check(ops, rng, 3, 3, 16, 2, 128, 8, false, false, false, 1);    // one whole key block
         // few queries over keys and values past 16 MB, which a CPU task copies block by block: a head per task
         // (rows of one head copied), then all the heads of a batch element per task (one run copied)
         check(ops, rng, 2, 1, 4100, 4, 128, 128, false, true, false, 1);
         check(ops, rng, 9, 2, 1801, 2, 128, 120, true, true, false, 1);
+        check(ops, rng, 9, 4, 1801, 2, 128, 120, true, true, false, 1);
     }
 
     @ParameterizedTest

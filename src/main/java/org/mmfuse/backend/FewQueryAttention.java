@@ -20,7 +20,9 @@ import jdk.incubator.vector.VectorSpecies;
  * 8 keys) and four FMA chains in P V instead of one took 256,8,1,577,64 from 4.0 to 8.7 GFLOP/s and
  * 2,8,1,577,64 from 11 to 15 (2026-11-24, JDK 25, one JVM). With so few queries the per-query steps,
  * chains of dependent reductions and exponentials, cost as much as the products: on AVX-512,
- * 32,8,4,196,64 ran no faster with its inputs in L2 than from memory.
+ * 32,8,4,196,64 ran no faster with its inputs in L2 than from memory. Three, four or seven queries go four
+ * at a time instead ({@link #quads}): one load of a key row for four queries' sums, and the softmax step
+ * on whole vectors.
  */
 final class FewQueryAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -93,10 +95,13 @@ final class FewQueryAttention {
         int perGroup = (s.heads + groups - 1) / groups, tasks = s.batch * groups;
         boolean parallel = s.flops() >= PARALLEL_FLOPS;
         boolean copy = (long) s.batch * s.keys * s.heads * (s.headDim + s.valueDim) * Float.BYTES >= COPY_FROM_BYTES;
+        boolean byQuads = SUM_TREES && s.headDim % L == 0 && s.queries >= 3 && (4 - s.queries % 4) % 4 <= 1;
         CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
             for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
                 int b = task / groups, h0 = task % groups * perGroup, h1 = Math.min(s.heads, h0 + perGroup);
-                if (h0 < h1) heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, copy, WORKSPACE.get());
+                if (h0 >= h1) continue;
+                if (byQuads) quads(s, b, h0, h1, q, k, v, mask, bias, out, lse, copy, WORKSPACE.get());
+                else heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, copy, WORKSPACE.get());
             }
         });
     }
@@ -160,7 +165,7 @@ final class FewQueryAttention {
                     max[state] = newMax;
                 }
                 for (int i = 0; i < lq; i++) {
-                    addValues(n, sc, i * KEY_BLOCK, vc, vAt, vRow, dv, acc, ((h - h0) * lq + i) * dv, alpha[i]);
+                    addValues(n, sc, i * KEY_BLOCK, 1, vc, vAt, vRow, dv, acc, ((h - h0) * lq + i) * dv, alpha[i]);
                 }
             }
         }
@@ -176,6 +181,223 @@ final class FewQueryAttention {
                 }
             }
         }
+    }
+
+    /**
+     * {@link #heads} for three or more queries, taken four at a time (a quad; the last one padded by repeating
+     * its last query): each key row loaded feeds the four queries' sums, the softmax step runs on whole
+     * vectors of the quad's scores, and P V reads each value row once per quad ({@link QueryLaneAttention#values4}).
+     * A quad's scores for a block lie key-major, p(j, x) at 4 j + x, so that a vector holds L / 4 keys of all
+     * four queries, and the running maximum and denominator of query x sit in the lanes l with l % 4 == x.
+     * Taken where the padding is at most one query: fresh JVMs alternating query by query / by quads
+     * (2026-12-07, AVX-512, 2 cores, JDK 25), GFLOP/s, B,8,Lq,196,64 with B = 32: Lq = 3 25.5 / 28.1,
+     * Lq = 4 28.3 / 34.4 (JMH 35.5 against 25.4-29.2 before), Lq = 7 38.4 / 40.6; but Lq = 2 (64,12,2,128) 19.1 /
+     * 15.2, Lq = 5 (16,8,5,577) 31.6 / 29.7, Lq = 6 35.1 / 29.7.
+     */
+    private static void quads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
+            float[] bias, float[] out, float[] lse, boolean copy, Workspace w) {
+        int dh = s.headDim, dv = s.valueDim, lq = s.queries, quads = (lq + 3) / 4, states = (h1 - h0) * quads;
+        float[] sc = w.scores = Scratch.atLeast(w.scores, 4 * KEY_BLOCK), alpha = w.alpha = Scratch.atLeast(w.alpha, L);
+        float[] acc = w.output = Scratch.atLeast(w.output, states * 4 * dv);
+        float[] max = w.max = Scratch.atLeast(w.max, states * L), sum = w.sum = Scratch.atLeast(w.sum, states * L);
+        Arrays.fill(acc, 0, states * 4 * dv, 0f);
+        Arrays.fill(max, 0, states * L, Float.NEGATIVE_INFINITY);
+        Arrays.fill(sum, 0, states * L, 0f);
+        int lastKey = s.lastKey(lq - 1);
+        boolean masks = mask != null || bias != null || s.causal;
+        int kRow = copy ? (h1 - h0) * dh : s.heads * dh, vRow = copy ? (h1 - h0) * dv : s.heads * dv;
+        float[] kc = k, vc = v;
+        if (copy) {
+            kc = w.keys = Scratch.atLeast(w.keys, KEY_BLOCK * kRow);
+            vc = w.values = Scratch.atLeast(w.values, KEY_BLOCK * vRow);
+        }
+        for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
+            int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
+            int kFirst = ((b * s.keys + j0) * s.heads + h0) * dh, vFirst = ((b * s.keys + j0) * s.heads + h0) * dv;
+            if (copy) {
+                copyRows(k, kFirst, s.heads * dh, kRow, n, kc);
+                copyRows(v, vFirst, s.heads * dv, vRow, n, vc);
+                kFirst = 0;
+                vFirst = 0;
+            }
+            for (int h = h0; h < h1; h++) {
+                int kAt = kFirst + (h - h0) * dh, vAt = vFirst + (h - h0) * dv;
+                for (int g = 0; g < quads; g++) {
+                    int i0 = 4 * g, state = (h - h0) * quads + g;
+                    int q0 = queryAt(s, b, h, i0), q1 = queryAt(s, b, h, Math.min(i0 + 1, lq - 1));
+                    int q2 = queryAt(s, b, h, Math.min(i0 + 2, lq - 1)), q3 = queryAt(s, b, h, Math.min(i0 + 3, lq - 1));
+                    // keys past n read the last one again: their scores are masked below
+                    for (int j = 0; j < KEY_BLOCK; j += L / 4) {
+                        int r0 = kAt + Math.min(j, n - 1) * kRow, r1 = kAt + Math.min(j + 1, n - 1) * kRow;
+                        if (L == 16) {
+                            int r2 = kAt + Math.min(j + 2, n - 1) * kRow, r3 = kAt + Math.min(j + 3, n - 1) * kRow;
+                            quadScores16(q, q0, q1, q2, q3, s.scale, kc, r0, r1, r2, r3, dh, sc, 4 * j);
+                        } else {
+                            quadScores8(q, q0, q1, q2, q3, s.scale, kc, r0, r1, dh, sc, 4 * j);
+                        }
+                    }
+                    if (masks || n < KEY_BLOCK) maskQuad(s, b, h, i0, j0, n, mask, bias, sc);
+                    softmaxQuad(sc, max, sum, state * L, alpha);
+                    int oAt = state * 4 * dv, c = 0;
+                    for (; c + 2 * L <= dv; c += 2 * L) {
+                        QueryLaneAttention.values4(n, sc, 0, 4, 1, vc, vAt + c, vRow, acc, oAt + c, dv, alpha, 0);
+                    }
+                    for (int x = 0; c < dv && x < 4; x++) {
+                        addValues(n, sc, x, 4, vc, vAt + c, vRow, dv - c, acc, oAt + x * dv + c, alpha[x]);
+                    }
+                }
+            }
+        }
+        for (int h = h0; h < h1; h++) {
+            for (int i = 0; i < lq; i++) {
+                int state = (h - h0) * quads + i / 4, lane = state * L + i % 4, oAt = ((b * lq + i) * s.heads + h) * dv;
+                // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
+                if (sum[lane] == 0f) Arrays.fill(out, oAt, oAt + dv, 0f);
+                else VectorAttention.scaleInto(acc, (state * 4 + i % 4) * dv, 1f / sum[lane], out, oAt, dv);
+                if (lse != null) {
+                    lse[(b * s.heads + h) * lq + i] =
+                            sum[lane] == 0f ? Float.NEGATIVE_INFINITY : max[lane] + (float) Math.log(sum[lane]);
+                }
+            }
+        }
+    }
+
+    /** Where query i of head (b, h) starts in q. */
+    private static int queryAt(AttentionShape s, int b, int h, int i) {
+        return ((b * s.queries + i) * s.heads + h) * s.headDim;
+    }
+
+    /**
+     * The scores of 4 keys (rows k0..k3 of k) for the 4 queries of a quad (rows q0..q3 of q), 16 lanes:
+     * sc[at + 4 j + x] = scale · Σ_d q[qx + d] k[kj + d]. Sixteen vectors of products over d, then their
+     * lane sums by the tree of {@link #dotScores}; vector 4 j + x is (key j, query x).
+     */
+    private static void quadScores16(float[] q, int q0, int q1, int q2, int q3, float scale, float[] k, int k0, int k1,
+            int k2, int k3, int dh, float[] sc, int at) {
+        FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
+        FloatVector v8 = v0, v9 = v0, v10 = v0, v11 = v0, v12 = v0, v13 = v0, v14 = v0, v15 = v0;
+        for (int d = 0; d < dh; d += L) {
+            FloatVector x0 = FloatVector.fromArray(S, q, q0 + d), x1 = FloatVector.fromArray(S, q, q1 + d);
+            FloatVector x2 = FloatVector.fromArray(S, q, q2 + d), x3 = FloatVector.fromArray(S, q, q3 + d);
+            FloatVector y = FloatVector.fromArray(S, k, k0 + d);
+            v0 = x0.fma(y, v0);
+            v1 = x1.fma(y, v1);
+            v2 = x2.fma(y, v2);
+            v3 = x3.fma(y, v3);
+            y = FloatVector.fromArray(S, k, k1 + d);
+            v4 = x0.fma(y, v4);
+            v5 = x1.fma(y, v5);
+            v6 = x2.fma(y, v6);
+            v7 = x3.fma(y, v7);
+            y = FloatVector.fromArray(S, k, k2 + d);
+            v8 = x0.fma(y, v8);
+            v9 = x1.fma(y, v9);
+            v10 = x2.fma(y, v10);
+            v11 = x3.fma(y, v11);
+            y = FloatVector.fromArray(S, k, k3 + d);
+            v12 = x0.fma(y, v12);
+            v13 = x1.fma(y, v13);
+            v14 = x2.fma(y, v14);
+            v15 = x3.fma(y, v15);
+        }
+        // s = 8
+        v0 = v0.blend(v8, BIT8).add(v8.blend(v0, BIT8).rearrange(SWAP8));
+        v1 = v1.blend(v9, BIT8).add(v9.blend(v1, BIT8).rearrange(SWAP8));
+        v2 = v2.blend(v10, BIT8).add(v10.blend(v2, BIT8).rearrange(SWAP8));
+        v3 = v3.blend(v11, BIT8).add(v11.blend(v3, BIT8).rearrange(SWAP8));
+        v4 = v4.blend(v12, BIT8).add(v12.blend(v4, BIT8).rearrange(SWAP8));
+        v5 = v5.blend(v13, BIT8).add(v13.blend(v5, BIT8).rearrange(SWAP8));
+        v6 = v6.blend(v14, BIT8).add(v14.blend(v6, BIT8).rearrange(SWAP8));
+        v7 = v7.blend(v15, BIT8).add(v15.blend(v7, BIT8).rearrange(SWAP8));
+        // s = 4
+        v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
+        v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
+        v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
+        v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
+        // s = 2
+        v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
+        v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
+        // s = 1
+        v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
+        v0.mul(scale).intoArray(sc, at);
+    }
+
+    /** {@link #quadScores16} for 8 lanes: 2 keys (rows k0, k1) of the quad's 4 queries, three stages of the tree. */
+    private static void quadScores8(float[] q, int q0, int q1, int q2, int q3, float scale, float[] k, int k0, int k1,
+            int dh, float[] sc, int at) {
+        FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
+        for (int d = 0; d < dh; d += L) {
+            FloatVector x0 = FloatVector.fromArray(S, q, q0 + d), x1 = FloatVector.fromArray(S, q, q1 + d);
+            FloatVector x2 = FloatVector.fromArray(S, q, q2 + d), x3 = FloatVector.fromArray(S, q, q3 + d);
+            FloatVector y = FloatVector.fromArray(S, k, k0 + d);
+            v0 = x0.fma(y, v0);
+            v1 = x1.fma(y, v1);
+            v2 = x2.fma(y, v2);
+            v3 = x3.fma(y, v3);
+            y = FloatVector.fromArray(S, k, k1 + d);
+            v4 = x0.fma(y, v4);
+            v5 = x1.fma(y, v5);
+            v6 = x2.fma(y, v6);
+            v7 = x3.fma(y, v7);
+        }
+        // s = 4
+        v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
+        v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
+        v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
+        v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
+        // s = 2
+        v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
+        v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
+        // s = 1
+        v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
+        v0.mul(scale).intoArray(sc, at);
+    }
+
+    /** {@link #maskScores} for a quad's scores (p(j, x) at 4 j + x, queries i0 + x past Lq repeating the last). */
+    private static void maskQuad(AttentionShape s, int b, int h, int i0, int j0, int n, float[] mask, float[] bias,
+            float[] sc) {
+        for (int x = 0; x < 4; x++) {
+            int i = Math.min(i0 + x, s.queries - 1), last = Math.min(n - 1, s.lastKey(i) - j0);
+            for (int j = Math.max(last + 1, 0); j < KEY_BLOCK; j++) sc[4 * j + x] = Float.NEGATIVE_INFINITY;
+            if (bias != null) {
+                for (int j = 0, at = s.biasAt(b, h, i) + j0 * s.biasStride(3); j <= last; j++, at += s.biasStride(3)) {
+                    sc[4 * j + x] += bias[at];
+                }
+            }
+            if (mask != null) {
+                for (int j = 0; j <= last; j++) if (mask[b * s.keys + j0 + j] == 0f) sc[4 * j + x] = Float.NEGATIVE_INFINITY;
+            }
+        }
+    }
+
+    /**
+     * The online softmax step for a quad's block of scores, on whole vectors: the block's maximum per query
+     * (lanewise over the block's vectors, then across the lanes of the same query), the rescaling alpha
+     * (its first four lanes to {@code alpha}, for P V), the exponentials in place, the new denominators.
+     * max and sum hold L lanes per quad from {@code at}.
+     */
+    private static void softmaxQuad(float[] sc, float[] max, float[] sum, int at, float[] alpha) {
+        FloatVector m = FloatVector.fromArray(S, sc, 0);
+        for (int c = L; c < 4 * KEY_BLOCK; c += L) m = m.max(FloatVector.fromArray(S, sc, c));
+        m = acrossQueries(m, true);
+        FloatVector oldMax = FloatVector.fromArray(S, max, at), newMax = oldMax.max(m);
+        // a query with nothing attended yet keeps base 0: its exponentials are exp(-inf) = 0
+        FloatVector base = newMax.blend(0f, newMax.compare(VectorOperators.EQ, Float.NEGATIVE_INFINITY));
+        FloatVector rescale = VectorMath.exp(oldMax.sub(base)), total = FloatVector.zero(S);
+        for (int c = 0; c < 4 * KEY_BLOCK; c += L) {
+            FloatVector p = VectorMath.exp(FloatVector.fromArray(S, sc, c).sub(base));
+            p.intoArray(sc, c);
+            total = total.add(p);
+        }
+        FloatVector.fromArray(S, sum, at).mul(rescale).add(acrossQueries(total, false)).intoArray(sum, at);
+        newMax.intoArray(max, at);
+        rescale.intoArray(alpha, 0);
+    }
+
+    /** The maximum (or sum) over the lanes that hold the same query (lane l: query l % 4), in every such lane. */
+    private static FloatVector acrossQueries(FloatVector x, boolean max) {
+        if (L == 16) x = max ? x.max(x.rearrange(SWAP8)) : x.add(x.rearrange(SWAP8));
+        return max ? x.max(x.rearrange(SWAP4)) : x.add(x.rearrange(SWAP4));
     }
 
     /** n rows of {@code width} floats, {@code stride} apart from src[from], to dst's first n * width floats. */
@@ -349,9 +571,9 @@ final class FewQueryAttention {
         return VectorMath.sum(total);
     }
 
-    /** acc[at ..+ dv] = acc · alpha + Σ_{j < n} p[pAt + j] · v[vAt + j vRow ..]. */
-    private static void addValues(int n, float[] p, int pAt, float[] v, int vAt, int vRow, int dv, float[] acc, int at,
-            float alpha) {
+    /** acc[at ..+ dv] = acc · alpha + Σ_{j < n} p[pAt + j pStride] · v[vAt + j vRow ..]. */
+    private static void addValues(int n, float[] p, int pAt, int pStride, float[] v, int vAt, int vRow, int dv,
+            float[] acc, int at, float alpha) {
         int c = 0;
         // four columns' vectors at a time: four independent chains of FMAs instead of one
         for (; c + 4 * L <= dv; c += 4 * L) {
@@ -360,7 +582,7 @@ final class FewQueryAttention {
             FloatVector o2 = FloatVector.fromArray(S, acc, at + c + 2 * L).mul(alpha);
             FloatVector o3 = FloatVector.fromArray(S, acc, at + c + 3 * L).mul(alpha);
             for (int j = 0; j < n; j++) {
-                FloatVector x = FloatVector.broadcast(S, p[pAt + j]);
+                FloatVector x = FloatVector.broadcast(S, p[pAt + j * pStride]);
                 int row = vAt + j * vRow + c;
                 o0 = x.fma(FloatVector.fromArray(S, v, row), o0);
                 o1 = x.fma(FloatVector.fromArray(S, v, row + L), o1);
@@ -374,12 +596,12 @@ final class FewQueryAttention {
         }
         for (; c + L <= dv; c += L) {
             FloatVector o = FloatVector.fromArray(S, acc, at + c).mul(alpha);
-            for (int j = 0; j < n; j++) o = FloatVector.broadcast(S, p[pAt + j]).fma(FloatVector.fromArray(S, v, vAt + j * vRow + c), o);
+            for (int j = 0; j < n; j++) o = FloatVector.broadcast(S, p[pAt + j * pStride]).fma(FloatVector.fromArray(S, v, vAt + j * vRow + c), o);
             o.intoArray(acc, at + c);
         }
         for (; c < dv; c++) {
             float o = acc[at + c] * alpha;
-            for (int j = 0; j < n; j++) o += p[pAt + j] * v[vAt + j * vRow + c];
+            for (int j = 0; j < n; j++) o += p[pAt + j * pStride] * v[vAt + j * vRow + c];
             acc[at + c] = o;
         }
     }
