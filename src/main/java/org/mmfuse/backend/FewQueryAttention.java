@@ -20,9 +20,9 @@ import jdk.incubator.vector.VectorSpecies;
  * 8 keys) and four FMA chains in P V instead of one took 256,8,1,577,64 from 4.0 to 8.7 GFLOP/s and
  * 2,8,1,577,64 from 11 to 15 (2026-11-24, JDK 25, one JVM). With so few queries the per-query steps,
  * chains of dependent reductions and exponentials, cost as much as the products: on AVX-512,
- * 32,8,4,196,64 ran no faster with its inputs in L2 than from memory. Three, four or seven queries go four
- * at a time instead ({@link #quads}): one load of a key row for four queries' sums, and the softmax step
- * on whole vectors.
+ * 32,8,4,196,64 ran no faster with its inputs in L2 than from memory. Four queries (and on AVX-512 three or
+ * seven) go four at a time instead ({@link #quads}): one load of a key row for four queries' sums, and the
+ * softmax step on whole vectors.
  */
 final class FewQueryAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -95,7 +95,8 @@ final class FewQueryAttention {
         int perGroup = (s.heads + groups - 1) / groups, tasks = s.batch * groups;
         boolean parallel = s.flops() >= PARALLEL_FLOPS;
         boolean copy = (long) s.batch * s.keys * s.heads * (s.headDim + s.valueDim) * Float.BYTES >= COPY_FROM_BYTES;
-        boolean byQuads = SUM_TREES && s.headDim % L == 0 && s.queries >= 3 && (4 - s.queries % 4) % 4 <= 1;
+        int padding = (4 - s.queries % 4) % 4; // queries a quad path would add
+        boolean byQuads = SUM_TREES && s.headDim % L == 0 && s.queries >= 3 && (padding == 0 || L == 16 && padding == 1);
         CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
             for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
                 int b = task / groups, h0 = task % groups * perGroup, h1 = Math.min(s.heads, h0 + perGroup);
@@ -189,10 +190,11 @@ final class FewQueryAttention {
      * vectors of the quad's scores, and P V reads each value row once per quad ({@link QueryLaneAttention#values4}).
      * A quad's scores for a block lie key-major, p(j, x) at 4 j + x, so that a vector holds L / 4 keys of all
      * four queries, and the running maximum and denominator of query x sit in the lanes l with l % 4 == x.
-     * Taken where the padding is at most one query: fresh JVMs alternating query by query / by quads
-     * (2026-12-07, AVX-512, 2 cores, JDK 25), GFLOP/s, B,8,Lq,196,64 with B = 32: Lq = 3 25.5 / 28.1,
+     * Taken where the padding is at most one query with 16 lanes, none with 8: fresh JVMs alternating query by
+     * query / by quads (2026-12-07, Zen 4, 2 cores, JDK 25), GFLOP/s, 32,8,Lq,196,64: AVX-512 Lq = 3 25.5 / 28.1,
      * Lq = 4 28.3 / 34.4 (JMH 35.5 against 25.4-29.2 before), Lq = 7 38.4 / 40.6; but Lq = 2 (64,12,2,128) 19.1 /
-     * 15.2, Lq = 5 (16,8,5,577) 31.6 / 29.7, Lq = 6 35.1 / 29.7.
+     * 15.2, Lq = 5 (16,8,5,577) 31.6 / 29.7, Lq = 6 35.1 / 29.7. Vectors capped at 256 bits: Lq = 4 25.0 / 27.2,
+     * 25.2 / 31.7, but Lq = 3 24.1 / 21.6, 22.3 / 20.5.
      */
     private static void quads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
             float[] bias, float[] out, float[] lse, boolean copy, Workspace w) {
