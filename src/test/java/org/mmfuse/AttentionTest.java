@@ -241,14 +241,18 @@ class AttentionTest {
     @ParameterizedTest
     @MethodSource("backends")
     void nanPropagates(Ops ops) {
-        Tensor q = TestSupport.random(new Random(34), 1, 2, 1, 8), k = TestSupport.random(new Random(35), 1, 3, 1, 8);
-        Tensor v = TestSupport.random(new Random(36), 1, 3, 1, 4);
-        q.array()[0] = Float.NaN; // query 0 only
-        try (AttentionResult r = ops.attention(TestSupport.on(ops, q), TestSupport.on(ops, k), TestSupport.on(ops, v),
-                AttentionOptions.DEFAULT)) {
-            float[] out = r.output().toArray();
-            for (int d = 0; d < 4; d++) assertTrue(Float.isNaN(out[d]), "query 0 is NaN");
-            for (int d = 4; d < 8; d++) assertTrue(Float.isFinite(out[d]), "query 1 is untouched");
+        // two queries; then four of 32 wide, which a CPU backend computes together (one vector holds all four's scores)
+        for (int[] shape : new int[][] {{2, 8}, {4, 32}}) {
+            int lq = shape[0], dh = shape[1];
+            Tensor q = TestSupport.random(new Random(34), 1, lq, 1, dh), k = TestSupport.random(new Random(35), 1, 3, 1, dh);
+            Tensor v = TestSupport.random(new Random(36), 1, 3, 1, 4);
+            q.array()[0] = Float.NaN; // query 0 only
+            try (AttentionResult r = ops.attention(TestSupport.on(ops, q), TestSupport.on(ops, k), TestSupport.on(ops, v),
+                    AttentionOptions.DEFAULT)) {
+                float[] out = r.output().toArray();
+                for (int d = 0; d < 4; d++) assertTrue(Float.isNaN(out[d]), "query 0 is NaN, lq " + lq);
+                for (int d = 4; d < 4 * lq; d++) assertTrue(Float.isFinite(out[d]), "queries past 0 are untouched, lq " + lq);
+            }
         }
     }
 
