@@ -171,11 +171,13 @@ class AttentionTest {
         check(ops, rng, 2, 4, 37, 3, 64, 40, true, true, false, 1);      // causal, masks, Dv past whole vector pairs
         check(ops, rng, 2, 7, 53, 2, 32, 70, true, true, false, 1);
         check(ops, rng, 3, 3, 16, 2, 128, 8, false, false, false, 1);    // one whole key block
+        check(ops, rng, 1, 4, 2, 2, 32, 16, true, false, false, 1);      // causal, Lq > Lk: early queries see nothing
         // few queries over keys and values past 16 MB, which a CPU task copies block by block: a head per task
         // (rows of one head copied), then all the heads of a batch element per task (one run copied)
         check(ops, rng, 2, 1, 4100, 4, 128, 128, false, true, false, 1);
         check(ops, rng, 9, 2, 1801, 2, 128, 120, true, true, false, 1);
         check(ops, rng, 9, 4, 1801, 2, 128, 120, true, true, false, 1);
+        check(ops, rng, 9, 7, 1801, 2, 128, 120, true, true, false, 1);
     }
 
     @ParameterizedTest
@@ -195,7 +197,7 @@ class AttentionTest {
     void additiveBiasBroadcasts(Ops ops) {
         Random rng = new Random(37);
         int b = 2, h = 3, lk = 70;
-        for (int lq : new int[] {17, 3}) { // a CPU backend has a kernel for few queries
+        for (int lq : new int[] {17, 3, 4}) { // a CPU backend has a kernel for few queries, four at a time for 4
             for (long[] shape : new long[][] {{lq, lk}, {b, 1, lq, lk}, {1, h, 1, lk}, {b, h, lq, lk}, {lk}}) {
                 Tensor bias = TestSupport.random(rng, shape);
                 for (int x = 0; x < bias.array().length; x += 7) bias.array()[x] = Float.NEGATIVE_INFINITY; // masks too

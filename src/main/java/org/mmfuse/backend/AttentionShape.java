@@ -13,8 +13,7 @@ public final class AttentionShape {
     public final int valueDim;
     public final float scale;
     public final boolean causal;
-    /** Element strides of the bias along (b, h, i, j), 0 where it broadcasts; null without a bias. */
-    /** Elements between successive b, h, i and j of the bias; 0 along broadcast dimensions. */
+    /** Elements between successive b, h, i and j of the bias; 0 along broadcast dimensions; null without a bias. */
     public final long[] biasStrides;
     /** F32 inputs may run in TF32 (backends with tensor cores). */
     public final boolean allowTf32;

@@ -95,8 +95,7 @@ final class FewQueryAttention {
         int perGroup = (s.heads + groups - 1) / groups, tasks = s.batch * groups;
         boolean parallel = s.flops() >= PARALLEL_FLOPS;
         boolean copy = (long) s.batch * s.keys * s.heads * (s.headDim + s.valueDim) * Float.BYTES >= COPY_FROM_BYTES;
-        int padding = (4 - s.queries % 4) % 4; // queries a quad path would add
-        boolean byQuads = SUM_TREES && s.headDim % L == 0 && s.queries >= 3 && (padding == 0 || L == 16 && padding == 1);
+        boolean byQuads = takesQuads(s);
         CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
             for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
                 int b = task / groups, h0 = task % groups * perGroup, h1 = Math.min(s.heads, h0 + perGroup);
@@ -105,6 +104,12 @@ final class FewQueryAttention {
                 else heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, copy, WORKSPACE.get());
             }
         });
+    }
+
+    /** Whether {@link #quads} takes the call (see there for the measurements behind the rule). */
+    static boolean takesQuads(AttentionShape s) {
+        int padding = (4 - s.queries % 4) % 4; // queries the last quad would repeat
+        return SUM_TREES && s.headDim % L == 0 && s.queries >= 3 && (padding == 0 || L == 16 && padding == 1);
     }
 
     /**
