@@ -488,7 +488,7 @@ final class QueryLaneAttention {
      * values8 for 4 queries, for 16 vector registers, written for any layout of the probabilities:
      * o[oAt + x ldo ..+ 2L) = o[..] · alpha[alphaAt + x] + Σ_{j < n} p[pAt + j pKey + x pQuery] · v[vAt + j vRow ..+ 2L)
      * for the 4 queries x. VectorAttention's weights path passes [QB, KEY_BLOCK] rows (pKey = 1, pQuery =
-     * KEY_BLOCK).
+     * KEY_BLOCK), FewQueryAttention's quads their key-major scores (pKey = 4, pQuery = 1).
      */
     static void values4(int n, float[] p, int pAt, int pKey, int pQuery, float[] v, int vAt, int vRow, float[] o,
             int oAt, int ldo, float[] alpha, int alphaAt) {
