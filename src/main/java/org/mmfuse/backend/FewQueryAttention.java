@@ -47,21 +47,22 @@ final class FewQueryAttention {
     /** Below this many flops one thread finishes before a second would have started. */
     private static final long PARALLEL_FLOPS = 1 << 18;
     /**
-     * From this many bytes of keys and values a task copies each block's rows in memory order before using
-     * them (see {@link #heads}). Measured 2026-11-24 (Zen 4, AVX2, 2 cores, 32 MB L3, JDK 25, one JVM),
-     * GFLOP/s in place vs copied, B,8,1,577,64: B = 2 (4.7 MB) 25.7 vs 16.2; 4 (9.4 MB) 10.7 vs 7.3; 8
-     * (19 MB) 9.8 vs 10.0; 256 (605 MB) 8.0 vs 9.8; and 16,12,2,256,64 (25 MB) 15.6 vs 17.7.
+     * From this many bytes of keys and values a task first sweeps each block's rows of its heads in memory
+     * order (see {@link #sweep}). It replaced copying them there, measured from 16 MB on 2026-11-24 (AVX2,
+     * GFLOP/s in place vs copied, B,8,1,577,64: B = 2 (4.7 MB) 25.7 vs 16.2; 4 (9.4 MB) 10.7 vs 7.3; 8 (19 MB) 9.8
+     * vs 10.0; 256 (605 MB) 8.0 vs 9.8): on AVX-512, 2026-12-07, fresh JVMs alternating, 256,8,1,577,64 in
+     * place 9.0 and copied 10.6, then copied 9.5/9.5/9.1 and swept 11.5/11.8/12.4.
      */
-    private static final long COPY_FROM_BYTES = 16L << 20;
+    private static final long SWEEP_FROM_BYTES = 16L << 20;
 
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
 
     /** Per-thread scratch, grown on demand and reused. */
     private static final class Workspace {
         float[] keysT = new float[0], scores = new float[0], alpha = new float[0];
-        /** A block's rows of the task's heads, copied in memory order (see {@link #COPY_FROM_BYTES}). */
-        float[] keys = new float[0], values = new float[0];
         float[] output = new float[0], max = new float[0], sum = new float[0];
+        /** What {@link #sweep} read, kept so that the reads are not compiled away. */
+        float swept;
     }
 
     private FewQueryAttention() {}
@@ -94,14 +95,14 @@ final class FewQueryAttention {
         int groups = Math.min(s.heads, Math.max(1, (wanted + s.batch - 1) / s.batch));
         int perGroup = (s.heads + groups - 1) / groups, tasks = s.batch * groups;
         boolean parallel = s.flops() >= PARALLEL_FLOPS;
-        boolean copy = (long) s.batch * s.keys * s.heads * (s.headDim + s.valueDim) * Float.BYTES >= COPY_FROM_BYTES;
+        boolean sweep = (long) s.batch * s.keys * s.heads * (s.headDim + s.valueDim) * Float.BYTES >= SWEEP_FROM_BYTES;
         boolean byQuads = takesQuads(s);
         CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
             for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
                 int b = task / groups, h0 = task % groups * perGroup, h1 = Math.min(s.heads, h0 + perGroup);
                 if (h0 >= h1) continue;
-                if (byQuads) quads(s, b, h0, h1, q, k, v, mask, bias, out, lse, copy, WORKSPACE.get());
-                else heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, copy, WORKSPACE.get());
+                if (byQuads) quads(s, b, h0, h1, q, k, v, mask, bias, out, lse, sweep, WORKSPACE.get());
+                else heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, sweep, WORKSPACE.get());
             }
         });
     }
@@ -113,12 +114,12 @@ final class FewQueryAttention {
     }
 
     /**
-     * Heads [h0, h1) of batch element b, key block after key block. With {@code copy} each block's rows of
-     * these heads are first copied in memory order: read head by head in place, a head's rows lie H Dh
+     * Heads [h0, h1) of batch element b, key block after key block. With {@code sweep} each block's rows of
+     * these heads are first read in memory order ({@link #sweep}): read head by head, a head's rows lie H Dh
      * floats apart, a pattern the prefetchers miss when the rows come from memory.
      */
     private static void heads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
-            float[] bias, float[] out, float[] lse, boolean copy, Workspace w) {
+            float[] bias, float[] out, float[] lse, boolean sweep, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, lq = s.queries, states = (h1 - h0) * lq;
         float[] kT = w.keysT = Scratch.atLeast(w.keysT, dh * KEY_BLOCK);
         float[] sc = w.scores = Scratch.atLeast(w.scores, lq * KEY_BLOCK), alpha = w.alpha = Scratch.atLeast(w.alpha, lq);
@@ -130,33 +131,23 @@ final class FewQueryAttention {
         int lastKey = s.lastKey(lq - 1); // the last query sees the most keys
         boolean trees = SUM_TREES && dh % L == 0;
         // where the block's rows are read from: the copies (rows of h1 - h0 heads) or k and v in place
-        int kRow = copy ? (h1 - h0) * dh : s.heads * dh, vRow = copy ? (h1 - h0) * dv : s.heads * dv;
-        float[] kc = k, vc = v;
-        if (copy) {
-            kc = w.keys = Scratch.atLeast(w.keys, KEY_BLOCK * kRow);
-            vc = w.values = Scratch.atLeast(w.values, KEY_BLOCK * vRow);
-        }
+        int kRow = s.heads * dh, vRow = s.heads * dv;
         for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
             int kFirst = ((b * s.keys + j0) * s.heads + h0) * dh, vFirst = ((b * s.keys + j0) * s.heads + h0) * dv;
-            if (copy) {
-                copyRows(k, kFirst, s.heads * dh, kRow, n, kc);
-                copyRows(v, vFirst, s.heads * dv, vRow, n, vc);
-                kFirst = 0;
-                vFirst = 0;
-            }
+            if (sweep) w.swept += sweep(k, kFirst, kRow, n, (h1 - h0) * dh) + sweep(v, vFirst, vRow, n, (h1 - h0) * dv);
             for (int h = h0; h < h1; h++) {
                 int kAt = kFirst + (h - h0) * dh, vAt = vFirst + (h - h0) * dv;
-                if (!trees) transposeKeys(kc, kAt, kRow, n, dh, kT);
+                if (!trees) transposeKeys(k, kAt, kRow, n, dh, kT);
                 // in three passes over the queries, each query's scores in their own row of sc: a query's
                 // steps are a chain of dependent reductions, and the queries' chains may then overlap
                 for (int i = 0; i < lq; i++) {
                     int qAt = ((b * lq + i) * s.heads + h) * dh;
                     if (trees && L == 16) {
-                        dotScores(q, qAt, s.scale, kc, kAt, kRow, n, dh, sc, i * KEY_BLOCK);
+                        dotScores(q, qAt, s.scale, k, kAt, kRow, n, dh, sc, i * KEY_BLOCK);
                     } else if (trees) { // two trees of 8 keys
-                        dotScores8(q, qAt, s.scale, kc, kAt, kRow, 0, n, dh, sc, i * KEY_BLOCK);
-                        dotScores8(q, qAt, s.scale, kc, kAt, kRow, 8, n, dh, sc, i * KEY_BLOCK + 8);
+                        dotScores8(q, qAt, s.scale, k, kAt, kRow, 0, n, dh, sc, i * KEY_BLOCK);
+                        dotScores8(q, qAt, s.scale, k, kAt, kRow, 8, n, dh, sc, i * KEY_BLOCK + 8);
                     } else {
                         scores(q, qAt, s.scale, dh, kT, sc, i * KEY_BLOCK);
                     }
@@ -171,7 +162,7 @@ final class FewQueryAttention {
                     max[state] = newMax;
                 }
                 for (int i = 0; i < lq; i++) {
-                    addValues(n, sc, i * KEY_BLOCK, 1, vc, vAt, vRow, dv, acc, ((h - h0) * lq + i) * dv, alpha[i]);
+                    addValues(n, sc, i * KEY_BLOCK, 1, v, vAt, vRow, dv, acc, ((h - h0) * lq + i) * dv, alpha[i]);
                 }
             }
         }
@@ -202,7 +193,7 @@ final class FewQueryAttention {
      * 25.2 / 31.7, but Lq = 3 24.1 / 21.6, 22.3 / 20.5.
      */
     private static void quads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
-            float[] bias, float[] out, float[] lse, boolean copy, Workspace w) {
+            float[] bias, float[] out, float[] lse, boolean sweep, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, lq = s.queries, quads = (lq + 3) / 4, states = (h1 - h0) * quads;
         float[] sc = w.scores = Scratch.atLeast(w.scores, 4 * KEY_BLOCK), alpha = w.alpha = Scratch.atLeast(w.alpha, L);
         float[] acc = w.output = Scratch.atLeast(w.output, states * 4 * dv);
@@ -212,21 +203,11 @@ final class FewQueryAttention {
         Arrays.fill(sum, 0, states * L, 0f);
         int lastKey = s.lastKey(lq - 1);
         boolean masks = mask != null || bias != null || s.causal;
-        int kRow = copy ? (h1 - h0) * dh : s.heads * dh, vRow = copy ? (h1 - h0) * dv : s.heads * dv;
-        float[] kc = k, vc = v;
-        if (copy) {
-            kc = w.keys = Scratch.atLeast(w.keys, KEY_BLOCK * kRow);
-            vc = w.values = Scratch.atLeast(w.values, KEY_BLOCK * vRow);
-        }
+        int kRow = s.heads * dh, vRow = s.heads * dv;
         for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
             int kFirst = ((b * s.keys + j0) * s.heads + h0) * dh, vFirst = ((b * s.keys + j0) * s.heads + h0) * dv;
-            if (copy) {
-                copyRows(k, kFirst, s.heads * dh, kRow, n, kc);
-                copyRows(v, vFirst, s.heads * dv, vRow, n, vc);
-                kFirst = 0;
-                vFirst = 0;
-            }
+            if (sweep) w.swept += sweep(k, kFirst, kRow, n, (h1 - h0) * dh) + sweep(v, vFirst, vRow, n, (h1 - h0) * dv);
             for (int h = h0; h < h1; h++) {
                 int kAt = kFirst + (h - h0) * dh, vAt = vFirst + (h - h0) * dv;
                 for (int g = 0; g < quads; g++) {
@@ -238,19 +219,19 @@ final class FewQueryAttention {
                         int r0 = kAt + Math.min(j, n - 1) * kRow, r1 = kAt + Math.min(j + 1, n - 1) * kRow;
                         if (L == 16) {
                             int r2 = kAt + Math.min(j + 2, n - 1) * kRow, r3 = kAt + Math.min(j + 3, n - 1) * kRow;
-                            quadScores16(q, q0, q1, q2, q3, s.scale, kc, r0, r1, r2, r3, dh, sc, 4 * j);
+                            quadScores16(q, q0, q1, q2, q3, s.scale, k, r0, r1, r2, r3, dh, sc, 4 * j);
                         } else {
-                            quadScores8(q, q0, q1, q2, q3, s.scale, kc, r0, r1, dh, sc, 4 * j);
+                            quadScores8(q, q0, q1, q2, q3, s.scale, k, r0, r1, dh, sc, 4 * j);
                         }
                     }
                     if (masks || n < KEY_BLOCK) maskQuad(s, b, h, i0, j0, n, mask, bias, sc);
                     softmaxQuad(sc, max, sum, state * L, alpha);
                     int oAt = state * 4 * dv, c = 0;
                     for (; c + 2 * L <= dv; c += 2 * L) {
-                        QueryLaneAttention.values4(n, sc, 0, 4, 1, vc, vAt + c, vRow, acc, oAt + c, dv, alpha, 0);
+                        QueryLaneAttention.values4(n, sc, 0, 4, 1, v, vAt + c, vRow, acc, oAt + c, dv, alpha, 0);
                     }
                     for (int x = 0; c < dv && x < 4; x++) {
-                        addValues(n, sc, x, 4, vc, vAt + c, vRow, dv - c, acc, oAt + x * dv + c, alpha[x]);
+                        addValues(n, sc, x, 4, v, vAt + c, vRow, dv - c, acc, oAt + x * dv + c, alpha[x]);
                     }
                 }
             }
@@ -407,13 +388,20 @@ final class FewQueryAttention {
         return max ? x.max(x.rearrange(SWAP4)) : x.add(x.rearrange(SWAP4));
     }
 
-    /** n rows of {@code width} floats, {@code stride} apart from src[from], to dst's first n * width floats. */
-    private static void copyRows(float[] src, int from, int stride, int width, int n, float[] dst) {
-        if (width == stride) {
-            System.arraycopy(src, from, dst, 0, n * width); // all the heads: one run
-            return;
+    /**
+     * Reads one vector from every cache line of n rows of {@code width} floats, {@code stride} apart from
+     * a[from]: the block's rows of a task's heads in memory order, each row one run, which the hardware
+     * prefetchers follow ahead of the loads; the kernels then find them in cache. Java has no prefetch
+     * instruction; copying the rows instead (System.arraycopy into a buffer, 11-14 GB/s on one core here
+     * against 22 for reading alone) wrote what this only reads. Returns a lane of the sum, for the caller
+     * to keep.
+     */
+    private static float sweep(float[] a, int from, int stride, int n, int width) {
+        FloatVector sum = FloatVector.zero(S);
+        for (int j = 0, at = from; j < n; j++, at += stride) {
+            for (int c = 0; c + L <= width; c += 16) sum = sum.add(FloatVector.fromArray(S, a, at + c)); // 16 floats: a line
         }
-        for (int j = 0; j < n; j++) System.arraycopy(src, from + j * stride, dst, j * width, width);
+        return sum.lane(0);
     }
 
     /** kT[d * KEY_BLOCK + j] = k[first + j * rowStride + d] for j < n, 0 for j in [n, KEY_BLOCK). */
