@@ -95,14 +95,14 @@ final class FewQueryAttention {
         int groups = Math.min(s.heads, Math.max(1, (wanted + s.batch - 1) / s.batch));
         int perGroup = (s.heads + groups - 1) / groups, tasks = s.batch * groups;
         boolean parallel = s.flops() >= PARALLEL_FLOPS;
-        boolean sweep = (long) s.batch * s.keys * s.heads * (s.headDim + s.valueDim) * Float.BYTES >= SWEEP_FROM_BYTES;
+        boolean sweepRows = (long) s.batch * s.keys * s.heads * (s.headDim + s.valueDim) * Float.BYTES >= SWEEP_FROM_BYTES;
         boolean byQuads = takesQuads(s);
         CpuThreads.SHARED.run(parallel ? tasks : 1, t -> {
             for (int task = parallel ? t : 0; task < (parallel ? t + 1 : tasks); task++) {
                 int b = task / groups, h0 = task % groups * perGroup, h1 = Math.min(s.heads, h0 + perGroup);
                 if (h0 >= h1) continue;
-                if (byQuads) quads(s, b, h0, h1, q, k, v, mask, bias, out, lse, sweep, WORKSPACE.get());
-                else heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, sweep, WORKSPACE.get());
+                if (byQuads) quads(s, b, h0, h1, q, k, v, mask, bias, out, lse, sweepRows, WORKSPACE.get());
+                else heads(s, b, h0, h1, q, k, v, mask, bias, out, lse, sweepRows, WORKSPACE.get());
             }
         });
     }
@@ -114,12 +114,12 @@ final class FewQueryAttention {
     }
 
     /**
-     * Heads [h0, h1) of batch element b, key block after key block. With {@code sweep} each block's rows of
+     * Heads [h0, h1) of batch element b, key block after key block. With {@code sweepRows} each block's rows of
      * these heads are first read in memory order ({@link #sweep}): read head by head, a head's rows lie H Dh
      * floats apart, a pattern the prefetchers miss when the rows come from memory.
      */
     private static void heads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
-            float[] bias, float[] out, float[] lse, boolean sweep, Workspace w) {
+            float[] bias, float[] out, float[] lse, boolean sweepRows, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, lq = s.queries, states = (h1 - h0) * lq;
         float[] kT = w.keysT = Scratch.atLeast(w.keysT, dh * KEY_BLOCK);
         float[] sc = w.scores = Scratch.atLeast(w.scores, lq * KEY_BLOCK), alpha = w.alpha = Scratch.atLeast(w.alpha, lq);
@@ -130,12 +130,13 @@ final class FewQueryAttention {
         Arrays.fill(sum, 0, states, 0f);
         int lastKey = s.lastKey(lq - 1); // the last query sees the most keys
         boolean trees = SUM_TREES && dh % L == 0;
-        // where the block's rows are read from: the copies (rows of h1 - h0 heads) or k and v in place
-        int kRow = s.heads * dh, vRow = s.heads * dv;
+        int kRow = s.heads * dh, vRow = s.heads * dv; // a head's rows, in place
         for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
             int kFirst = ((b * s.keys + j0) * s.heads + h0) * dh, vFirst = ((b * s.keys + j0) * s.heads + h0) * dv;
-            if (sweep) w.swept += sweep(k, kFirst, kRow, n, (h1 - h0) * dh) + sweep(v, vFirst, vRow, n, (h1 - h0) * dv);
+            if (sweepRows) {
+                w.swept += sweep(k, kFirst, kRow, n, (h1 - h0) * dh) + sweep(v, vFirst, vRow, n, (h1 - h0) * dv);
+            }
             for (int h = h0; h < h1; h++) {
                 int kAt = kFirst + (h - h0) * dh, vAt = vFirst + (h - h0) * dv;
                 if (!trees) transposeKeys(k, kAt, kRow, n, dh, kT);
@@ -193,7 +194,7 @@ final class FewQueryAttention {
      * 25.2 / 31.7, but Lq = 3 24.1 / 21.6, 22.3 / 20.5.
      */
     private static void quads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
-            float[] bias, float[] out, float[] lse, boolean sweep, Workspace w) {
+            float[] bias, float[] out, float[] lse, boolean sweepRows, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, lq = s.queries, quads = (lq + 3) / 4, states = (h1 - h0) * quads;
         float[] sc = w.scores = Scratch.atLeast(w.scores, 4 * KEY_BLOCK), alpha = w.alpha = Scratch.atLeast(w.alpha, L);
         float[] acc = w.output = Scratch.atLeast(w.output, states * 4 * dv);
@@ -207,7 +208,9 @@ final class FewQueryAttention {
         for (int j0 = 0; j0 <= lastKey; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, lastKey + 1 - j0);
             int kFirst = ((b * s.keys + j0) * s.heads + h0) * dh, vFirst = ((b * s.keys + j0) * s.heads + h0) * dv;
-            if (sweep) w.swept += sweep(k, kFirst, kRow, n, (h1 - h0) * dh) + sweep(v, vFirst, vRow, n, (h1 - h0) * dv);
+            if (sweepRows) {
+                w.swept += sweep(k, kFirst, kRow, n, (h1 - h0) * dh) + sweep(v, vFirst, vRow, n, (h1 - h0) * dv);
+            }
             for (int h = h0; h < h1; h++) {
                 int kAt = kFirst + (h - h0) * dh, vAt = vFirst + (h - h0) * dv;
                 for (int g = 0; g < quads; g++) {
@@ -393,15 +396,14 @@ final class FewQueryAttention {
      * a[from]: the block's rows of a task's heads in memory order, each row one run, which the hardware
      * prefetchers follow ahead of the loads; the kernels then find them in cache. Java has no prefetch
      * instruction; copying the rows instead (System.arraycopy into a buffer, 11-14 GB/s on one core here
-     * against 22 for reading alone) wrote what this only reads. Returns a lane of the sum, for the caller
-     * to keep.
+     * against 22 for reading alone) wrote what this only reads. Returns the sum, for the caller to keep.
      */
     private static float sweep(float[] a, int from, int stride, int n, int width) {
         FloatVector sum = FloatVector.zero(S);
         for (int j = 0, at = from; j < n; j++, at += stride) {
             for (int c = 0; c + L <= width; c += 16) sum = sum.add(FloatVector.fromArray(S, a, at + c)); // 16 floats: a line
         }
-        return sum.lane(0);
+        return sum.reduceLanes(VectorOperators.ADD);
     }
 
     /** kT[d * KEY_BLOCK + j] = k[first + j * rowStride + d] for j < n, 0 for j in [n, KEY_BLOCK). */
