@@ -143,7 +143,7 @@ final class FewQueryAttention {
                 // in three passes over the queries, each query's scores in their own row of sc: a query's
                 // steps are a chain of dependent reductions, and the queries' chains may then overlap
                 for (int i = 0; i < lq; i++) {
-                    int qAt = ((b * lq + i) * s.heads + h) * dh;
+                    int qAt = queryAt(s, b, h, i);
                     if (trees && L == 16) {
                         dotScores(q, qAt, s.scale, k, kAt, kRow, n, dh, sc, i * KEY_BLOCK);
                     } else if (trees) { // two trees of 8 keys
@@ -152,7 +152,7 @@ final class FewQueryAttention {
                     } else {
                         scores(q, qAt, s.scale, dh, kT, sc, i * KEY_BLOCK);
                     }
-                    maskScores(s, b, h, i, j0, n, mask, bias, sc, i * KEY_BLOCK);
+                    maskScores(s, b, h, i, j0, n, mask, bias, sc, i * KEY_BLOCK, 1);
                 }
                 for (int i = 0; i < lq; i++) { // the online softmax step: new maximum, rescaling alpha, p in place
                     int state = (h - h0) * lq + i;
@@ -169,14 +169,8 @@ final class FewQueryAttention {
         }
         for (int h = h0; h < h1; h++) {
             for (int i = 0; i < lq; i++) {
-                int state = (h - h0) * lq + i, oAt = ((b * lq + i) * s.heads + h) * dv;
-                // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
-                if (sum[state] == 0f) Arrays.fill(out, oAt, oAt + dv, 0f);
-                else VectorAttention.scaleInto(acc, state * dv, 1f / sum[state], out, oAt, dv);
-                if (lse != null) {
-                    lse[(b * s.heads + h) * lq + i] =
-                            sum[state] == 0f ? Float.NEGATIVE_INFINITY : max[state] + (float) Math.log(sum[state]);
-                }
+                int state = (h - h0) * lq + i;
+                finish(s, b, h, i, acc, state * dv, max[state], sum[state], out, lse);
             }
         }
     }
@@ -227,7 +221,9 @@ final class FewQueryAttention {
                             quadScores8(q, q0, q1, q2, q3, s.scale, k, r0, r1, dh, sc, 4 * j);
                         }
                     }
-                    if (masks || n < KEY_BLOCK) maskQuad(s, b, h, i0, j0, n, mask, bias, sc);
+                    if (masks || n < KEY_BLOCK) { // the padding's repeats of query Lq - 1 masked as it is
+                        for (int x = 0; x < 4; x++) maskScores(s, b, h, Math.min(i0 + x, lq - 1), j0, n, mask, bias, sc, x, 4);
+                    }
                     softmaxQuad(sc, max, sum, state * L, alpha);
                     int oAt = state * 4 * dv, c = 0;
                     for (; c + 2 * L <= dv; c += 2 * L) {
@@ -241,16 +237,21 @@ final class FewQueryAttention {
         }
         for (int h = h0; h < h1; h++) {
             for (int i = 0; i < lq; i++) {
-                int state = (h - h0) * quads + i / 4, lane = state * L + i % 4, oAt = ((b * lq + i) * s.heads + h) * dv;
-                // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
-                if (sum[lane] == 0f) Arrays.fill(out, oAt, oAt + dv, 0f);
-                else VectorAttention.scaleInto(acc, (state * 4 + i % 4) * dv, 1f / sum[lane], out, oAt, dv);
-                if (lse != null) {
-                    lse[(b * s.heads + h) * lq + i] =
-                            sum[lane] == 0f ? Float.NEGATIVE_INFINITY : max[lane] + (float) Math.log(sum[lane]);
-                }
+                int state = (h - h0) * quads + i / 4, lane = state * L + i % 4;
+                finish(s, b, h, i, acc, (state * 4 + i % 4) * dv, max[lane], sum[lane], out, lse);
             }
         }
+    }
+
+    /** Query i of head (b, h) from its accumulated row acc[accAt ..+ Dv], running maximum and denominator: its
+     *  output row, and its log-sum-exp when lse is asked for. */
+    private static void finish(AttentionShape s, int b, int h, int i, float[] acc, int accAt, float max, float sum,
+            float[] out, float[] lse) {
+        int dv = s.valueDim, oAt = ((b * s.queries + i) * s.heads + h) * dv;
+        // A row with no key gets zeros even where a masked key's NaN reached its accumulator (0 * NaN).
+        if (sum == 0f) Arrays.fill(out, oAt, oAt + dv, 0f);
+        else VectorAttention.scaleInto(acc, accAt, 1f / sum, out, oAt, dv);
+        if (lse != null) lse[(b * s.heads + h) * s.queries + i] = sum == 0f ? Float.NEGATIVE_INFINITY : max + (float) Math.log(sum);
     }
 
     /** Where query i of head (b, h) starts in q. */
@@ -342,23 +343,6 @@ final class FewQueryAttention {
         // s = 1
         v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
         v0.mul(scale).intoArray(sc, at);
-    }
-
-    /** {@link #maskScores} for a quad's scores (p(j, x) at 4 j + x, queries i0 + x past Lq repeating the last). */
-    private static void maskQuad(AttentionShape s, int b, int h, int i0, int j0, int n, float[] mask, float[] bias,
-            float[] sc) {
-        for (int x = 0; x < 4; x++) {
-            int i = Math.min(i0 + x, s.queries - 1), last = Math.min(n - 1, s.lastKey(i) - j0);
-            for (int j = Math.max(last + 1, 0); j < KEY_BLOCK; j++) sc[4 * j + x] = Float.NEGATIVE_INFINITY;
-            if (bias != null) {
-                for (int j = 0, at = s.biasAt(b, h, i) + j0 * s.biasStride(3); j <= last; j++, at += s.biasStride(3)) {
-                    sc[4 * j + x] += bias[at];
-                }
-            }
-            if (mask != null) {
-                for (int j = 0; j <= last; j++) if (mask[b * s.keys + j0 + j] == 0f) sc[4 * j + x] = Float.NEGATIVE_INFINITY;
-            }
-        }
     }
 
     /**
@@ -534,19 +518,22 @@ final class FewQueryAttention {
         }
     }
 
-    /** In sc's row at {@code at}: adds the bias, and puts -infinity at masked keys, keys past query i's causal limit
-     *  and past the block's n. */
+    /** In query i's scores of the block, key j at sc[at + j stride] (stride 1 in a row, 4 in a quad's key-major
+     *  scores): adds the bias, and puts -infinity at masked keys, keys past query i's causal limit and past the
+     *  block's n. */
     private static void maskScores(AttentionShape s, int b, int h, int i, int j0, int n, float[] mask, float[] bias,
-            float[] sc, int at) {
+            float[] sc, int at, int stride) {
         int last = Math.min(n - 1, s.lastKey(i) - j0);
-        for (int j = Math.max(last + 1, 0); j < KEY_BLOCK; j++) sc[at + j] = Float.NEGATIVE_INFINITY;
+        for (int j = Math.max(last + 1, 0); j < KEY_BLOCK; j++) sc[at + j * stride] = Float.NEGATIVE_INFINITY;
         if (bias != null) {
             for (int j = 0, x = s.biasAt(b, h, i) + j0 * s.biasStride(3); j <= last; j++, x += s.biasStride(3)) {
-                sc[at + j] += bias[x];
+                sc[at + j * stride] += bias[x];
             }
         }
         if (mask != null) {
-            for (int j = 0; j <= last; j++) if (mask[b * s.keys + j0 + j] == 0f) sc[at + j] = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j <= last; j++) {
+                if (mask[b * s.keys + j0 + j] == 0f) sc[at + j * stride] = Float.NEGATIVE_INFINITY;
+            }
         }
     }
 
