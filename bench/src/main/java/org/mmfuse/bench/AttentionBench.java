@@ -23,7 +23,9 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * Cross-attention on the CPU: the Vector backend beside libtorch's {@code scaled_dot_product_attention}
- * (same threads), each in its own layout (ours [B, L, H, D], torch's [B, H, L, D]). Shapes
+ * (same threads), libtorch twice: on contiguous [B, H, L, D] tensors, its own layout, where each head's rows
+ * are one run, and on ours, [B, L, H, D] seen as [B, H, L, D] through {@code transpose(1, 2)} (as
+ * {@code nn.MultiheadAttention} hands them over), where a head's rows lie H D floats apart. Shapes
  * {@code B,H,Lq,Lk,Dh}: text tokens over image regions, latents over a long sequence, self-attention sizes
  * (issue 3's five), then a few queries over image regions and one query per sample over ViT-L/14's 577
  * tokens (605 MB of keys and values: bound by memory).
@@ -40,7 +42,8 @@ public class AttentionBench {
 
     private Ops vector;
     private Tensor q, k, v;
-    private org.bytedeco.pytorch.Tensor tq, tk, tv;
+    /** libtorch's inputs in its layout, and in ours (views). */
+    private org.bytedeco.pytorch.Tensor tq, tk, tv, sq, sk, sv;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -55,6 +58,16 @@ public class AttentionBench {
         tq = torch.rand(b, h, lq, dh);
         tk = torch.rand(b, h, lk, dh);
         tv = torch.rand(b, h, lk, dh);
+        sq = headsSecond(b, lq, h, dh);
+        sk = headsSecond(b, lk, h, dh);
+        sv = headsSecond(b, lk, h, dh);
+    }
+
+    /** A [B, H, L, D] view of a new [B, L, H, D] tensor; the view keeps the storage alive. */
+    private static org.bytedeco.pytorch.Tensor headsSecond(long b, long l, long h, long d) {
+        try (org.bytedeco.pytorch.Tensor rows = torch.rand(b, l, h, d)) {
+            return rows.transpose(1, 2);
+        }
     }
 
     @TearDown(Level.Trial)
@@ -62,6 +75,9 @@ public class AttentionBench {
         tq.close();
         tk.close();
         tv.close();
+        sq.close();
+        sk.close();
+        sv.close();
     }
 
     @Benchmark
@@ -74,5 +90,10 @@ public class AttentionBench {
     @Benchmark
     public void torchSdpa() {
         torch.scaled_dot_product_attention(tq, tk, tv).close();
+    }
+
+    @Benchmark
+    public void torchSdpaOurs() {
+        torch.scaled_dot_product_attention(sq, sk, sv).close();
     }
 }
