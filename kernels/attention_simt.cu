@@ -357,6 +357,11 @@ size_t attention_shared_bytes(const AttentionParams& p, int compute_major, int s
                         : widest <= 128 ? simt_smem_bytes<128, false>() : simt_smem_bytes<256, false>();
 }
 
+int attention_block_rows(const AttentionParams& p, int compute_major, int shared_optin) {
+    return attention_mma_supports(p, compute_major, shared_optin)
+               ? attention_query_tile(p.type, p.tf32, p.queries, p.narrow_rows) : kAttentionSimtRows;
+}
+
 cudaError_t attention_launch(const AttentionParams& p, int compute_major, int shared_optin, cudaStream_t stream) {
     (void)cudaGetLastError();  // a stale error of an earlier call is not this launch's
     if (p.batch == 0 || p.heads == 0 || p.queries == 0) return cudaSuccess;

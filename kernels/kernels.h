@@ -117,6 +117,10 @@ int attention_splits(int64_t blocks, int key_tiles, int sm_count);
 // capability compute_major.x that lets a block opt in to shared_optin bytes.
 size_t attention_shared_bytes(const AttentionParams& p, int compute_major, int shared_optin);
 
+// Query rows per block of the kernel attention_launch would run for p on that device: the tensor cores'
+// attention_query_tile where attention_mma.cu takes the call, else the CUDA cores' kAttentionSimtRows.
+int attention_block_rows(const AttentionParams& p, int compute_major, int shared_optin);
+
 // Enqueues the attention on that device: the fused kernel (tensor cores where attention_mma.cu takes
 // the shape and its shared memory fits, else SIMT), split over p.splits key ranges and combined
 // through the partial_* scratch when p.splits > 1; then, when p.weights is set, the weights pass,

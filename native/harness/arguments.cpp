@@ -21,6 +21,7 @@ struct Case {
 
 float scratch[64];  // a valid host address for the arrays the checks never get to read
 int ints[16];       // and for int arrays
+int64_t slice_k;    // and for one int64_t
 
 }  // namespace
 
@@ -83,9 +84,9 @@ int check_arguments() {
          }},
         {"compact pool supported: NULL answer", bad, [&] { return mmf_compact_pool_supported(16, nullptr); }},
         {"exact rows: negative samples", bad, [&] { return mmf_compact_exact_rows(scratch, 1, scratch, 1, scratch, -1, 4, nullptr); }},
-        {"gemm split: negative k", bad, [&] { return mmf_gemm_k_split(4, 4, -1, 132, ints, nullptr); }},
-        {"gemm split: no SMs", bad, [&] { return mmf_gemm_k_split(4, 4, 4096, 0, ints, reinterpret_cast<int64_t*>(ints)); }},
-        {"gemm split: m past cuBLAS's int", bad, [&] { return mmf_gemm_k_split(int64_t{1} << 31, 4, 4096, 132, ints, reinterpret_cast<int64_t*>(ints)); }},
+        {"gemm split: negative k", bad, [&] { return mmf_gemm_k_split(4, 4, -1, 132, ints, &slice_k); }},
+        {"gemm split: no SMs", bad, [&] { return mmf_gemm_k_split(4, 4, 4096, 0, ints, &slice_k); }},
+        {"gemm split: m past cuBLAS's int", bad, [&] { return mmf_gemm_k_split(int64_t{1} << 31, 4, 4096, 132, ints, &slice_k); }},
         {"sum slices: no slices", bad, [&] { return mmf_sum_slices(scratch, 0, 2, 2, nullptr, scratch, nullptr); }},
         {"sum slices: sizes past 2^63", bad, [&] { return mmf_sum_slices(scratch, 4, big, 2, nullptr, scratch, nullptr); }},
         {"sum slices: NULL partials", bad, [&] { return mmf_sum_slices(nullptr, 2, 2, 2, nullptr, scratch, nullptr); }},

@@ -260,6 +260,10 @@ std::vector<AttentionProblem> problems() {
         {MMF_BF16, 3, 128,    1, 2,  64,  64, false, true,  false, true, true,  0, 0, 0, 1.f, false},   // one key, masked or not
         {MMF_BF16, 1, 160,  130, 2,  64,  64, false, false, true,  true, false, 0, 0, 0, 4.f, true},    // rows <= 64
         {MMF_F16,  1, 130,   70, 2,  64,  64, false, true,  false, true, false, 0, 0, 2, 1.f, false},   // out misaligned: SIMT
+        {MMF_BF16, 1, 150,   90, 2,  64,  64, false, true,  false, true, true,  1, 0, 0, 2.f, false},   // 2nd tile of a warp partly past Lq
+        {MMF_F16,  1, 300,   70, 2, 128, 128, false, false, true,  true, false, 0, 0, 0, 1.f, false},   // a block with no key tile
+        {MMF_BF16, 1, 256,  640, 2,  64,  64, false, true,  true,  true, false, 0, 4, 0, 1.f, false},   // causal, forced splits
+        {MMF_BF16, 1, 200, 2000, 1,  64,  64, false, false, false, true, false, 0, 0, 1, 1.f, false},   // SIMT's 32-row blocks split
     };
     const int dims[] = {1, 8, 16, 24, 32, 40, 64, 72, 96, 128, 130, 256};
     for (int t = 0; t < 60; ++t) {

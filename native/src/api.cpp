@@ -138,14 +138,12 @@ DeviceTraits current_device_traits() {
     return traits;
 }
 
-// Split-KV ranges for an attention call: the caller's count (at most one per key tile and
-// kAttentionMaxSplits), or the heuristic's for a device of sm_count SMs (1 when unknown).
-int attention_split_count(int dtype, bool tf32, bool narrow, int batch, int queries, int keys, int heads,
-                          int requested, int sm_count) {
+// Split-KV ranges for an attention call whose blocks take `rows` queries: the caller's count (at most one
+// per key tile and kAttentionMaxSplits), or the heuristic's for a device of sm_count SMs (1 when unknown).
+int attention_split_count(int rows, int batch, int queries, int keys, int heads, int requested, int sm_count) {
     const int key_tiles = static_cast<int>((int64_t{keys} + mmf::kAttentionKeyTile - 1) / mmf::kAttentionKeyTile);
     if (key_tiles <= 1) return 1;
     if (requested > 0) return std::min({requested, key_tiles, mmf::kAttentionMaxSplits});
-    const int rows = mmf::attention_query_tile(static_cast<mmf::ElementType>(dtype), tf32, queries, narrow);
     const int64_t blocks = int64_t{batch} * heads * ((int64_t{queries} + rows - 1) / rows);
     return sm_count > 0 ? mmf::attention_splits(blocks, key_tiles, sm_count) : 1;
 }
@@ -217,14 +215,15 @@ int mmf_split_f32(int n_pieces, float* const* pieces, const int64_t* piece_width
                       whole_width, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
 }
 
-// Without the head dimension this assumes 128-row blocks wherever the call may take them: a call that
-// must take 64 (attention_wide_rows_fit) has more blocks, so no more splits and no more scratch.
+// Without the head dimension and the pointers this assumes tensor cores and 128-row blocks wherever the
+// call may take them: a call that must take 64 rows (attention_wide_rows_fit) or CUDA cores (32) has
+// more blocks, so no more splits and no more scratch.
 size_t mmf_attention_workspace_bytes(int dtype, int flags, int batch, int queries, int keys, int heads,
                                      int value_dim, int with_weights, int splits) {
     if (batch <= 0 || queries <= 0 || keys <= 0 || heads <= 0 || value_dim < 0) return 0;
     const bool tf32 = (flags & MMF_ATTENTION_TF32) != 0, narrow = (flags & MMF_ATTENTION_ROWS_64) != 0;
-    const int chosen = attention_split_count(dtype, tf32, narrow, batch, queries, keys, heads, splits,
-                                             current_device_traits().sm_count);
+    const int rows = mmf::attention_query_tile(static_cast<mmf::ElementType>(dtype), tf32, queries, narrow);
+    const int chosen = attention_split_count(rows, batch, queries, keys, heads, splits, current_device_traits().sm_count);
     return AttentionWorkspace(batch, queries, heads, value_dim, with_weights != 0, chosen).total;
 }
 
@@ -262,7 +261,20 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
     if (traits.error != cudaSuccess) return fail_cuda(traits.error, op);  // not "unsupported": the query failed
     const bool narrow = (flags & MMF_ATTENTION_ROWS_64) != 0 ||
                         !mmf::attention_wide_rows_fit(head_dim, value_dim, traits.shared_optin);
-    const int chosen = attention_split_count(dtype, tf32, narrow, batch, queries, keys, heads, splits, traits.sm_count);
+    mmf::AttentionParams p{};
+    p.q = q, p.k = k, p.v = v, p.mask = key_mask, p.bias = bias, p.out = out, p.weights = weights;
+    for (int i = 0; i < 4 && bias != nullptr; ++i) p.bias_stride[i] = bias_strides[i];
+    p.batch = batch, p.queries = queries, p.keys = keys, p.heads = heads, p.head_dim = head_dim,
+    p.value_dim = value_dim;
+    p.scale_log2 = scale * 1.4426950408889634f;
+    p.causal = causal != 0;
+    p.type = static_cast<mmf::ElementType>(dtype);
+    p.tf32 = tf32;
+    p.narrow_rows = narrow;
+    // the blocks of the kernel that will run: a 16-bit call on CUDA cores (wide heads, misaligned pointers,
+    // before sm_80) has blocks of 32 rows, not the tensor cores' up to 128, so more of them and fewer splits
+    const int rows = mmf::attention_block_rows(p, traits.compute_major, traits.shared_optin);
+    const int chosen = attention_split_count(rows, batch, queries, keys, heads, splits, traits.sm_count);
     // the weights pass reads the lse: scratch for it when the caller did not ask (and there are keys)
     const bool lse_scratch = weights != nullptr && lse == nullptr && keys > 0;
     const AttentionWorkspace parts(batch, queries, heads, value_dim, lse_scratch, chosen);
@@ -271,25 +283,15 @@ int mmf_attention(int dtype, int flags, int batch, int queries, int keys, int he
     if (parts.total > 0 && !aligned16(workspace))
         return fail(MMF_ERR_INVALID_ARGUMENT, "%s: the workspace is not 16-byte aligned", op);
 
-    mmf::AttentionParams p{};
-    p.q = q, p.k = k, p.v = v, p.mask = key_mask, p.bias = bias, p.out = out, p.weights = weights;
     char* scratch = static_cast<char*>(workspace);
     p.lse = lse_scratch ? reinterpret_cast<float*>(scratch + parts.lse) : lse;
     if (chosen > 1) {
         p.partial_out = reinterpret_cast<float*>(scratch + parts.partial_out);
         p.partial_lse = reinterpret_cast<float*>(scratch + parts.partial_lse);
     }
-    for (int i = 0; i < 4 && bias != nullptr; ++i) p.bias_stride[i] = bias_strides[i];
-    p.batch = batch, p.queries = queries, p.keys = keys, p.heads = heads, p.head_dim = head_dim,
-    p.value_dim = value_dim;
-    p.scale_log2 = scale * 1.4426950408889634f;
-    p.causal = causal != 0;
     p.splits = chosen;
     const int key_tiles = (keys + mmf::kAttentionKeyTile - 1) / mmf::kAttentionKeyTile;
     p.tiles_per_split = (key_tiles + chosen - 1) / chosen;
-    p.type = static_cast<mmf::ElementType>(dtype);
-    p.tf32 = tf32;
-    p.narrow_rows = narrow;
     const size_t shared = mmf::attention_shared_bytes(p, traits.compute_major, traits.shared_optin);
     if (shared > static_cast<size_t>(traits.shared_optin))
         return fail(MMF_ERR_UNSUPPORTED, "%s: Dh = %d, Dv = %d need %zu bytes of shared memory per block, the device "
