@@ -231,6 +231,12 @@ def mfb_case(b, dx, dy, mm, k, slices=None):
     t = (F.linear(x.double(), w0.double(), b0.double()) * F.linear(y.double(), w1.double(), b1.double()))
     want = F.normalize(signed_sqrt(t.view(b, mm, k).sum(2), 0.0))
     error = (z.double() - want).abs().max().item()
+    # the projections themselves, each element against the sum of its |terms|: the normalisation above
+    # would hide a projection scaled as a whole (a slice summed twice, a wrong alpha)
+    for got, a, w, bias in ((px, x, w0, b0), (py, y, w1, b1)):
+        a, w, bias = a.double(), w.double(), bias.double()
+        size = F.linear(a.abs(), w.abs(), bias.abs())
+        error = max(error, ((got.double() - F.linear(a, w, bias)).abs() / size).max().item())
     split = "" if slices is None else f" {slices} slices"
     counts = [k_split(b, mm * k, d, slices)[0] for d in (dx, dy)]
     partial_bytes = max(c for c in counts if c > 1) * b * mm * k * 4 if max(counts) > 1 else 0

@@ -16,6 +16,7 @@ import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.mmfuse.cuda.MmfNative;
 
 /**
  * What only a GPU can show: device copies, pointers that are not 16-byte aligned, device faults.
@@ -160,15 +161,24 @@ class CudaTest {
      * Linear and bilinear pooling at each matmul precision against a double reference, the error measured
      * against the sum of |terms| of each element: rounding the inputs to an m-bit mantissa moves each
      * term by at most 2^-m of its size (2 ^ -(m - 1) for the two factors), fp32 accumulation adds little.
+     * The second linear layer (8 rows, k = 2048) has too few output tiles to fill a device, so it is split
+     * along k (asserted below on this device's SM count): the split path at every precision.
      */
     @Test
     void reducedMatmulPrecisionsStayWithinTheirRounding() {
         Ops fp32 = cuda();
         assertEquals(MatmulPrecision.FP32, fp32.matmulPrecision());
         assertTrue(fp32.withMatmulPrecision(MatmulPrecision.FP32) == fp32, "FP32 asked of an FP32 backend returns it");
+        int[] sms = new int[1];
+        assertEquals(0, cudart.cudaDeviceGetAttribute(sms, cudart.cudaDevAttrMultiProcessorCount, 0), "SM count");
+        int[] slices = new int[1];
+        assertEquals(MmfNative.MMF_OK, MmfNative.mmf_gemm_k_split(8, 45, 2048, sms[0], slices, new long[1]));
+        assertTrue(slices[0] > 1, "8 x 2048 -> 45 split along k on " + sms[0] + " SMs, got " + slices[0] + " slice");
         Random rng = new Random(6);
-        int rows = 70, in = 300, out = 45, n = 13, c1 = 33, c2 = 21;
-        Tensor x = TestSupport.random(rng, rows, in), w = TestSupport.random(rng, out, in), bias = TestSupport.random(rng, out);
+        int out = 45, n = 13, c1 = 33, c2 = 21;
+        Tensor[] xs = {TestSupport.random(rng, 70, 300), TestSupport.random(rng, 8, 2048)};
+        Tensor[] ws = {TestSupport.random(rng, out, 300), TestSupport.random(rng, out, 2048)};
+        Tensor bias = TestSupport.random(rng, out);
         Tensor px = TestSupport.random(rng, 2, n, c1), py = TestSupport.random(rng, 2, n, c2);
         Map<MatmulPrecision, Double> bound = Map.of(MatmulPrecision.FP32, 1e-5, MatmulPrecision.TF32, 2.5e-3,
                 MatmulPrecision.FP16, 2.5e-3, MatmulPrecision.BF16, 1e-2);
@@ -177,18 +187,22 @@ class CudaTest {
             assertEquals(precision, ops.matmulPrecision());
             assertEquals(MatmulPrecision.FP32, fp32.matmulPrecision(), "the original is unchanged");
             double worst = 0;
-            try (Tensor dx = x.to(ops.device()); Tensor dw = w.to(ops.device()); Tensor db = bias.to(ops.device());
-                    Tensor y = ops.linear(dx, dw, db)) {
-                float[] got = y.toArray();
-                for (int r = 0; r < rows; r++) {
-                    for (int o = 0; o < out; o++) {
-                        double sum = bias.array()[o], size = Math.abs(sum);
-                        for (int i = 0; i < in; i++) {
-                            double term = (double) x.array()[r * in + i] * w.array()[o * in + i];
-                            sum += term;
-                            size += Math.abs(term);
+            for (int layer = 0; layer < xs.length; layer++) {
+                Tensor x = xs[layer], w = ws[layer];
+                int rows = (int) x.size(0), in = (int) x.size(1);
+                try (Tensor dx = x.to(ops.device()); Tensor dw = w.to(ops.device()); Tensor db = bias.to(ops.device());
+                        Tensor y = ops.linear(dx, dw, db)) {
+                    float[] got = y.toArray();
+                    for (int r = 0; r < rows; r++) {
+                        for (int o = 0; o < out; o++) {
+                            double sum = bias.array()[o], size = Math.abs(sum);
+                            for (int i = 0; i < in; i++) {
+                                double term = (double) x.array()[r * in + i] * w.array()[o * in + i];
+                                sum += term;
+                                size += Math.abs(term);
+                            }
+                            worst = Math.max(worst, Math.abs(got[r * out + o] - sum) / size);
                         }
-                        worst = Math.max(worst, Math.abs(got[r * out + o] - sum) / size);
                     }
                 }
             }
