@@ -193,7 +193,7 @@ final class FewQueryAttention {
     private static void quads(AttentionShape s, int b, int h0, int h1, float[] q, float[] k, float[] v, float[] mask,
             float[] bias, float[] out, float[] lse, boolean sweepRows, Workspace w) {
         int dh = s.headDim, dv = s.valueDim, lq = s.queries, quads = (lq + 3) / 4, states = (h1 - h0) * quads;
-        float[] sc = w.scores = Scratch.atLeast(w.scores, 4 * KEY_BLOCK), alpha = w.alpha = Scratch.atLeast(w.alpha, L);
+        float[] sc = w.scores = Scratch.atLeast(w.scores, 4 * KEY_BLOCK + L), alpha = w.alpha = Scratch.atLeast(w.alpha, L);
         float[] acc = w.output = Scratch.atLeast(w.output, states * 4 * dv);
         float[] max = w.max = Scratch.atLeast(w.max, states * L), sum = w.sum = Scratch.atLeast(w.sum, states * L);
         Arrays.fill(acc, 0, states * 4 * dv, 0f);
@@ -240,8 +240,10 @@ final class FewQueryAttention {
         }
         for (int h = h0; h < h1; h++) {
             for (int i = 0; i < lq; i++) {
-                int state = (h - h0) * quads + i / 4, lane = state * L + i % 4;
-                finish(s, b, h, i, acc, (state * 4 + i % 4) * dv, max[lane], sum[lane], out, lse);
+                int state = (h - h0) * quads + i / 4;
+                float denominator = 0f; // the query's lanes' sums (see softmaxQuad), in lane order
+                for (int lane = state * L + i % 4; lane < (state + 1) * L; lane += 4) denominator += sum[lane];
+                finish(s, b, h, i, acc, (state * 4 + i % 4) * dv, max[state * L + i % 4], denominator, out, lse);
             }
         }
     }
@@ -352,30 +354,37 @@ final class FewQueryAttention {
      * The online softmax step for a quad's block of scores, on whole vectors: the block's maximum per query
      * (lanewise over the block's vectors, then across the lanes of the same query), the rescaling alpha
      * (its first four lanes to {@code alpha}, for P V), the exponentials in place, the new denominators.
-     * max and sum hold L lanes per quad from {@code at}.
+     * max and sum hold L lanes per quad from {@code at}: max the query's maximum in each of its lanes, sum
+     * each lane's own share of the denominator, rescaled as the whole would be and added up across the
+     * query's lanes only at the end (one lane exchange fewer a block).
      */
     private static void softmaxQuad(float[] sc, float[] max, float[] sum, int at, float[] alpha) {
         FloatVector m = FloatVector.fromArray(S, sc, 0);
         for (int c = L; c < 4 * KEY_BLOCK; c += L) m = m.max(FloatVector.fromArray(S, sc, c));
-        m = acrossQueries(m, true);
+        m = maxAcrossQueries(m);
         FloatVector oldMax = FloatVector.fromArray(S, max, at), newMax = oldMax.max(m);
         // a query with nothing attended yet keeps base 0: its exponentials are exp(-inf) = 0
         FloatVector base = newMax.blend(0f, newMax.compare(VectorOperators.EQ, Float.NEGATIVE_INFINITY));
-        FloatVector rescale = VectorMath.exp(oldMax.sub(base)), total = FloatVector.zero(S);
-        for (int c = 0; c < 4 * KEY_BLOCK; c += L) {
+        // the rescaling exp(oldMax - base) rides along as a last vector of scores: one inlined exp, not two (C2's
+        // node budget otherwise left parts of the second to the Vector API's Java fallback)
+        oldMax.intoArray(sc, 4 * KEY_BLOCK);
+        FloatVector total = FloatVector.zero(S);
+        for (int c = 0; c <= 4 * KEY_BLOCK; c += L) {
             FloatVector p = VectorMath.exp(FloatVector.fromArray(S, sc, c).sub(base));
             p.intoArray(sc, c);
-            total = total.add(p);
+            if (c < 4 * KEY_BLOCK) total = total.add(p);
         }
-        FloatVector.fromArray(S, sum, at).mul(rescale).add(acrossQueries(total, false)).intoArray(sum, at);
+        FloatVector rescale = FloatVector.fromArray(S, sc, 4 * KEY_BLOCK);
+        FloatVector.fromArray(S, sum, at).mul(rescale).add(total).intoArray(sum, at);
         newMax.intoArray(max, at);
         rescale.intoArray(alpha, 0);
     }
 
-    /** The maximum (or sum) over the lanes that hold the same query (lane l: query l % 4), in every such lane. */
-    private static FloatVector acrossQueries(FloatVector x, boolean max) {
-        if (L == 16) x = max ? x.max(x.rearrange(SWAP8)) : x.add(x.rearrange(SWAP8));
-        return max ? x.max(x.rearrange(SWAP4)) : x.add(x.rearrange(SWAP4));
+    /** The maximum over the lanes that hold the same query (lane l: query l % 4), in every such lane. A method
+     *  of its own: written out in softmaxQuad, C2 left VectorMath.exp's blend there to the Java fallback. */
+    private static FloatVector maxAcrossQueries(FloatVector x) {
+        if (L == 16) x = x.max(x.rearrange(SWAP8));
+        return x.max(x.rearrange(SWAP4));
     }
 
     /**
