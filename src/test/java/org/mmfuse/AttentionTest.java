@@ -172,7 +172,7 @@ class AttentionTest {
         check(ops, rng, 2, 7, 53, 2, 32, 70, true, true, false, 1);
         check(ops, rng, 3, 3, 16, 2, 128, 8, false, false, false, 1);    // one whole key block
         check(ops, rng, 1, 4, 2, 2, 32, 16, true, false, false, 1);      // causal, Lq > Lk: early queries see nothing
-        // few queries over keys and values past 24 MB, which a CPU task reads ahead block by block: a head per
+        // few queries over keys and values past 16 MB, which a CPU task reads ahead block by block: a head per
         // task (the rows of one head), then all the heads of a batch element per task (one run)
         check(ops, rng, 2, 1, 4100, 4, 128, 128, false, true, false, 1);
         check(ops, rng, 9, 2, 1801, 2, 128, 120, true, true, false, 1);

@@ -51,12 +51,12 @@ final class FewQueryAttention {
      * order (see {@link #sweep}). It replaced copying them there, measured from 16 MB on 2026-11-24 (AVX2,
      * GFLOP/s in place vs copied, B,8,1,577,64: B = 2 (4.7 MB) 25.7 vs 16.2; 4 (9.4 MB) 10.7 vs 7.3; 8 (19 MB) 9.8
      * vs 10.0; 256 (605 MB) 8.0 vs 9.8): on AVX-512, 2026-12-07, fresh JVMs alternating, 256,8,1,577,64 in
-     * place 9.0 and copied 10.6, then copied 9.5/9.5/9.1 and swept 11.5/11.8/12.4. Raised to 24 MB on
-     * 2026-12-08 (AVX-512, 32 MB L3, B,8,1,577,64 swept vs in place): B = 8 (19 MB) 18.5/19.1/21.0 vs
-     * 23.4/22.3/22.5, where the rows mostly come from L3 and the sweep only adds its pass; B = 12 (28 MB)
-     * 10.6/14.4 vs 10.7/10.0; B = 14 (33 MB) 9.3/9.9 vs 6.6/7.9; B = 32 (75 MB) 10.7 vs 8.1.
+     * place 9.0 and copied 10.6, then copied 9.5/9.5/9.1 and swept 11.5/11.8/12.4. Between 16 and 32 MB it
+     * depends on how much of the shared L3 the machine's other work leaves: 2026-12-08 (AVX-512, 32 MB L3,
+     * 8,8,1,577,64, 19 MB, swept vs in place) 18.5/19.1/21.0 vs 23.4/22.3/22.5 in a quiet spell, where the
+     * rows came from L3, and 10.3/14.6/11.4 vs 13.0/9.9/8.5 an hour later, when they no longer did.
      */
-    private static final long SWEEP_FROM_BYTES = 24L << 20;
+    private static final long SWEEP_FROM_BYTES = 16L << 20;
 
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
 
