@@ -361,30 +361,23 @@ final class FewQueryAttention {
     private static void softmaxQuad(float[] sc, float[] max, float[] sum, int at, float[] alpha) {
         FloatVector m = FloatVector.fromArray(S, sc, 0);
         for (int c = L; c < 4 * KEY_BLOCK; c += L) m = m.max(FloatVector.fromArray(S, sc, c));
-        m = maxAcrossQueries(m);
+        // the maximum over the lanes of each query (lane l: query l % 4), in all of them
+        if (L == 16) m = m.max(m.rearrange(SWAP8));
+        m = m.max(m.rearrange(SWAP4));
         FloatVector oldMax = FloatVector.fromArray(S, max, at), newMax = oldMax.max(m);
         // a query with nothing attended yet keeps base 0: its exponentials are exp(-inf) = 0
         FloatVector base = newMax.blend(0f, newMax.compare(VectorOperators.EQ, Float.NEGATIVE_INFINITY));
-        // the rescaling exp(oldMax - base) rides along as a last vector of scores: one inlined exp, not two (C2's
-        // node budget otherwise left parts of the second to the Vector API's Java fallback)
+        // The rescaling exp(oldMax - base) rides along as a last vector of scores: one inlined exp, not two (JDK
+        // 25's node budget left parts of the second to the Vector API's Java fallback), and the sum in a loop of
+        // its own (JDK 17 ran an add under a condition in the exponentials' loop through the fallback).
         oldMax.intoArray(sc, 4 * KEY_BLOCK);
-        FloatVector total = FloatVector.zero(S);
-        for (int c = 0; c <= 4 * KEY_BLOCK; c += L) {
-            FloatVector p = VectorMath.exp(FloatVector.fromArray(S, sc, c).sub(base));
-            p.intoArray(sc, c);
-            if (c < 4 * KEY_BLOCK) total = total.add(p);
-        }
+        for (int c = 0; c <= 4 * KEY_BLOCK; c += L) VectorMath.exp(FloatVector.fromArray(S, sc, c).sub(base)).intoArray(sc, c);
+        FloatVector total = FloatVector.fromArray(S, sc, 0);
+        for (int c = L; c < 4 * KEY_BLOCK; c += L) total = total.add(FloatVector.fromArray(S, sc, c));
         FloatVector rescale = FloatVector.fromArray(S, sc, 4 * KEY_BLOCK);
         FloatVector.fromArray(S, sum, at).mul(rescale).add(total).intoArray(sum, at);
         newMax.intoArray(max, at);
         rescale.intoArray(alpha, 0);
-    }
-
-    /** The maximum over the lanes that hold the same query (lane l: query l % 4), in every such lane. A method
-     *  of its own: written out in softmaxQuad, C2 left VectorMath.exp's blend there to the Java fallback. */
-    private static FloatVector maxAcrossQueries(FloatVector x) {
-        if (L == 16) x = x.max(x.rearrange(SWAP8));
-        return x.max(x.rearrange(SWAP4));
     }
 
     /**
