@@ -356,7 +356,8 @@ final class FewQueryAttention {
      * (its first four lanes to {@code alpha}, for P V), the exponentials in place, the new denominators.
      * max and sum hold L lanes per quad from {@code at}: max the query's maximum in each of its lanes, sum
      * each lane's own share of the denominator, rescaled as the whole would be and added up across the
-     * query's lanes only at the end (one lane exchange fewer a block).
+     * query's lanes only at the end (one lane exchange fewer a block). sc has room for one vector past the
+     * block's 4 KEY_BLOCK scores.
      */
     private static void softmaxQuad(float[] sc, float[] max, float[] sum, int at, float[] alpha) {
         FloatVector m = FloatVector.fromArray(S, sc, 0);
