@@ -215,14 +215,8 @@ final class FewQueryAttention {
                     int q0 = queryAt(s, b, h, i0), q1 = queryAt(s, b, h, Math.min(i0 + 1, lq - 1));
                     int q2 = queryAt(s, b, h, Math.min(i0 + 2, lq - 1)), q3 = queryAt(s, b, h, Math.min(i0 + 3, lq - 1));
                     // keys past n read the last one again: their scores are masked below
-                    if (L == 16) {
-                        quadScores16(q, q0, q1, q2, q3, s.scale, k, kAt, kRow, n, dh, sc);
-                    } else {
-                        for (int j = 0; j < KEY_BLOCK; j += L / 4) {
-                            int r0 = kAt + Math.min(j, n - 1) * kRow, r1 = kAt + Math.min(j + 1, n - 1) * kRow;
-                            quadScores8(q, q0, q1, q2, q3, s.scale, k, r0, r1, dh, sc, 4 * j);
-                        }
-                    }
+                    if (L == 16) quadScores16(q, q0, q1, q2, q3, s.scale, k, kAt, kRow, n, dh, sc);
+                    else quadScores8(q, q0, q1, q2, q3, s.scale, k, kAt, kRow, n, dh, sc);
                     if (masks || n < KEY_BLOCK) { // the padding's repeats of query Lq - 1 masked as it is
                         for (int x = 0; x < 4; x++) maskScores(s, b, h, Math.min(i0 + x, lq - 1), j0, n, mask, bias, sc, x, 4);
                     }
@@ -325,35 +319,38 @@ final class FewQueryAttention {
         }
     }
 
-    /** {@link #quadScores16} for 8 lanes: 2 keys (rows k0, k1) of the quad's 4 queries, three stages of the tree. */
-    private static void quadScores8(float[] q, int q0, int q1, int q2, int q3, float scale, float[] k, int k0, int k1,
-            int dh, float[] sc, int at) {
-        FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
-        for (int d = 0; d < dh; d += L) {
-            FloatVector x0 = FloatVector.fromArray(S, q, q0 + d), x1 = FloatVector.fromArray(S, q, q1 + d);
-            FloatVector x2 = FloatVector.fromArray(S, q, q2 + d), x3 = FloatVector.fromArray(S, q, q3 + d);
-            FloatVector y = FloatVector.fromArray(S, k, k0 + d);
-            v0 = x0.fma(y, v0);
-            v1 = x1.fma(y, v1);
-            v2 = x2.fma(y, v2);
-            v3 = x3.fma(y, v3);
-            y = FloatVector.fromArray(S, k, k1 + d);
-            v4 = x0.fma(y, v4);
-            v5 = x1.fma(y, v5);
-            v6 = x2.fma(y, v6);
-            v7 = x3.fma(y, v7);
+    /** {@link #quadScores16} for 8 lanes: 2 keys at a time, three stages of the tree. */
+    private static void quadScores8(float[] q, int q0, int q1, int q2, int q3, float scale, float[] k, int kAt,
+            int kRow, int n, int dh, float[] sc) {
+        for (int j = 0; j < KEY_BLOCK; j += 2) {
+            int k0 = kAt + Math.min(j, n - 1) * kRow, k1 = kAt + Math.min(j + 1, n - 1) * kRow, at = 4 * j;
+            FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
+            for (int d = 0; d < dh; d += L) {
+                FloatVector x0 = FloatVector.fromArray(S, q, q0 + d), x1 = FloatVector.fromArray(S, q, q1 + d);
+                FloatVector x2 = FloatVector.fromArray(S, q, q2 + d), x3 = FloatVector.fromArray(S, q, q3 + d);
+                FloatVector y = FloatVector.fromArray(S, k, k0 + d);
+                v0 = x0.fma(y, v0);
+                v1 = x1.fma(y, v1);
+                v2 = x2.fma(y, v2);
+                v3 = x3.fma(y, v3);
+                y = FloatVector.fromArray(S, k, k1 + d);
+                v4 = x0.fma(y, v4);
+                v5 = x1.fma(y, v5);
+                v6 = x2.fma(y, v6);
+                v7 = x3.fma(y, v7);
+            }
+            // s = 4
+            v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
+            v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
+            v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
+            v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
+            // s = 2
+            v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
+            v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
+            // s = 1
+            v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
+            v0.mul(scale).intoArray(sc, at);
         }
-        // s = 4
-        v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
-        v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
-        v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
-        v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
-        // s = 2
-        v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
-        v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
-        // s = 1
-        v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
-        v0.mul(scale).intoArray(sc, at);
     }
 
     /**
