@@ -215,8 +215,7 @@ final class FewQueryAttention {
                     int q0 = queryAt(s, b, h, i0), q1 = queryAt(s, b, h, Math.min(i0 + 1, lq - 1));
                     int q2 = queryAt(s, b, h, Math.min(i0 + 2, lq - 1)), q3 = queryAt(s, b, h, Math.min(i0 + 3, lq - 1));
                     // keys past n read the last one again: their scores are masked below
-                    if (L == 16) quadScores16(q, q0, q1, q2, q3, s.scale, k, kAt, kRow, n, dh, sc);
-                    else quadScores8(q, q0, q1, q2, q3, s.scale, k, kAt, kRow, n, dh, sc);
+                    quadScores(q, q0, q1, q2, q3, s.scale, k, kAt, kRow, n, dh, sc);
                     if (masks || n < KEY_BLOCK) { // the padding's repeats of query Lq - 1 masked as it is
                         for (int x = 0; x < 4; x++) maskScores(s, b, h, Math.min(i0 + x, lq - 1), j0, n, mask, bias, sc, x, 4);
                     }
@@ -259,15 +258,16 @@ final class FewQueryAttention {
 
     /**
      * The scores of a block's keys (rows kAt + j kRow of k, j < KEY_BLOCK; past n the last row again, which the
-     * caller masks) for the 4 queries of a quad (rows q0..q3 of q), 16 lanes: sc[4 j + x] = scale · Σ_d q[qx + d]
-     * k[kj + d]. Four keys at a time: sixteen vectors of products over d, then their lane sums by the tree of
-     * {@link #dotScores}; vector 4 j + x is (key j, query x). The loop over the block is in here, not in the caller:
-     * a call per four keys paid its argument checks and spills each time (alternating JVMs, 8,8,4,196 median
-     * GFLOP/s 58.5/58.6/56.0/59.9/72.8/58.1 -> 68.7/65.2/62.2/66.6/69.0/66.4).
+     * caller masks) for the 4 queries of a quad (rows q0..q3 of q): sc[4 j + x] = scale · Σ_d q[qx + d] k[kj + d].
+     * L / 4 keys at a time (16 lanes: four keys, sixteen vectors of products over d; 8 lanes: two keys, eight
+     * vectors), then their lane sums by the tree of {@link #dotScores} (its stage s = 8 only with 16 lanes; L is a
+     * constant, so C2 drops the other width's code); vector 4 j + x is (key j, query x). The loop over the block is in here, not in the
+     * caller: a call per four keys paid its argument checks and spills each time (alternating JVMs, 8,8,4,196
+     * median GFLOP/s 58.5/58.6/56.0/59.9/72.8/58.1 -> 68.7/65.2/62.2/66.6/69.0/66.4).
      */
-    private static void quadScores16(float[] q, int q0, int q1, int q2, int q3, float scale, float[] k, int kAt,
+    private static void quadScores(float[] q, int q0, int q1, int q2, int q3, float scale, float[] k, int kAt,
             int kRow, int n, int dh, float[] sc) {
-        for (int j = 0; j < KEY_BLOCK; j += 4) {
+        for (int j = 0; j < KEY_BLOCK; j += L / 4) {
             int k0 = kAt + Math.min(j, n - 1) * kRow, k1 = kAt + Math.min(j + 1, n - 1) * kRow;
             int k2 = kAt + Math.min(j + 2, n - 1) * kRow, k3 = kAt + Math.min(j + 3, n - 1) * kRow, at = 4 * j;
             FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
@@ -285,59 +285,28 @@ final class FewQueryAttention {
                 v5 = x1.fma(y, v5);
                 v6 = x2.fma(y, v6);
                 v7 = x3.fma(y, v7);
-                y = FloatVector.fromArray(S, k, k2 + d);
-                v8 = x0.fma(y, v8);
-                v9 = x1.fma(y, v9);
-                v10 = x2.fma(y, v10);
-                v11 = x3.fma(y, v11);
-                y = FloatVector.fromArray(S, k, k3 + d);
-                v12 = x0.fma(y, v12);
-                v13 = x1.fma(y, v13);
-                v14 = x2.fma(y, v14);
-                v15 = x3.fma(y, v15);
+                if (L == 16) {
+                    y = FloatVector.fromArray(S, k, k2 + d);
+                    v8 = x0.fma(y, v8);
+                    v9 = x1.fma(y, v9);
+                    v10 = x2.fma(y, v10);
+                    v11 = x3.fma(y, v11);
+                    y = FloatVector.fromArray(S, k, k3 + d);
+                    v12 = x0.fma(y, v12);
+                    v13 = x1.fma(y, v13);
+                    v14 = x2.fma(y, v14);
+                    v15 = x3.fma(y, v15);
+                }
             }
-            // s = 8
-            v0 = v0.blend(v8, BIT8).add(v8.blend(v0, BIT8).rearrange(SWAP8));
-            v1 = v1.blend(v9, BIT8).add(v9.blend(v1, BIT8).rearrange(SWAP8));
-            v2 = v2.blend(v10, BIT8).add(v10.blend(v2, BIT8).rearrange(SWAP8));
-            v3 = v3.blend(v11, BIT8).add(v11.blend(v3, BIT8).rearrange(SWAP8));
-            v4 = v4.blend(v12, BIT8).add(v12.blend(v4, BIT8).rearrange(SWAP8));
-            v5 = v5.blend(v13, BIT8).add(v13.blend(v5, BIT8).rearrange(SWAP8));
-            v6 = v6.blend(v14, BIT8).add(v14.blend(v6, BIT8).rearrange(SWAP8));
-            v7 = v7.blend(v15, BIT8).add(v15.blend(v7, BIT8).rearrange(SWAP8));
-            // s = 4
-            v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
-            v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
-            v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
-            v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
-            // s = 2
-            v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
-            v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
-            // s = 1
-            v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
-            v0.mul(scale).intoArray(sc, at);
-        }
-    }
-
-    /** {@link #quadScores16} for 8 lanes: 2 keys at a time, three stages of the tree. */
-    private static void quadScores8(float[] q, int q0, int q1, int q2, int q3, float scale, float[] k, int kAt,
-            int kRow, int n, int dh, float[] sc) {
-        for (int j = 0; j < KEY_BLOCK; j += 2) {
-            int k0 = kAt + Math.min(j, n - 1) * kRow, k1 = kAt + Math.min(j + 1, n - 1) * kRow, at = 4 * j;
-            FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
-            for (int d = 0; d < dh; d += L) {
-                FloatVector x0 = FloatVector.fromArray(S, q, q0 + d), x1 = FloatVector.fromArray(S, q, q1 + d);
-                FloatVector x2 = FloatVector.fromArray(S, q, q2 + d), x3 = FloatVector.fromArray(S, q, q3 + d);
-                FloatVector y = FloatVector.fromArray(S, k, k0 + d);
-                v0 = x0.fma(y, v0);
-                v1 = x1.fma(y, v1);
-                v2 = x2.fma(y, v2);
-                v3 = x3.fma(y, v3);
-                y = FloatVector.fromArray(S, k, k1 + d);
-                v4 = x0.fma(y, v4);
-                v5 = x1.fma(y, v5);
-                v6 = x2.fma(y, v6);
-                v7 = x3.fma(y, v7);
+            if (L == 16) { // s = 8
+                v0 = v0.blend(v8, BIT8).add(v8.blend(v0, BIT8).rearrange(SWAP8));
+                v1 = v1.blend(v9, BIT8).add(v9.blend(v1, BIT8).rearrange(SWAP8));
+                v2 = v2.blend(v10, BIT8).add(v10.blend(v2, BIT8).rearrange(SWAP8));
+                v3 = v3.blend(v11, BIT8).add(v11.blend(v3, BIT8).rearrange(SWAP8));
+                v4 = v4.blend(v12, BIT8).add(v12.blend(v4, BIT8).rearrange(SWAP8));
+                v5 = v5.blend(v13, BIT8).add(v13.blend(v5, BIT8).rearrange(SWAP8));
+                v6 = v6.blend(v14, BIT8).add(v14.blend(v6, BIT8).rearrange(SWAP8));
+                v7 = v7.blend(v15, BIT8).add(v15.blend(v7, BIT8).rearrange(SWAP8));
             }
             // s = 4
             v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
