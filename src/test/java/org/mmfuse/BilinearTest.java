@@ -206,7 +206,7 @@ class BilinearTest {
     void bilinearLayerMatchesTheFormula(Ops ops) {
         Random rng = new Random(13);
         // 24 to 96 rows take the streamed outer products: {90, 37, 300, 13} a block of 64 rows and one of 26,
-        // chunks of 9 of in1 and a last one of 1, a last output block of 1; {40, 3, 5000, 7} one i per chunk
+        // chunks of 4 of in1 and a last one of 1, a last output block of 1; {40, 3, 5000, 7} one i per chunk
         int[][] shapes = {{1, 1, 1, 1}, {3, 4, 5, 2}, {64, 17, 23, 9}, {7, 40, 33, 1}, {33, 30, 1, 5}, {0, 4, 4, 4},
             {5, 0, 3, 2}, {2, 3, 4, 0}, {90, 37, 300, 13}, {40, 3, 5000, 7}, {24, 2, 3, 6}, {130, 20, 30, 8}};
         for (int[] sh : shapes) {
