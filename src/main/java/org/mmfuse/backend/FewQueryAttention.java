@@ -147,11 +147,8 @@ final class FewQueryAttention {
                 // steps are a chain of dependent reductions, and the queries' chains may then overlap
                 for (int i = 0; i < lq; i++) {
                     int qAt = queryAt(s, b, h, i);
-                    if (trees && L == 16) {
+                    if (trees) {
                         dotScores(q, qAt, s.scale, k, kAt, kRow, n, dh, sc, i * KEY_BLOCK);
-                    } else if (trees) { // two trees of 8 keys
-                        dotScores8(q, qAt, s.scale, k, kAt, kRow, 0, n, dh, sc, i * KEY_BLOCK);
-                        dotScores8(q, qAt, s.scale, k, kAt, kRow, 8, n, dh, sc, i * KEY_BLOCK + 8);
                     } else {
                         scores(q, qAt, s.scale, dh, kT, sc, i * KEY_BLOCK);
                     }
@@ -386,98 +383,78 @@ final class FewQueryAttention {
 
     /**
      * sc[scAt + j] = scale · Σ_d q[qAt + d] k[kAt + j kRow + d] for the block's keys j < n, Dh a multiple of L: per key a
-     * vector of products over d, then the 16 vectors' lane sums at once by a tree of lane exchanges, so
+     * vector of products over d, then the L vectors' lane sums at once by a tree of lane exchanges, so
      * that lane j of the result holds key j's sum. Stage s (8, 4, 2, 1) pairs vector x with vector x + s
      * and adds the halves that differ in lane bit s: lanes with that bit clear keep x's partial sums,
      * the others x + s's. No transposition of the keys (which costs more than the products for so few
-     * queries), and the sums in a fixed order.
+     * queries), and the sums in a fixed order. L keys at a time: the block's 16 at once with 16 lanes, two
+     * runs of 8 with 8 lanes, whose tree has no stage s = 8 (L is a constant, so C2 drops the other
+     * width's code, as in {@link #quadScores}). Keys at or past n read the last one again: maskScores puts
+     * -infinity in their lanes.
      */
     private static void dotScores(float[] q, int qAt, float scale, float[] k, int kAt, int kRow, int n, int dh,
             float[] sc, int scAt) {
-        // keys past n read the last one again: maskScores puts -infinity in their lanes
-        int r1 = kAt + Math.min(1, n - 1) * kRow, r2 = kAt + Math.min(2, n - 1) * kRow, r3 = kAt + Math.min(3, n - 1) * kRow;
-        int r4 = kAt + Math.min(4, n - 1) * kRow, r5 = kAt + Math.min(5, n - 1) * kRow, r6 = kAt + Math.min(6, n - 1) * kRow;
-        int r7 = kAt + Math.min(7, n - 1) * kRow, r8 = kAt + Math.min(8, n - 1) * kRow, r9 = kAt + Math.min(9, n - 1) * kRow;
-        int r10 = kAt + Math.min(10, n - 1) * kRow, r11 = kAt + Math.min(11, n - 1) * kRow;
-        int r12 = kAt + Math.min(12, n - 1) * kRow, r13 = kAt + Math.min(13, n - 1) * kRow;
-        int r14 = kAt + Math.min(14, n - 1) * kRow, r15 = kAt + Math.min(15, n - 1) * kRow;
-        FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
-        FloatVector v8 = v0, v9 = v0, v10 = v0, v11 = v0, v12 = v0, v13 = v0, v14 = v0, v15 = v0;
-        int d = 0;
-        for (; d + L <= dh; d += L) {
-            FloatVector x = FloatVector.fromArray(S, q, qAt + d);
-            v0 = x.fma(FloatVector.fromArray(S, k, kAt + d), v0);
-            v1 = x.fma(FloatVector.fromArray(S, k, r1 + d), v1);
-            v2 = x.fma(FloatVector.fromArray(S, k, r2 + d), v2);
-            v3 = x.fma(FloatVector.fromArray(S, k, r3 + d), v3);
-            v4 = x.fma(FloatVector.fromArray(S, k, r4 + d), v4);
-            v5 = x.fma(FloatVector.fromArray(S, k, r5 + d), v5);
-            v6 = x.fma(FloatVector.fromArray(S, k, r6 + d), v6);
-            v7 = x.fma(FloatVector.fromArray(S, k, r7 + d), v7);
-            v8 = x.fma(FloatVector.fromArray(S, k, r8 + d), v8);
-            v9 = x.fma(FloatVector.fromArray(S, k, r9 + d), v9);
-            v10 = x.fma(FloatVector.fromArray(S, k, r10 + d), v10);
-            v11 = x.fma(FloatVector.fromArray(S, k, r11 + d), v11);
-            v12 = x.fma(FloatVector.fromArray(S, k, r12 + d), v12);
-            v13 = x.fma(FloatVector.fromArray(S, k, r13 + d), v13);
-            v14 = x.fma(FloatVector.fromArray(S, k, r14 + d), v14);
-            v15 = x.fma(FloatVector.fromArray(S, k, r15 + d), v15);
+        for (int first = 0; first < KEY_BLOCK; first += L) {
+            int r0 = kAt + Math.min(first, n - 1) * kRow, r1 = kAt + Math.min(first + 1, n - 1) * kRow;
+            int r2 = kAt + Math.min(first + 2, n - 1) * kRow, r3 = kAt + Math.min(first + 3, n - 1) * kRow;
+            int r4 = kAt + Math.min(first + 4, n - 1) * kRow, r5 = kAt + Math.min(first + 5, n - 1) * kRow;
+            int r6 = kAt + Math.min(first + 6, n - 1) * kRow, r7 = kAt + Math.min(first + 7, n - 1) * kRow;
+            int r8 = 0, r9 = 0, r10 = 0, r11 = 0, r12 = 0, r13 = 0, r14 = 0, r15 = 0;
+            if (L == 16) {
+                r8 = kAt + Math.min(first + 8, n - 1) * kRow;
+                r9 = kAt + Math.min(first + 9, n - 1) * kRow;
+                r10 = kAt + Math.min(first + 10, n - 1) * kRow;
+                r11 = kAt + Math.min(first + 11, n - 1) * kRow;
+                r12 = kAt + Math.min(first + 12, n - 1) * kRow;
+                r13 = kAt + Math.min(first + 13, n - 1) * kRow;
+                r14 = kAt + Math.min(first + 14, n - 1) * kRow;
+                r15 = kAt + Math.min(first + 15, n - 1) * kRow;
+            }
+            FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
+            FloatVector v8 = v0, v9 = v0, v10 = v0, v11 = v0, v12 = v0, v13 = v0, v14 = v0, v15 = v0;
+            for (int d = 0; d + L <= dh; d += L) {
+                FloatVector x = FloatVector.fromArray(S, q, qAt + d);
+                v0 = x.fma(FloatVector.fromArray(S, k, r0 + d), v0);
+                v1 = x.fma(FloatVector.fromArray(S, k, r1 + d), v1);
+                v2 = x.fma(FloatVector.fromArray(S, k, r2 + d), v2);
+                v3 = x.fma(FloatVector.fromArray(S, k, r3 + d), v3);
+                v4 = x.fma(FloatVector.fromArray(S, k, r4 + d), v4);
+                v5 = x.fma(FloatVector.fromArray(S, k, r5 + d), v5);
+                v6 = x.fma(FloatVector.fromArray(S, k, r6 + d), v6);
+                v7 = x.fma(FloatVector.fromArray(S, k, r7 + d), v7);
+                if (L == 16) {
+                    v8 = x.fma(FloatVector.fromArray(S, k, r8 + d), v8);
+                    v9 = x.fma(FloatVector.fromArray(S, k, r9 + d), v9);
+                    v10 = x.fma(FloatVector.fromArray(S, k, r10 + d), v10);
+                    v11 = x.fma(FloatVector.fromArray(S, k, r11 + d), v11);
+                    v12 = x.fma(FloatVector.fromArray(S, k, r12 + d), v12);
+                    v13 = x.fma(FloatVector.fromArray(S, k, r13 + d), v13);
+                    v14 = x.fma(FloatVector.fromArray(S, k, r14 + d), v14);
+                    v15 = x.fma(FloatVector.fromArray(S, k, r15 + d), v15);
+                }
+            }
+            if (L == 16) { // s = 8
+                v0 = v0.blend(v8, BIT8).add(v8.blend(v0, BIT8).rearrange(SWAP8));
+                v1 = v1.blend(v9, BIT8).add(v9.blend(v1, BIT8).rearrange(SWAP8));
+                v2 = v2.blend(v10, BIT8).add(v10.blend(v2, BIT8).rearrange(SWAP8));
+                v3 = v3.blend(v11, BIT8).add(v11.blend(v3, BIT8).rearrange(SWAP8));
+                v4 = v4.blend(v12, BIT8).add(v12.blend(v4, BIT8).rearrange(SWAP8));
+                v5 = v5.blend(v13, BIT8).add(v13.blend(v5, BIT8).rearrange(SWAP8));
+                v6 = v6.blend(v14, BIT8).add(v14.blend(v6, BIT8).rearrange(SWAP8));
+                v7 = v7.blend(v15, BIT8).add(v15.blend(v7, BIT8).rearrange(SWAP8));
+            }
+            // s = 4
+            v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
+            v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
+            v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
+            v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
+            // s = 2
+            v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
+            v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
+            // s = 1
+            v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
+            v0.mul(scale).intoArray(sc, scAt + first);
         }
-        // s = 8
-        v0 = v0.blend(v8, BIT8).add(v8.blend(v0, BIT8).rearrange(SWAP8));
-        v1 = v1.blend(v9, BIT8).add(v9.blend(v1, BIT8).rearrange(SWAP8));
-        v2 = v2.blend(v10, BIT8).add(v10.blend(v2, BIT8).rearrange(SWAP8));
-        v3 = v3.blend(v11, BIT8).add(v11.blend(v3, BIT8).rearrange(SWAP8));
-        v4 = v4.blend(v12, BIT8).add(v12.blend(v4, BIT8).rearrange(SWAP8));
-        v5 = v5.blend(v13, BIT8).add(v13.blend(v5, BIT8).rearrange(SWAP8));
-        v6 = v6.blend(v14, BIT8).add(v14.blend(v6, BIT8).rearrange(SWAP8));
-        v7 = v7.blend(v15, BIT8).add(v15.blend(v7, BIT8).rearrange(SWAP8));
-        // s = 4
-        v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
-        v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
-        v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
-        v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
-        // s = 2
-        v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
-        v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
-        // s = 1
-        v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
-        v0.mul(scale).intoArray(sc, scAt);
-    }
-
-    /**
-     * {@link #dotScores} for 8 lanes and keys [first, first + 8) of the block: three stages of the tree.
-     * Keys at or past n read the last one again.
-     */
-    private static void dotScores8(float[] q, int qAt, float scale, float[] k, int kAt, int kRow, int first, int n,
-            int dh, float[] sc, int scAt) {
-        int r0 = kAt + Math.min(first, n - 1) * kRow, r1 = kAt + Math.min(first + 1, n - 1) * kRow;
-        int r2 = kAt + Math.min(first + 2, n - 1) * kRow, r3 = kAt + Math.min(first + 3, n - 1) * kRow;
-        int r4 = kAt + Math.min(first + 4, n - 1) * kRow, r5 = kAt + Math.min(first + 5, n - 1) * kRow;
-        int r6 = kAt + Math.min(first + 6, n - 1) * kRow, r7 = kAt + Math.min(first + 7, n - 1) * kRow;
-        FloatVector v0 = FloatVector.zero(S), v1 = v0, v2 = v0, v3 = v0, v4 = v0, v5 = v0, v6 = v0, v7 = v0;
-        for (int d = 0; d + L <= dh; d += L) {
-            FloatVector x = FloatVector.fromArray(S, q, qAt + d);
-            v0 = x.fma(FloatVector.fromArray(S, k, r0 + d), v0);
-            v1 = x.fma(FloatVector.fromArray(S, k, r1 + d), v1);
-            v2 = x.fma(FloatVector.fromArray(S, k, r2 + d), v2);
-            v3 = x.fma(FloatVector.fromArray(S, k, r3 + d), v3);
-            v4 = x.fma(FloatVector.fromArray(S, k, r4 + d), v4);
-            v5 = x.fma(FloatVector.fromArray(S, k, r5 + d), v5);
-            v6 = x.fma(FloatVector.fromArray(S, k, r6 + d), v6);
-            v7 = x.fma(FloatVector.fromArray(S, k, r7 + d), v7);
-        }
-        // s = 4
-        v0 = v0.blend(v4, BIT4).add(v4.blend(v0, BIT4).rearrange(SWAP4));
-        v1 = v1.blend(v5, BIT4).add(v5.blend(v1, BIT4).rearrange(SWAP4));
-        v2 = v2.blend(v6, BIT4).add(v6.blend(v2, BIT4).rearrange(SWAP4));
-        v3 = v3.blend(v7, BIT4).add(v7.blend(v3, BIT4).rearrange(SWAP4));
-        // s = 2
-        v0 = v0.blend(v2, BIT2).add(v2.blend(v0, BIT2).rearrange(SWAP2));
-        v1 = v1.blend(v3, BIT2).add(v3.blend(v1, BIT2).rearrange(SWAP2));
-        // s = 1
-        v0 = v0.blend(v1, BIT1).add(v1.blend(v0, BIT1).rearrange(SWAP1));
-        v0.mul(scale).intoArray(sc, scAt);
     }
 
     /** sc[scAt + j] = scale · Σ_d q[qAt + d] kT[d, j], in four partial sums over d (one would be a chain of FMA latencies). */
