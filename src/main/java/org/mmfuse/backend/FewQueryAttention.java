@@ -351,18 +351,29 @@ final class FewQueryAttention {
     }
 
     /**
-     * Reads one vector from every cache line of n rows of {@code width} floats, {@code stride} apart from
+     * Reads one float from every cache line of n rows of {@code width} floats, {@code stride} apart from
      * a[from]: the block's rows of a task's heads in memory order, each row one run, which the hardware
      * prefetchers follow ahead of the loads; the kernels then find them in cache. Java has no prefetch
      * instruction; copying the rows instead (System.arraycopy into a buffer, 11-14 GB/s on one core here
-     * against 22 for reading alone) wrote what this only reads. Returns the sum, for the caller to keep.
+     * against 22 for reading alone) wrote what this only reads. Floats, not vectors: a float[]'s elements
+     * start 16 bytes into a line, so a vector of 16 spans two lines, and reading one a line ran slower than
+     * no sweep on JDK 17 (alternating JVMs, Zen 5, 2026-12-08, 32,8,2,196 GFLOP/s: vectors 11.0/11.9, none
+     * 22.1/21.6, floats 34.7/35.3; on JDK 25 vectors 24.7/21.0, none 22.9/21.4, floats 37.5/33.6). A row's
+     * last float may lie one line further than the steps of 16 reach. Returns the sum, for the caller to keep.
      */
     private static float sweep(float[] a, int from, int stride, int n, int width) {
-        FloatVector sum = FloatVector.zero(S);
+        if (width == 0) return 0f;
+        float even = 0f, odd = 0f; // two chains of adds, which the loads' latencies need not wait on one by one
         for (int j = 0, at = from; j < n; j++, at += stride) {
-            for (int c = 0; c + L <= width; c += 16) sum = sum.add(FloatVector.fromArray(S, a, at + c)); // 16 floats: a line
+            int c = 0;
+            for (; c + 32 <= width; c += 32) {
+                even += a[at + c];
+                odd += a[at + c + 16];
+            }
+            if (c < width) even += a[at + c];
+            odd += a[at + width - 1];
         }
-        return sum.reduceLanes(VectorOperators.ADD);
+        return even + odd;
     }
 
     /** kT[d * KEY_BLOCK + j] = k[first + j * rowStride + d] for j < n, 0 for j in [n, KEY_BLOCK). */
