@@ -356,10 +356,11 @@ final class FewQueryAttention {
      * prefetchers follow ahead of the loads; the kernels then find them in cache. Java has no prefetch
      * instruction; copying the rows instead (System.arraycopy into a buffer, 11-14 GB/s on one core here
      * against 22 for reading alone) wrote what this only reads. Floats, not vectors: a float[]'s elements
-     * start 16 bytes into a line, so a vector of 16 spans two lines, and reading one a line ran slower than
-     * no sweep on JDK 17 (alternating JVMs, Zen 5, 2026-12-08, 32,8,2,196 GFLOP/s: vectors 11.0/11.9, none
-     * 22.1/21.6, floats 34.7/35.3; on JDK 25 vectors 24.7/21.0, none 22.9/21.4, floats 37.5/33.6). A row's
-     * last float may lie one line further than the steps of 16 reach. Returns the sum, for the caller to keep.
+     * do not start at a line (a large array's, after its 16-byte header, 16 bytes into one), so a vector of
+     * 16 spans two lines; read so, the sweep lost to none at all on JDK 17 (alternating JVMs, Zen 5,
+     * 2026-12-08, 32,8,2,196 GFLOP/s: vectors 11.0/11.9, none 22.1/21.6, floats 34.7/35.3; JDK 25: 24.7/21.0,
+     * 22.9/21.4, 37.5/33.6). A row's last float may lie one line past the steps of 16. Returns the sum, for
+     * the caller to keep.
      */
     private static float sweep(float[] a, int from, int stride, int n, int width) {
         if (width == 0) return 0f;
