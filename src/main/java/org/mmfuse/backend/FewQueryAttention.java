@@ -257,10 +257,12 @@ final class FewQueryAttention {
      * The scores of a block's keys (rows kAt + j kRow of k, j < KEY_BLOCK; past n the last row again, which the
      * caller masks) for the 4 queries of a quad (rows q0..q3 of q): sc[4 j + x] = scale · Σ_d q[qx + d] k[kj + d].
      * L / 4 keys at a time (16 lanes: four keys, sixteen vectors of products over d; 8 lanes: two keys, eight
-     * vectors), then their lane sums by the tree of {@link #dotScores} (its stage s = 8 only with 16 lanes; L is a
-     * constant, so C2 drops the other width's code); vector 4 j + x is (key j, query x). The loop over the block is in here, not in the
-     * caller: a call per four keys paid its argument checks and spills each time (alternating JVMs, 8,8,4,196
-     * median GFLOP/s 58.5/58.6/56.0/59.9/72.8/58.1 -> 68.7/65.2/62.2/66.6/69.0/66.4).
+     * vectors), then their lane sums by the tree of {@link #dotScores} (its stage s = 8 only with 16 lanes; L
+     * is a constant, so C2 drops the other width's code); vector 4 j + x is (key j, query x). The loop over
+     * the block is in here, not in the caller: a call per four keys paid its argument checks and spills each
+     * time (alternating JVMs, 8,8,4,196 median GFLOP/s 58.5/58.6/56.0/59.9/72.8/58.1 -> 68.7/65.2/62.2/66.6/
+     * 69.0/66.4). The tree is written out here and in dotScores: as a method of its own it would take sixteen
+     * vectors, past the bytecode size C2 inlines, and vectors passed to a call are boxed.
      */
     private static void quadScores(float[] q, int q0, int q1, int q2, int q3, float scale, float[] k, int kAt,
             int kRow, int n, int dh, float[] sc) {
